@@ -1,0 +1,152 @@
+"""``atp-lab up`` and ``down``: bring the lab to its wanted state, idempotently.
+
+``up`` checks each part and repairs only what is missing or dead, so on a lab that is up it
+takes about a second. Whatever one ``up`` started is undone if that ``up`` fails, so a
+failure never leaves a half-started daemon or VM behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libvirt
+
+from atp_notebook.errors import LabError
+from atp_notebook.lab import daemons, domains
+from atp_notebook.lab.guest import build_guest
+from atp_notebook.lab.inventory import write_config
+from atp_notebook.lab.paths import LAB_VMS, LabPaths
+from atp_notebook.lab.pki import ensure_lab_pki
+from atp_notebook.lab.system import check_debian, check_ports_free, check_root, ensure_packages
+
+log = logging.getLogger("atp.lab")
+
+AGENT_TIMEOUT_S = 180.0
+QEMU = "/usr/bin/qemu-system-x86_64"
+
+
+@dataclass
+class UpReport:
+    """What one ``up`` did: the parts it (re)started; empty lists mean all was well."""
+
+    installed: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)
+    config: Path | None = None
+    seconds: float = 0.0
+
+
+def up(
+    paths: LabPaths,
+    *,
+    agent_timeout: float = AGENT_TIMEOUT_S,
+    os_release: Path = Path("/etc/os-release"),
+) -> UpReport:
+    began = time.monotonic()
+    check_root()
+    check_debian(os_release)
+    report = UpReport(installed=ensure_packages())
+    undo: list[Callable[[], object]] = []
+    try:
+        _bring_up(paths, report, undo, agent_timeout)
+    except BaseException:
+        if undo:
+            log.warning("up failed: undoing what this run started")
+        for action in reversed(undo):
+            try:
+                action()
+            except Exception:  # keep undoing the rest; the original error is what matters
+                log.exception("while undoing a failed up")
+        raise
+    report.seconds = time.monotonic() - began
+    return report
+
+
+def _bring_up(
+    paths: LabPaths, report: UpReport, undo: list[Callable[[], object]], agent_timeout: float
+) -> None:
+    for directory in (paths.root, paths.run_dir, paths.log_dir, paths.etc_dir, paths.vm_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    ensure_lab_pki(paths)
+    guest = build_guest(paths.guest_dir)
+
+    qemu_changed = daemons.write_if_changed(daemons.QEMU_CONF, daemons.qemu_conf(paths))
+    libvirtd_changed = daemons.write_if_changed(
+        paths.etc_dir / "libvirtd.conf", daemons.libvirtd_conf(paths)
+    )
+    sshd_changed = daemons.write_if_changed(paths.etc_dir / "sshd_config",
+                                            daemons.sshd_conf(paths))
+
+    libvirtd = daemons.libvirtd(paths)
+    if libvirtd.pid() is not None and (qemu_changed or libvirtd_changed):
+        # running VMs survive a libvirtd restart; new settings apply from here on
+        libvirtd.stop()
+        report.restarted.append("libvirtd")
+    if libvirtd.pid() is None:
+        daemons.start_libvirtd(paths)
+        undo.append(libvirtd.stop)
+        if "libvirtd" not in report.restarted:
+            report.started.append("libvirtd")
+
+    sshd = daemons.sshd(paths)
+    if sshd.pid() is not None and sshd_changed:
+        sshd.stop()
+        report.restarted.append("sshd")
+    if sshd.pid() is None:
+        daemons.start_sshd(paths)
+        undo.append(sshd.stop)
+        if "sshd" not in report.restarted:
+            report.started.append("sshd")
+
+    conn = libvirt.open("qemu:///system")
+    try:
+        doms = []
+        for vm in LAB_VMS:
+            dom = domains.ensure_defined(conn, paths, vm, guest)
+            if not dom.isActive():
+                check_ports_free({p: f"Spice of {vm.name}" for p in vm.ports})
+            if domains.start(dom):
+                undo.append(dom.destroy)
+                report.started.append(vm.name)
+            doms.append(dom)
+        domains.wait_for_agents(doms, paths, agent_timeout)
+    finally:
+        conn.close()
+    report.config = write_config(paths)
+
+
+@dataclass
+class DownReport:
+    stopped: list[str] = field(default_factory=list)
+
+
+def down(paths: LabPaths) -> DownReport:
+    """Stop the lab's VMs and daemons; nothing the lab did not start is touched."""
+    check_root()
+    report = DownReport()
+    libvirtd = daemons.libvirtd(paths)
+    if libvirtd.pid() is not None:
+        conn = libvirt.open("qemu:///system")
+        try:
+            for vm in LAB_VMS:
+                if domains.destroy_and_undefine(conn, vm.name):
+                    report.stopped.append(vm.name)
+        finally:
+            conn.close()
+    else:
+        # libvirtd is gone but its QEMUs outlive it: stop them by libvirt's pid files
+        for vm in LAB_VMS:
+            pid = domains.qemu_pid(vm.name)
+            if pid is not None and daemons.pid_alive(pid, QEMU):
+                os.kill(pid, signal.SIGKILL)
+                report.stopped.append(vm.name)
+    for daemon in (daemons.sshd(paths), libvirtd):
+        if daemon.stop():
+            report.stopped.append(daemon.name)
+    return report

@@ -1,0 +1,193 @@
+"""The lab's VMs as libvirt domains: their XML, start/stop, and waiting for the agent.
+
+The VMs boot the lab's kernel + initramfs (no disk) under TCG: ``/dev/kvm`` exists on the
+machines we target, but nested KVM hangs guests there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import libvirt
+import libvirt_qemu
+
+from atp_notebook.errors import LabError
+from atp_notebook.lab.guest import GuestImage
+from atp_notebook.lab.paths import AGENT_PORT_NAME, LOOPBACK, TEST_PORT_NAME, LabPaths, VmSpec
+
+log = logging.getLogger("atp.lab")
+
+LAB_NAMESPACE = "https://atp-notebook.invalid/lab"
+MEMORY_MIB = 256
+AGENT_PING = json.dumps({"execute": "guest-ping"})
+
+
+def _silence_libvirt(_ctx: object, _err: object) -> None:
+    """libvirt prints every error to stderr by default; we raise them instead."""
+
+
+libvirt.registerErrorHandler(_silence_libvirt, None)
+
+
+def spice_password(paths: LabPaths, vm: VmSpec) -> str | None:
+    """The VM's Spice password, made once and kept in a 0600 file."""
+    if not vm.spice_password:
+        return None
+    path = paths.spice_password_file(vm.name)
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(12)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.touch(mode=0o600)
+    tmp.write_text(password + "\n")
+    tmp.replace(path)
+    return password
+
+
+def domain_xml(paths: LabPaths, vm: VmSpec, guest: GuestImage, password: str | None) -> str:
+    dom = ET.Element("domain", type="qemu")
+    ET.SubElement(dom, "name").text = vm.name
+    meta = ET.SubElement(dom, "metadata")
+    ET.SubElement(meta, "{%s}lab" % LAB_NAMESPACE, digest=guest.digest)
+    ET.SubElement(dom, "memory", unit="MiB").text = str(MEMORY_MIB)
+    ET.SubElement(dom, "vcpu").text = "1"
+    os_el = ET.SubElement(dom, "os")
+    ET.SubElement(os_el, "type", arch="x86_64", machine="pc").text = "hvm"
+    ET.SubElement(os_el, "kernel").text = str(guest.kernel)
+    ET.SubElement(os_el, "initrd").text = str(guest.initrd)
+    ET.SubElement(os_el, "cmdline").text = f"{guest.cmdline} atp.hostname={vm.name}"
+    features = ET.SubElement(dom, "features")
+    ET.SubElement(features, "acpi")
+    ET.SubElement(dom, "on_poweroff").text = "destroy"
+    ET.SubElement(dom, "on_reboot").text = "restart"
+    ET.SubElement(dom, "on_crash").text = "destroy"
+
+    dev = ET.SubElement(dom, "devices")
+    serial = ET.SubElement(dev, "serial", type="file")
+    ET.SubElement(serial, "source", path=str(paths.console_log(vm.name)))
+    ET.SubElement(serial, "target", port="0")
+    # UNIX-socket channels (no path: libvirt picks one): virDomainOpenChannel refuses ptys.
+    for port_name in (AGENT_PORT_NAME, TEST_PORT_NAME):
+        channel = ET.SubElement(dev, "channel", type="unix")
+        ET.SubElement(channel, "target", type="virtio", name=port_name)
+
+    graphics = ET.SubElement(dev, "graphics", type="spice", autoport="no", listen=LOOPBACK)
+    if vm.spice_port is not None:
+        graphics.set("port", str(vm.spice_port))
+    if vm.spice_tls_port is not None:
+        graphics.set("tlsPort", str(vm.spice_tls_port))
+        if vm.spice_port is None:
+            graphics.set("defaultMode", "secure")
+    if password is not None:
+        graphics.set("passwd", password)
+    ET.SubElement(graphics, "listen", type="address", address=LOOPBACK)
+
+    video = ET.SubElement(dev, "video")
+    ET.SubElement(video, "model", type="qxl", vram="16384", heads="1")
+    ET.SubElement(dev, "input", type="tablet", bus="usb")
+    ET.SubElement(dev, "input", type="keyboard", bus="ps2")
+    ET.SubElement(dev, "memballoon", model="none")
+    return ET.tostring(dom, encoding="unicode")
+
+
+def _lab_digest(dom: libvirt.virDomain) -> str | None:
+    try:
+        meta = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, LAB_NAMESPACE, 0)
+    except libvirt.libvirtError:
+        return None
+    return ET.fromstring(meta).get("digest")
+
+
+def lookup(conn: libvirt.virConnect, name: str) -> libvirt.virDomain | None:
+    try:
+        return conn.lookupByName(name)
+    except libvirt.libvirtError:
+        return None
+
+
+def ensure_defined(
+    conn: libvirt.virConnect, paths: LabPaths, vm: VmSpec, guest: GuestImage
+) -> libvirt.virDomain:
+    """Define the VM; a running VM built from an older guest image is restarted."""
+    existing = lookup(conn, vm.name)
+    if existing is not None and _lab_digest(existing) is None:
+        raise LabError(
+            f"a domain named {vm.name!r} exists and was not defined by atp-lab",
+            hint=f"rename or undefine it (`virsh undefine {vm.name}`), then run `atp-lab up`",
+        )
+    paths.console_log(vm.name).parent.mkdir(parents=True, exist_ok=True)
+    xml = domain_xml(paths, vm, guest, spice_password(paths, vm))
+    if existing is not None and existing.isActive() and _lab_digest(existing) != guest.digest:
+        log.info("%s runs an older guest image: restarting it", vm.name)
+        existing.destroy()
+    return conn.defineXML(xml)
+
+
+def start(dom: libvirt.virDomain) -> bool:
+    """Start the domain unless it runs (a paused one is resumed); True if we started it."""
+    state = dom.state()[0]
+    if state == libvirt.VIR_DOMAIN_RUNNING:
+        return False
+    if state == libvirt.VIR_DOMAIN_PAUSED:
+        dom.resume()
+        return False
+    log.info("starting %s", dom.name())
+    try:
+        dom.create()
+    except libvirt.libvirtError as exc:
+        raise LabError(f"cannot start {dom.name()}: {exc.get_error_message()}") from exc
+    return True
+
+
+def agent_answers(dom: libvirt.virDomain, timeout_s: int = 2) -> bool:
+    try:
+        libvirt_qemu.qemuAgentCommand(dom, AGENT_PING, timeout_s, 0)
+    except libvirt.libvirtError:
+        return False
+    return True
+
+
+def wait_for_agents(doms: list[libvirt.virDomain], paths: LabPaths, timeout: float) -> None:
+    """Wait until every domain's guest agent answers ``guest-ping``."""
+    waiting = {d.name(): d for d in doms}
+    deadline = time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        for name, dom in list(waiting.items()):
+            if agent_answers(dom):
+                log.info("%s: guest agent answers", name)
+                del waiting[name]
+        if waiting:
+            time.sleep(0.5)
+    if waiting:
+        names = ", ".join(sorted(waiting))
+        logs = ", ".join(str(paths.console_log(n)) for n in sorted(waiting))
+        raise LabError(
+            f"the guest agent of {names} did not answer within {timeout:.0f} s",
+            hint=f"the guest's serial console log is in {logs}",
+        )
+
+
+def destroy_and_undefine(conn: libvirt.virConnect, name: str) -> bool:
+    """Stop and forget a lab VM; only domains carrying the lab's metadata are touched."""
+    dom = lookup(conn, name)
+    if dom is None or _lab_digest(dom) is None:
+        return False
+    if dom.isActive():
+        log.info("stopping %s", name)
+        dom.destroy()
+    dom.undefine()
+    return True
+
+
+def qemu_pid(name: str) -> int | None:
+    """The QEMU process of a running domain, from libvirt's own pid file."""
+    try:
+        return int(Path(f"/run/libvirt/qemu/{name}.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None

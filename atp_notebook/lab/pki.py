@@ -1,0 +1,514 @@
+"""The lab's keys and certificates: two TLS CAs, their leaf certificates, and ssh keys.
+
+Two CAs, not one, because a Spice client of atp-vm2 must trust only the Spice server: were
+both signed by one CA, that client would also accept libvirtd's certificate, and the reverse.
+
+:func:`ensure_lab_pki` is idempotent so that ``atp-lab up`` can run it every time. A file that
+is present and still good is never rewritten, so daemons that loaded it need no restart, and
+:attr:`LabPki.written` tells the caller which files did change. "Good" is judged per file from
+what it depends on (a cert on its key and its CA), so losing one file redoes only that file
+and what hangs off it: a re-made CA no longer verifies its old leaves, which are re-issued.
+
+Private keys are unencrypted PKCS#8 because libvirtd and QEMU read them without a passphrase.
+They are protected by mode 0600 in 0700 directories instead, are written through a 0600 temp
+file so they are never briefly readable by others, and never appear in a repr, log line or
+exception message: only their paths do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from atp_notebook.errors import LabError
+from atp_notebook.lab.paths import LOOPBACK, LabPaths
+
+log = logging.getLogger(__name__)
+
+# RSA, not EC or Ed25519: every gnutls (libvirt, spice-gtk) and openssl build accepts it.
+RSA_KEY_SIZE = 2048
+VALIDITY = timedelta(days=3650)
+BACKDATE = timedelta(hours=1)  # so a peer whose clock is a little behind accepts a fresh cert
+RENEW_BEFORE = timedelta(days=30)  # so a lab brought up today works for at least a month
+
+LIBVIRT_CA_CN = "atp-lab libvirt CA"
+SPICE_CA_CN = "atp-lab spice CA"
+SERVER_CN = LOOPBACK  # clients check the name they dialled, which for the lab is loopback
+CLIENT_CN = "atp-lab client"
+LOOPBACK_SANS: tuple[str, ...] = ("localhost", LOOPBACK, "::1")
+SSH_COMMENT = "atp-lab"
+
+_KEY_MODE = 0o600
+_PUBLIC_MODE = 0o644
+_DIR_MODE = 0o700
+_HINT = "run atp-lab as root, or point ATP_LAB_DIR at a writable directory"
+
+
+@dataclass(frozen=True)
+class LabPki:
+    """Where every PKI file of the lab lives; ``written`` lists what the last ensure changed."""
+
+    libvirt_ca_cert: Path
+    libvirt_ca_key: Path
+    libvirt_server_ca: Path
+    libvirt_server_cert: Path
+    libvirt_server_key: Path
+    libvirt_client_ca: Path  # the client files live in paths.libvirt_client_pki (?pkipath=)
+    libvirt_client_cert: Path
+    libvirt_client_key: Path
+    spice_ca_cert: Path
+    spice_ca_key: Path
+    spice_server_ca: Path  # the server files live in paths.spice_pki, QEMU's spice x509 dir
+    spice_server_cert: Path
+    spice_server_key: Path
+    ssh_client_key: Path
+    ssh_client_pub: Path
+    ssh_authorized_keys: Path
+    ssh_host_key: Path
+    ssh_host_pub: Path
+    written: tuple[Path, ...] = ()
+
+    @classmethod
+    def at(cls, paths: LabPaths) -> LabPki:
+        """The layout under ``paths``, without creating anything."""
+        lv_ca, sp_ca = paths.pki_dir / "libvirt-ca", paths.pki_dir / "spice-ca"
+        server, client, spice = paths.libvirt_server_pki, paths.libvirt_client_pki, paths.spice_pki
+        ssh = paths.ssh_dir
+        return cls(
+            libvirt_ca_cert=lv_ca / "cacert.pem",
+            libvirt_ca_key=lv_ca / "cakey.pem",
+            libvirt_server_ca=server / "cacert.pem",
+            libvirt_server_cert=server / "servercert.pem",
+            libvirt_server_key=server / "serverkey.pem",
+            libvirt_client_ca=client / "cacert.pem",
+            libvirt_client_cert=client / "clientcert.pem",
+            libvirt_client_key=client / "clientkey.pem",
+            spice_ca_cert=sp_ca / "cacert.pem",
+            spice_ca_key=sp_ca / "cakey.pem",
+            spice_server_ca=spice / "ca-cert.pem",
+            spice_server_cert=spice / "server-cert.pem",
+            spice_server_key=spice / "server-key.pem",
+            ssh_client_key=paths.ssh_client_key,
+            ssh_client_pub=paths.ssh_client_key.with_name(paths.ssh_client_key.name + ".pub"),
+            ssh_authorized_keys=ssh / "authorized_keys",
+            ssh_host_key=ssh / "ssh_host_ed25519_key",
+            ssh_host_pub=ssh / "ssh_host_ed25519_key.pub",
+        )
+
+    def files(self) -> tuple[Path, ...]:
+        """Every file of the lab PKI."""
+        return tuple(getattr(self, f.name) for f in fields(self) if f.name != "written")
+
+    def directories(self) -> tuple[Path, ...]:
+        """The directories holding those files; every one holds a key, so all are 0700."""
+        return tuple(dict.fromkeys(p.parent for p in self.files()))
+
+
+# --- public helpers (also for tests that need e.g. a rogue CA) ---------------------------
+
+
+def make_ca(
+    common_name: str, *, now: datetime | None = None
+) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    """A new self-signed CA certificate and its new RSA key."""
+    key = _new_rsa_key()
+    return _build_ca(common_name, key, _utc(now)), key
+
+
+def issue_server_cert(
+    ca_cert: x509.Certificate,
+    ca_key: rsa.RSAPrivateKey,
+    common_name: str,
+    *,
+    sans: Sequence[str],
+    now: datetime | None = None,
+) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    """A TLS server cert (EKU serverAuth) with a new key; ``sans`` are host names or IPs."""
+    spec = _LeafSpec(common_name, ExtendedKeyUsageOID.SERVER_AUTH, tuple(sans))
+    key = _new_rsa_key()
+    return _build_leaf(spec, key, ca_cert, ca_key, _utc(now)), key
+
+
+def issue_client_cert(
+    ca_cert: x509.Certificate,
+    ca_key: rsa.RSAPrivateKey,
+    common_name: str,
+    *,
+    now: datetime | None = None,
+) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    """A TLS client cert (EKU clientAuth) with a new key."""
+    spec = _LeafSpec(common_name, ExtendedKeyUsageOID.CLIENT_AUTH, ())
+    key = _new_rsa_key()
+    return _build_leaf(spec, key, ca_cert, ca_key, _utc(now)), key
+
+
+def pem_cert(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def pem_key(key: rsa.RSAPrivateKey) -> bytes:
+    """Unencrypted PKCS#8 PEM: what libvirt and QEMU load without asking for a passphrase."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+# --- certificate profiles ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _LeafSpec:
+    common_name: str
+    purpose: x509.ObjectIdentifier
+    sans: tuple[str, ...]
+
+
+_SERVER = _LeafSpec(SERVER_CN, ExtendedKeyUsageOID.SERVER_AUTH, LOOPBACK_SANS)
+_CLIENT = _LeafSpec(CLIENT_CN, ExtendedKeyUsageOID.CLIENT_AUTH, ())
+
+# (value, critical) pairs. One list serves both to build a cert and to judge whether an
+# existing one still carries exactly what we would give it today.
+_Extensions = list[tuple[x509.ExtensionType, bool]]
+
+
+def _ca_extensions(key: rsa.RSAPrivateKey) -> _Extensions:
+    return [
+        (x509.BasicConstraints(ca=True, path_length=None), True),
+        (_key_usage(ca=True), True),
+        (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False),
+    ]
+
+
+def _leaf_extensions(
+    spec: _LeafSpec, key: rsa.RSAPrivateKey, ca_key: rsa.RSAPrivateKey
+) -> _Extensions:
+    # gnutls (libvirt) rejects a peer whose cert lacks these key usages or the right purpose.
+    exts: _Extensions = [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (_key_usage(ca=False), True),
+        (x509.ExtendedKeyUsage([spec.purpose]), False),
+        (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False),
+        (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
+    ]
+    if spec.sans:
+        exts.append((x509.SubjectAlternativeName([_general_name(s) for s in spec.sans]), False))
+    return exts
+
+
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not ca,
+        content_commitment=False,
+        key_encipherment=not ca,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+# --- building and judging certificates -----------------------------------------------------
+
+
+def _builder(
+    subject: x509.Name, key: rsa.RSAPrivateKey, exts: _Extensions, now: datetime, end: datetime
+) -> x509.CertificateBuilder:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(end)
+    )
+    for value, critical in exts:
+        builder = builder.add_extension(value, critical=critical)
+    return builder
+
+
+def _build_ca(common_name: str, key: rsa.RSAPrivateKey, now: datetime) -> x509.Certificate:
+    name = _name(common_name)
+    builder = _builder(name, key, _ca_extensions(key), now, now + VALIDITY).issuer_name(name)
+    return builder.sign(key, hashes.SHA256())
+
+
+def _build_leaf(
+    spec: _LeafSpec,
+    key: rsa.RSAPrivateKey,
+    ca_cert: x509.Certificate,
+    ca_key: rsa.RSAPrivateKey,
+    now: datetime,
+) -> x509.Certificate:
+    exts = _leaf_extensions(spec, key, ca_key)
+    # Never outlive the CA: past its end the leaf could not verify anyway.
+    end = min(now + VALIDITY, ca_cert.not_valid_after_utc)
+    builder = _builder(_name(spec.common_name), key, exts, now, end)
+    return builder.issuer_name(ca_cert.subject).sign(ca_key, hashes.SHA256())
+
+
+def _new_rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_SIZE)
+
+
+def _conforms(
+    cert: x509.Certificate | None,
+    *,
+    subject: x509.Name,
+    key: rsa.RSAPrivateKey,
+    issuer: x509.Certificate | None,
+    exts: _Extensions,
+    now: datetime,
+) -> bool:
+    """Exists, is for ``subject`` and ``key``, stays valid past RENEW_BEFORE, verifies
+    against ``issuer`` (None: self-signed), and carries exactly ``exts``."""
+    if cert is None:
+        return False
+    return (
+        cert.subject == subject
+        and _public_der(cert.public_key()) == _public_der(key.public_key())
+        and cert.not_valid_before_utc <= now
+        and cert.not_valid_after_utc - now > RENEW_BEFORE
+        and _issued_by(cert, issuer or cert)
+        and all(_has_extension(cert, value, critical) for value, critical in exts)
+    )
+
+
+def _public_der(key: object) -> bytes:
+    if not isinstance(key, rsa.RSAPublicKey):
+        return b""  # a cert for some other key type is never ours
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    return key.public_bytes(serialization.Encoding.DER, spki)
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _has_extension(cert: x509.Certificate, value: x509.ExtensionType, critical: bool) -> bool:
+    try:
+        ext = cert.extensions.get_extension_for_class(type(value))
+    except x509.ExtensionNotFound:
+        return False
+    return ext.value == value and ext.critical == critical
+
+
+# --- the lab's files -----------------------------------------------------------------------
+
+
+def ensure_lab_pki(paths: LabPaths, *, now: datetime | None = None) -> LabPki:
+    """Create or repair every PKI file under ``paths``; leave good files byte-for-byte alone.
+
+    ``now`` (default: the current time; naive means UTC) decides which certs are about to
+    expire and dates new ones; tests pass a later time to simulate an old lab.
+    """
+    layout = LabPki.at(paths)
+    for directory in layout.directories():
+        _ensure_dir(directory)
+    run = _Run(_utc(now))
+    lv_ca, lv_key = run.ca(layout.libvirt_ca_cert, layout.libvirt_ca_key, LIBVIRT_CA_CN)
+    sp_ca, sp_key = run.ca(layout.spice_ca_cert, layout.spice_ca_key, SPICE_CA_CN)
+    run.leaf(layout.libvirt_server_cert, layout.libvirt_server_key, (lv_ca, lv_key), _SERVER)
+    run.leaf(layout.libvirt_client_cert, layout.libvirt_client_key, (lv_ca, lv_key), _CLIENT)
+    run.leaf(layout.spice_server_cert, layout.spice_server_key, (sp_ca, sp_key), _SERVER)
+    run.exact(layout.libvirt_server_ca, pem_cert(lv_ca), _PUBLIC_MODE)
+    run.exact(layout.libvirt_client_ca, pem_cert(lv_ca), _PUBLIC_MODE)
+    run.exact(layout.spice_server_ca, pem_cert(sp_ca), _PUBLIC_MODE)
+
+    client_line = run.ssh_key(layout.ssh_client_key, layout.ssh_client_pub)
+    # Owner-only, as sshd's StrictModes wants for the file that says who may log in as root.
+    run.exact(layout.ssh_authorized_keys, client_line, _KEY_MODE)
+    run.ssh_key(layout.ssh_host_key, layout.ssh_host_pub)
+    return replace(layout, written=tuple(run.written))
+
+
+_Ca = tuple[x509.Certificate, rsa.RSAPrivateKey]
+
+
+class _Run:
+    """One pass of :func:`ensure_lab_pki`: its clock and the files it rewrote."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.written: list[Path] = []
+
+    def ca(self, cert_path: Path, key_path: Path, common_name: str) -> _Ca:
+        key = self.rsa_key(key_path)
+        cert = _load(cert_path, x509.load_pem_x509_certificate)
+        exts = _ca_extensions(key)
+        subject = _name(common_name)
+        if cert is None or not _conforms(
+            cert, subject=subject, key=key, issuer=None, exts=exts, now=self.now
+        ):
+            cert = _build_ca(common_name, key, self.now)
+            self.write(cert_path, pem_cert(cert), _PUBLIC_MODE)
+        return cert, key
+
+    def leaf(self, cert_path: Path, key_path: Path, ca: _Ca, spec: _LeafSpec) -> None:
+        ca_cert, ca_key = ca
+        key = self.rsa_key(key_path)
+        cert = _load(cert_path, x509.load_pem_x509_certificate)
+        exts = _leaf_extensions(spec, key, ca_key)
+        subject = _name(spec.common_name)
+        if not _conforms(cert, subject=subject, key=key, issuer=ca_cert, exts=exts, now=self.now):
+            cert = _build_leaf(spec, key, ca_cert, ca_key, self.now)
+            self.write(cert_path, pem_cert(cert), _PUBLIC_MODE)
+
+    def rsa_key(self, path: Path) -> rsa.RSAPrivateKey:
+        key = _load(path, _parse_rsa_key)
+        if key is None:
+            key = _new_rsa_key()
+            self.write(path, pem_key(key), _KEY_MODE)
+        else:
+            _ensure_mode(path, _KEY_MODE)
+        return key
+
+    def ssh_key(self, path: Path, pub_path: Path) -> bytes:
+        """Ensure an ed25519 key in OpenSSH format and its .pub; returns the public line."""
+        key = _load(path, _parse_ed25519_key)
+        if key is None:
+            key = ed25519.Ed25519PrivateKey.generate()
+            private = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.OpenSSH,
+                serialization.NoEncryption(),
+            )
+            self.write(path, private, _KEY_MODE)
+        else:
+            _ensure_mode(path, _KEY_MODE)
+        public = key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+        line = public + f" {SSH_COMMENT}\n".encode()
+        self.exact(pub_path, line, _PUBLIC_MODE)
+        return line
+
+    def exact(self, path: Path, data: bytes, mode: int) -> None:
+        """A file derived from another (CA copy, .pub): rewritten only if it differs."""
+        if _read(path) == data:
+            _ensure_mode(path, mode)
+        else:
+            self.write(path, data, mode)
+
+    def write(self, path: Path, data: bytes, mode: int) -> None:
+        _write_atomic(path, data, mode)
+        self.written.append(path)
+        log.info("wrote %s", path)
+
+
+# --- loading, tolerant of anything broken --------------------------------------------------
+
+_T = TypeVar("_T")
+
+
+def _load(path: Path, parse: Callable[[bytes], _T]) -> _T | None:
+    """The parsed file, or None if it is missing or unusable (the caller then re-makes it)."""
+    data = _read(path)
+    if data is None:
+        return None
+    try:
+        return parse(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        # Name the file only: its bytes may be a (broken) private key.
+        log.info("%s is unusable; re-making it", path)
+        return None
+
+
+def _parse_rsa_key(data: bytes) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(data, password=None)
+    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size != RSA_KEY_SIZE:
+        raise ValueError(f"not an RSA-{RSA_KEY_SIZE} key")
+    return key
+
+
+def _parse_ed25519_key(data: bytes) -> ed25519.Ed25519PrivateKey:
+    key = serialization.load_ssh_private_key(data, password=None)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise ValueError("not an ed25519 key")
+    return key
+
+
+# --- file system ---------------------------------------------------------------------------
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise LabError(f"cannot read {path}: {exc.strerror}", hint=_HINT) from exc
+
+
+def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Replace ``path`` so that readers see the old file or the new one, never half of one."""
+    tmp: str | None = None
+    try:
+        # mkstemp creates the file 0600, so key bytes are never readable by others.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise LabError(f"cannot write {path}: {exc.strerror}", hint=_HINT) from exc
+
+
+def _ensure_dir(path: Path) -> None:
+    try:
+        path.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LabError(f"cannot create directory {path}: {exc.strerror}", hint=_HINT) from exc
+    _ensure_mode(path, _DIR_MODE)  # mkdir's mode is cut by the umask, and the dir may be old
+
+
+def _ensure_mode(path: Path, mode: int) -> None:
+    # chmod changes neither content nor mtime, so a good file still counts as untouched.
+    try:
+        if path.stat().st_mode & 0o777 != mode:
+            path.chmod(mode)
+    except OSError as exc:
+        raise LabError(f"cannot chmod {path}: {exc.strerror}", hint=_HINT) from exc
+
+
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)

@@ -1,0 +1,154 @@
+#!/bin/sh
+# The lab guest's /init and its helper commands, in one file.
+#
+# The kernel runs this as /init (PID 1).  /usr/bin/atp-* are symlinks to it and it picks its
+# job from the name it was started under, so all of the guest's shell lives in one place.
+# atp_notebook/lab/guest.py fills in the @NAME@ placeholders when it builds the initramfs.
+#
+# Nothing here may write to /dev/console: that is tty1 (the last console= on the kernel
+# command line) and typing tests read tty1.  Boot progress goes to /dev/ttyS0 instead, which
+# the lab points at a file, so a guest whose agent never answers can be debugged from there.
+
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export HOME=/root
+
+BOOT_MODULES="@BOOT_MODULES@"
+FB_MODULES="@FB_MODULES@"
+AGENT_PORT="@AGENT_PORT@"
+TEST_PORT="@TEST_PORT@"
+
+log() {
+    echo "atp-guest: $*"
+}
+
+# Load kernel modules in the order given (the builder already sorted them by dependency);
+# modules that are already loaded are skipped so that the commands can be run twice.
+load_modules() {
+    for ko in "$@"; do
+        name=$(basename "$ko" .ko | tr - _)
+        [ -d "/sys/module/$name" ] && continue
+        insmod "$ko" || { log "insmod $ko failed" >&2; return 1; }
+    done
+}
+
+# There is no udev: make /dev/virtio-ports/<name> -> ../vportNpM ourselves.  A port's name
+# arrives from the host a little after the port itself, so an empty name is skipped and
+# picked up by the next call.
+link_ports() {
+    mkdir -p /dev/virtio-ports
+    for f in /sys/class/virtio-ports/*/name; do
+        [ -r "$f" ] || continue
+        name=$(cat "$f")
+        [ -n "$name" ] || continue
+        dev=${f%/name}
+        dev=${dev##*/}
+        [ "$(readlink "/dev/virtio-ports/$name")" = "../$dev" ] ||
+            ln -sfn "../$dev" "/dev/virtio-ports/$name"
+    done
+}
+
+# Wait (for as long as it takes) until the named port exists; services start from
+# busybox init in parallel with the virtio driver still probing.
+wait_port() {
+    while :; do
+        link_ports
+        [ -c "/dev/virtio-ports/$1" ] && return 0
+        sleep 0.2
+    done
+}
+
+boot() {
+    mount -t proc -o nosuid,nodev,noexec proc /proc
+    mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
+    mount -t devtmpfs -o nosuid,mode=0755 devtmpfs /dev
+    # Only now does /dev/ttyS0 exist; until here nothing was printed.
+    if [ -c /dev/ttyS0 ]; then
+        exec </dev/null >/dev/ttyS0 2>&1
+    else
+        exec </dev/null >/dev/null 2>&1
+    fi
+    log "init on kernel $(uname -r)"
+
+    mkdir -p /dev/pts /dev/shm
+    mount -t devpts -o nosuid,noexec,gid=5,mode=0620,ptmxmode=0666 devpts /dev/pts
+    mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /dev/shm
+    mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run
+    mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp
+    ln -sfn /proc/self/fd /dev/fd
+    ln -sfn /proc/self/fd/0 /dev/stdin
+    ln -sfn /proc/self/fd/1 /dev/stdout
+    ln -sfn /proc/self/fd/2 /dev/stderr
+
+    # atp.hostname= has a dot, so the kernel treats it as a module parameter and does not
+    # pass it to init; /proc/cmdline still has it.
+    host=atp-guest
+    for arg in $(cat /proc/cmdline); do
+        case $arg in
+            atp.hostname=?*) host=${arg#atp.hostname=} ;;
+        esac
+    done
+    hostname "$host"
+    echo "$host" >/etc/hostname
+    log "hostname $host"
+
+    load_modules $BOOT_MODULES && log "virtio modules loaded"
+
+    # busybox init (still PID 1) respawns the shells and services listed in /etc/inittab.
+    # Its own messages go to its stderr, which is the serial port set up above.
+    log "starting busybox init"
+    exec /sbin/init
+}
+
+# Run by busybox init (respawn): qemu-ga in the foreground so that init notices if it dies.
+# With -d it would fork away and init would start a second one at once.
+agent() {
+    wait_port "$AGENT_PORT"
+    # init respawns immediately; a crashing agent must not spin the CPU.
+    [ -e /run/qemu-ga.started ] && sleep 1
+    : >/run/qemu-ga.started
+    log "starting qemu-ga on $AGENT_PORT"
+    echo $$ >/run/qemu-ga.pid
+    exec qemu-ga -m virtio-serial -p "/dev/virtio-ports/$AGENT_PORT" -t /run
+}
+
+# Echo everything the host sends on the test port back to it.  A virtio port reads EOF while
+# the host side is not connected, so the port is opened once, read-write, and cat is simply
+# restarted after each EOF; reopening would lose the host's data in between.
+echo_service() {
+    wait_port "$TEST_PORT"
+    log "echo service on $TEST_PORT"
+    exec 3<>"/dev/virtio-ports/$TEST_PORT"
+    while :; do
+        cat <&3 >&3
+        sleep 0.1
+    done
+}
+
+# Load the qxl DRM stack so that /dev/fb0 appears (fbdev emulation, XRGB8888).  Not done at
+# boot: the framebuffer console would take over tty1 and tests want to choose when.
+fb_on() {
+    load_modules $FB_MODULES || exit 1
+    i=0
+    while [ ! -c /dev/fb0 ]; do
+        i=$((i + 1))
+        if [ $i -gt 100 ]; then
+            echo "atp-fb-on: no /dev/fb0 10 s after loading qxl; is the VM's video qxl?" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    fb=/sys/class/graphics/fb0
+    echo "fb0 $(cat $fb/name) $(cat $fb/virtual_size) $(cat $fb/bits_per_pixel)bpp"
+}
+
+case ${0##*/} in
+    init) boot ;;
+    atp-qemu-ga) agent ;;
+    atp-echo) echo_service ;;
+    atp-link-ports) link_ports ;;
+    atp-fb-on) fb_on ;;
+    *)
+        echo "$0: unknown command name" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Sets up everything atp-notebook needs on a Debian 12 machine, as root, and brings the lab up.
+# Sourced by scripts/run.sh and scripts/test.sh; safe to run again (each step checks first).
+set -euo pipefail
+
+ATP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${ATP_VENV:-$ATP_ROOT/.venv}"
+
+if [ "$(id -u)" != 0 ]; then
+    echo "setup: run as root (the lab starts libvirtd, sshd and QEMU)" >&2
+    exit 1
+fi
+
+# What pip needs to build libvirt-python; the lab's own packages come from `atp-lab up`.
+build_deps=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev)
+missing=()
+for pkg in "${build_deps[@]}"; do
+    dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed \
+        || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON="${ATP_PYTHON:-python3}"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+    echo "setup: $PYTHON is older than 3.11" >&2; exit 1; }
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "setup: creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+# Reinstall only when pyproject.toml changed since the last install.
+stamp="$VENV/.atp-installed"
+if [ ! -f "$stamp" ] || [ "$ATP_ROOT/pyproject.toml" -nt "$stamp" ]; then
+    echo "setup: installing atp-notebook and its test tools into $VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ATP_ROOT[dev]" 2>&1 \
+        | grep -v "is ignored: it is neither" || true
+    "$VENV/bin/python" -c 'import atp_notebook, libvirt' >/dev/null
+    touch "$stamp"
+fi
+
+"$VENV/bin/atp-lab" up

@@ -1,0 +1,45 @@
+"""Shared fixtures: the lab, found up or failed loudly.
+
+A test that needs the lab fails (never skips) when the lab is not up: a skipped integration
+test would hide exactly the breakage it exists to catch.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from atp_notebook.lab.paths import LabPaths
+from atp_notebook.lab.status import LabStatus, lab_status
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # lifecycle tests stop and restart lab parts: run them after everything that uses the lab
+    items.sort(key=lambda item: item.get_closest_marker("lifecycle") is not None)
+
+
+@pytest.fixture(scope="session")
+def lab_paths() -> LabPaths:
+    return LabPaths.default()
+
+
+def describe_failures(status: LabStatus) -> str:
+    bad = [f"host {h.id}: {h.error}" for h in status.hosts if not h.ok]
+    bad += [f"vm {v.name}: {v.state}, agent={'ok' if v.agent else 'silent'}"
+            for v in status.vms if not v.ok]
+    return "; ".join(bad)
+
+
+def require_lab(paths: LabPaths) -> LabStatus:
+    status = lab_status(paths)
+    if not status.ok:
+        pytest.fail(
+            f"the lab is not up ({describe_failures(status)}); run `atp-lab up` first",
+            pytrace=False,
+        )
+    return status
+
+
+@pytest.fixture
+def lab(lab_paths: LabPaths) -> LabStatus:
+    """The lab's status, checked before each test that uses it (lifecycle tests change it)."""
+    return require_lab(lab_paths)
