@@ -54,7 +54,13 @@ def up(
     report = UpReport(installed=ensure_packages())
     undo: list[Callable[[], object]] = []
     try:
-        _bring_up(paths, report, undo, agent_timeout)
+        try:
+            _bring_up(paths, report, undo, agent_timeout)
+        except libvirt.libvirtError as exc:
+            raise LabError(
+                f"libvirt: {exc.get_error_message()}",
+                hint=f"libvirtd's log is {paths.log_dir / 'libvirtd.log'}",
+            ) from exc
     except BaseException:
         if undo:
             log.warning("up failed: undoing what this run started")
@@ -73,7 +79,14 @@ def _bring_up(
 ) -> None:
     for directory in (paths.root, paths.run_dir, paths.log_dir, paths.etc_dir, paths.vm_dir):
         directory.mkdir(parents=True, exist_ok=True)
-    ensure_lab_pki(paths)
+    written = ensure_lab_pki(paths).written
+    # daemons read their certificates and keys at start: renewed files need a restart
+    certs_changed = {
+        part for part, directory in (
+            ("libvirtd", paths.libvirt_server_pki), ("sshd", paths.ssh_dir),
+            ("spice", paths.spice_pki),
+        ) if any(directory in w.parents for w in written)
+    }
     guest = build_guest(paths.guest_dir)
 
     qemu_changed = daemons.write_if_changed(daemons.QEMU_CONF, daemons.qemu_conf(paths))
@@ -84,7 +97,9 @@ def _bring_up(
                                             daemons.sshd_conf(paths))
 
     libvirtd = daemons.libvirtd(paths)
-    if libvirtd.pid() is not None and (qemu_changed or libvirtd_changed):
+    if libvirtd.pid() is not None and (
+        qemu_changed or libvirtd_changed or "libvirtd" in certs_changed
+    ):
         # running VMs survive a libvirtd restart; new settings apply from here on
         libvirtd.stop()
         report.restarted.append("libvirtd")
@@ -95,7 +110,7 @@ def _bring_up(
             report.started.append("libvirtd")
 
     sshd = daemons.sshd(paths)
-    if sshd.pid() is not None and sshd_changed:
+    if sshd.pid() is not None and (sshd_changed or "sshd" in certs_changed):
         sshd.stop()
         report.restarted.append("sshd")
     if sshd.pid() is None:
@@ -109,6 +124,9 @@ def _bring_up(
         doms = []
         for vm in LAB_VMS:
             dom = domains.ensure_defined(conn, paths, vm, guest)
+            if "spice" in certs_changed and dom.isActive():
+                dom.destroy()  # QEMU reads its Spice certificate only at start
+                report.restarted.append(vm.name)
             if not dom.isActive():
                 check_ports_free({p: f"Spice of {vm.name}" for p in vm.ports})
             if domains.start(dom):

@@ -50,11 +50,15 @@ def spice_password(paths: LabPaths, vm: VmSpec) -> str | None:
     return password
 
 
-def domain_xml(paths: LabPaths, vm: VmSpec, guest: GuestImage, password: str | None) -> str:
+def domain_xml(
+    paths: LabPaths, vm: VmSpec, guest: GuestImage, password: str | None, uuid: str | None = None
+) -> str:
     dom = ET.Element("domain", type="qemu")
     ET.SubElement(dom, "name").text = vm.name
+    if uuid is not None:  # redefining an existing domain must keep its identity
+        ET.SubElement(dom, "uuid").text = uuid
     meta = ET.SubElement(dom, "metadata")
-    ET.SubElement(meta, "{%s}lab" % LAB_NAMESPACE, digest=guest.digest)
+    ET.SubElement(meta, f"{{{LAB_NAMESPACE}}}lab", digest=guest.digest)
     ET.SubElement(dom, "memory", unit="MiB").text = str(MEMORY_MIB)
     ET.SubElement(dom, "vcpu").text = "1"
     os_el = ET.SubElement(dom, "os")
@@ -122,7 +126,8 @@ def ensure_defined(
             hint=f"rename or undefine it (`virsh undefine {vm.name}`), then run `atp-lab up`",
         )
     paths.console_log(vm.name).parent.mkdir(parents=True, exist_ok=True)
-    xml = domain_xml(paths, vm, guest, spice_password(paths, vm))
+    uuid = existing.UUIDString() if existing is not None else None
+    xml = domain_xml(paths, vm, guest, spice_password(paths, vm), uuid)
     if existing is not None and existing.isActive() and _lab_digest(existing) != guest.digest:
         log.info("%s runs an older guest image: restarting it", vm.name)
         existing.destroy()

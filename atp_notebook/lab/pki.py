@@ -118,96 +118,41 @@ class LabPki:
         return tuple(dict.fromkeys(p.parent for p in self.files()))
 
 
-# --- public helpers (also for tests that need e.g. a rogue CA) ---------------------------
-
-
-def make_ca(
-    common_name: str, *, now: datetime | None = None
-) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
-    """A new self-signed CA certificate and its new RSA key."""
-    key = _new_rsa_key()
-    return _build_ca(common_name, key, _utc(now)), key
-
-
-def issue_server_cert(
-    ca_cert: x509.Certificate,
-    ca_key: rsa.RSAPrivateKey,
-    common_name: str,
-    *,
-    sans: Sequence[str],
-    now: datetime | None = None,
-) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
-    """A TLS server cert (EKU serverAuth) with a new key; ``sans`` are host names or IPs."""
-    spec = _LeafSpec(common_name, ExtendedKeyUsageOID.SERVER_AUTH, tuple(sans))
-    key = _new_rsa_key()
-    return _build_leaf(spec, key, ca_cert, ca_key, _utc(now)), key
-
-
-def issue_client_cert(
-    ca_cert: x509.Certificate,
-    ca_key: rsa.RSAPrivateKey,
-    common_name: str,
-    *,
-    now: datetime | None = None,
-) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
-    """A TLS client cert (EKU clientAuth) with a new key."""
-    spec = _LeafSpec(common_name, ExtendedKeyUsageOID.CLIENT_AUTH, ())
-    key = _new_rsa_key()
-    return _build_leaf(spec, key, ca_cert, ca_key, _utc(now)), key
-
-
-def pem_cert(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def pem_key(key: rsa.RSAPrivateKey) -> bytes:
-    """Unencrypted PKCS#8 PEM: what libvirt and QEMU load without asking for a passphrase."""
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
 # --- certificate profiles ------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class _LeafSpec:
-    common_name: str
-    purpose: x509.ObjectIdentifier
-    sans: tuple[str, ...]
-
-
-_SERVER = _LeafSpec(SERVER_CN, ExtendedKeyUsageOID.SERVER_AUTH, LOOPBACK_SANS)
-_CLIENT = _LeafSpec(CLIENT_CN, ExtendedKeyUsageOID.CLIENT_AUTH, ())
-
+CertAndKey = tuple[x509.Certificate, rsa.RSAPrivateKey]  # what make_ca and issue_server_cert return
 # (value, critical) pairs. One list serves both to build a cert and to judge whether an
 # existing one still carries exactly what we would give it today.
 _Extensions = list[tuple[x509.ExtensionType, bool]]
 
 
-def _ca_extensions(key: rsa.RSAPrivateKey) -> _Extensions:
-    return [
-        (x509.BasicConstraints(ca=True, path_length=None), True),
-        (_key_usage(ca=True), True),
-        (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False),
-    ]
+@dataclass(frozen=True)
+class _Profile:
+    common_name: str
+    purpose: x509.ObjectIdentifier | None  # EKU of a leaf; None makes a CA
+    sans: tuple[str, ...] = ()
 
 
-def _leaf_extensions(
-    spec: _LeafSpec, key: rsa.RSAPrivateKey, ca_key: rsa.RSAPrivateKey
+_SERVER = _Profile(SERVER_CN, ExtendedKeyUsageOID.SERVER_AUTH, LOOPBACK_SANS)
+_CLIENT = _Profile(CLIENT_CN, ExtendedKeyUsageOID.CLIENT_AUTH)
+
+
+def _extensions(
+    profile: _Profile, key: rsa.RSAPrivateKey, issuer_key: rsa.RSAPrivateKey
 ) -> _Extensions:
-    # gnutls (libvirt) rejects a peer whose cert lacks these key usages or the right purpose.
+    # gnutls (libvirt) checks basic constraints, key usage and purpose of every cert.
+    ca = profile.purpose is None
     exts: _Extensions = [
-        (x509.BasicConstraints(ca=False, path_length=None), True),
-        (_key_usage(ca=False), True),
-        (x509.ExtendedKeyUsage([spec.purpose]), False),
+        (x509.BasicConstraints(ca=ca, path_length=None), True),
+        (_key_usage(ca=ca), True),
         (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False),
-        (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
     ]
-    if spec.sans:
-        exts.append((x509.SubjectAlternativeName([_general_name(s) for s in spec.sans]), False))
+    if profile.purpose is not None:
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())
+        exts += [(x509.ExtendedKeyUsage([profile.purpose]), False), (aki, False)]
+    if profile.sans:
+        names = [_general_name(s) for s in profile.sans]
+        exts.append((x509.SubjectAlternativeName(names), False))
     return exts
 
 
@@ -239,74 +184,50 @@ def _name(common_name: str) -> x509.Name:
 # --- building and judging certificates -----------------------------------------------------
 
 
-def _builder(
-    subject: x509.Name, key: rsa.RSAPrivateKey, exts: _Extensions, now: datetime, end: datetime
-) -> x509.CertificateBuilder:
+def _build(
+    profile: _Profile, key: rsa.RSAPrivateKey, issuer: CertAndKey | None, now: datetime
+) -> x509.Certificate:
+    """A cert for ``key`` signed by ``issuer`` (None: self-signed), valid from ``now``."""
+    subject = _name(profile.common_name)
+    issuer_name, issuer_key = (subject, key) if issuer is None else (issuer[0].subject, issuer[1])
+    end = now + VALIDITY
+    if issuer is not None:  # never outlive the CA: past its end the cert could not verify
+        end = min(end, issuer[0].not_valid_after_utc)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
+        .issuer_name(issuer_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - BACKDATE)
         .not_valid_after(end)
     )
-    for value, critical in exts:
+    for value, critical in _extensions(profile, key, issuer_key):
         builder = builder.add_extension(value, critical=critical)
-    return builder
-
-
-def _build_ca(common_name: str, key: rsa.RSAPrivateKey, now: datetime) -> x509.Certificate:
-    name = _name(common_name)
-    builder = _builder(name, key, _ca_extensions(key), now, now + VALIDITY).issuer_name(name)
-    return builder.sign(key, hashes.SHA256())
-
-
-def _build_leaf(
-    spec: _LeafSpec,
-    key: rsa.RSAPrivateKey,
-    ca_cert: x509.Certificate,
-    ca_key: rsa.RSAPrivateKey,
-    now: datetime,
-) -> x509.Certificate:
-    exts = _leaf_extensions(spec, key, ca_key)
-    # Never outlive the CA: past its end the leaf could not verify anyway.
-    end = min(now + VALIDITY, ca_cert.not_valid_after_utc)
-    builder = _builder(_name(spec.common_name), key, exts, now, end)
-    return builder.issuer_name(ca_cert.subject).sign(ca_key, hashes.SHA256())
-
-
-def _new_rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_SIZE)
+    return builder.sign(issuer_key, hashes.SHA256())
 
 
 def _conforms(
-    cert: x509.Certificate | None,
-    *,
-    subject: x509.Name,
+    cert: x509.Certificate,
+    profile: _Profile,
     key: rsa.RSAPrivateKey,
-    issuer: x509.Certificate | None,
-    exts: _Extensions,
+    issuer: CertAndKey | None,
     now: datetime,
 ) -> bool:
-    """Exists, is for ``subject`` and ``key``, stays valid past RENEW_BEFORE, verifies
-    against ``issuer`` (None: self-signed), and carries exactly ``exts``."""
-    if cert is None:
-        return False
+    """Is for ``key``, stays valid past RENEW_BEFORE, verifies against ``issuer`` (None:
+    self-signed), and carries exactly the subject and extensions ``profile`` asks for."""
+    issuer_cert, issuer_key = (cert, key) if issuer is None else issuer
     return (
-        cert.subject == subject
-        and _public_der(cert.public_key()) == _public_der(key.public_key())
+        cert.public_key() == key.public_key()
+        and cert.subject == _name(profile.common_name)
         and cert.not_valid_before_utc <= now
         and cert.not_valid_after_utc - now > RENEW_BEFORE
-        and _issued_by(cert, issuer or cert)
-        and all(_has_extension(cert, value, critical) for value, critical in exts)
+        and _issued_by(cert, issuer_cert)
+        and all(
+            _has_extension(cert, value, critical)
+            for value, critical in _extensions(profile, key, issuer_key)
+        )
     )
-
-
-def _public_der(key: object) -> bytes:
-    if not isinstance(key, rsa.RSAPublicKey):
-        return b""  # a cert for some other key type is never ours
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    return key.public_bytes(serialization.Encoding.DER, spki)
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -325,6 +246,46 @@ def _has_extension(cert: x509.Certificate, value: x509.ExtensionType, critical: 
     return ext.value == value and ext.critical == critical
 
 
+def _new_rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_SIZE)
+
+
+# --- public helpers (also for tests that need e.g. a rogue CA) ---------------------------
+
+
+def make_ca(common_name: str, *, now: datetime | None = None) -> CertAndKey:
+    """A new self-signed CA certificate and its new RSA key."""
+    key = _new_rsa_key()
+    return _build(_Profile(common_name, None), key, None, _utc(now)), key
+
+
+def issue_server_cert(
+    ca_cert: x509.Certificate,
+    ca_key: rsa.RSAPrivateKey,
+    common_name: str,
+    *,
+    sans: Sequence[str],
+    now: datetime | None = None,
+) -> CertAndKey:
+    """A TLS server cert (EKU serverAuth) and its new key; ``sans`` are host names or IPs."""
+    profile = _Profile(common_name, ExtendedKeyUsageOID.SERVER_AUTH, tuple(sans))
+    key = _new_rsa_key()
+    return _build(profile, key, (ca_cert, ca_key), _utc(now)), key
+
+
+def pem_cert(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def pem_key(key: rsa.RSAPrivateKey) -> bytes:
+    """Unencrypted PKCS#8 PEM: what libvirt and QEMU load without asking for a passphrase."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
 # --- the lab's files -----------------------------------------------------------------------
 
 
@@ -334,27 +295,24 @@ def ensure_lab_pki(paths: LabPaths, *, now: datetime | None = None) -> LabPki:
     ``now`` (default: the current time; naive means UTC) decides which certs are about to
     expire and dates new ones; tests pass a later time to simulate an old lab.
     """
-    layout = LabPki.at(paths)
-    for directory in layout.directories():
+    pki = LabPki.at(paths)
+    for directory in pki.directories():
         _ensure_dir(directory)
     run = _Run(_utc(now))
-    lv_ca, lv_key = run.ca(layout.libvirt_ca_cert, layout.libvirt_ca_key, LIBVIRT_CA_CN)
-    sp_ca, sp_key = run.ca(layout.spice_ca_cert, layout.spice_ca_key, SPICE_CA_CN)
-    run.leaf(layout.libvirt_server_cert, layout.libvirt_server_key, (lv_ca, lv_key), _SERVER)
-    run.leaf(layout.libvirt_client_cert, layout.libvirt_client_key, (lv_ca, lv_key), _CLIENT)
-    run.leaf(layout.spice_server_cert, layout.spice_server_key, (sp_ca, sp_key), _SERVER)
-    run.exact(layout.libvirt_server_ca, pem_cert(lv_ca), _PUBLIC_MODE)
-    run.exact(layout.libvirt_client_ca, pem_cert(lv_ca), _PUBLIC_MODE)
-    run.exact(layout.spice_server_ca, pem_cert(sp_ca), _PUBLIC_MODE)
+    lv_ca = run.cert(pki.libvirt_ca_cert, pki.libvirt_ca_key, _Profile(LIBVIRT_CA_CN, None))
+    sp_ca = run.cert(pki.spice_ca_cert, pki.spice_ca_key, _Profile(SPICE_CA_CN, None))
+    run.cert(pki.libvirt_server_cert, pki.libvirt_server_key, _SERVER, issuer=lv_ca)
+    run.cert(pki.libvirt_client_cert, pki.libvirt_client_key, _CLIENT, issuer=lv_ca)
+    run.cert(pki.spice_server_cert, pki.spice_server_key, _SERVER, issuer=sp_ca)
+    run.exact(pki.libvirt_server_ca, pem_cert(lv_ca[0]), _PUBLIC_MODE)
+    run.exact(pki.libvirt_client_ca, pem_cert(lv_ca[0]), _PUBLIC_MODE)
+    run.exact(pki.spice_server_ca, pem_cert(sp_ca[0]), _PUBLIC_MODE)
 
-    client_line = run.ssh_key(layout.ssh_client_key, layout.ssh_client_pub)
+    client_line = run.ssh_key(pki.ssh_client_key, pki.ssh_client_pub)
     # Owner-only, as sshd's StrictModes wants for the file that says who may log in as root.
-    run.exact(layout.ssh_authorized_keys, client_line, _KEY_MODE)
-    run.ssh_key(layout.ssh_host_key, layout.ssh_host_pub)
-    return replace(layout, written=tuple(run.written))
-
-
-_Ca = tuple[x509.Certificate, rsa.RSAPrivateKey]
+    run.exact(pki.ssh_authorized_keys, client_line, _KEY_MODE)
+    run.ssh_key(pki.ssh_host_key, pki.ssh_host_pub)
+    return replace(pki, written=tuple(run.written))
 
 
 class _Run:
@@ -364,27 +322,24 @@ class _Run:
         self.now = now
         self.written: list[Path] = []
 
-    def ca(self, cert_path: Path, key_path: Path, common_name: str) -> _Ca:
+    def cert(
+        self,
+        cert_path: Path,
+        key_path: Path,
+        profile: _Profile,
+        *,
+        issuer: CertAndKey | None = None,
+    ) -> CertAndKey:
+        """Keep the cert if it still conforms, else issue a new one (for the kept key).
+
+        A re-made CA fails ``_conforms`` for its old leaves, which is how they get re-issued.
+        """
         key = self.rsa_key(key_path)
         cert = _load(cert_path, x509.load_pem_x509_certificate)
-        exts = _ca_extensions(key)
-        subject = _name(common_name)
-        if cert is None or not _conforms(
-            cert, subject=subject, key=key, issuer=None, exts=exts, now=self.now
-        ):
-            cert = _build_ca(common_name, key, self.now)
+        if cert is None or not _conforms(cert, profile, key, issuer, self.now):
+            cert = _build(profile, key, issuer, self.now)
             self.write(cert_path, pem_cert(cert), _PUBLIC_MODE)
         return cert, key
-
-    def leaf(self, cert_path: Path, key_path: Path, ca: _Ca, spec: _LeafSpec) -> None:
-        ca_cert, ca_key = ca
-        key = self.rsa_key(key_path)
-        cert = _load(cert_path, x509.load_pem_x509_certificate)
-        exts = _leaf_extensions(spec, key, ca_key)
-        subject = _name(spec.common_name)
-        if not _conforms(cert, subject=subject, key=key, issuer=ca_cert, exts=exts, now=self.now):
-            cert = _build_leaf(spec, key, ca_cert, ca_key, self.now)
-            self.write(cert_path, pem_cert(cert), _PUBLIC_MODE)
 
     def rsa_key(self, path: Path) -> rsa.RSAPrivateKey:
         key = _load(path, _parse_rsa_key)

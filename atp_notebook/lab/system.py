@@ -130,6 +130,8 @@ def require_tool(path: str, package: str) -> str:
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     """True when something listens on host:port (a bind attempt says EADDRINUSE)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR: connections lingering in TIME_WAIT do not count, only a listener
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

@@ -3,7 +3,7 @@
 #
 # The kernel runs this as /init (PID 1).  /usr/bin/atp-* are symlinks to it and it picks its
 # job from the name it was started under, so all of the guest's shell lives in one place.
-# atp_notebook/lab/guest.py fills in the @NAME@ placeholders when it builds the initramfs.
+# atp_notebook/lab/guest.py fills in the placeholders below when it builds the initramfs.
 #
 # Nothing here may write to /dev/console: that is tty1 (the last console= on the kernel
 # command line) and typing tests read tty1.  Boot progress goes to /dev/ttyS0 instead, which
@@ -68,6 +68,8 @@ boot() {
         exec </dev/null >/dev/null 2>&1
     fi
     log "init on kernel $(uname -r)"
+    # Start tty1 blank rather than with the BIOS's leftovers: tests read that screen.
+    printf '\033[H\033[2J' >/dev/tty1
 
     mkdir -p /dev/pts /dev/shm
     mount -t devpts -o nosuid,noexec,gid=5,mode=0620,ptmxmode=0666 devpts /dev/pts
