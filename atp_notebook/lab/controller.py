@@ -7,11 +7,13 @@ failure never leaves a half-started daemon or VM behind.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +44,32 @@ class UpReport:
     seconds: float = 0.0
 
 
+LOCK_TIMEOUT_S = 600.0
+
+
+@contextmanager
+def lab_lock(paths: LabPaths, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """One ``up`` or ``down`` at a time: a second one waits for the first to finish."""
+    paths.run_dir.mkdir(parents=True, exist_ok=True)
+    with open(paths.run_dir / "lab.lock", "a+") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LabError(
+                        f"another atp-lab up/down held {lock.name} for {timeout:.0f} s",
+                        hint="wait for it to finish, or stop it",
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def up(
     paths: LabPaths,
     *,
@@ -51,7 +79,14 @@ def up(
     began = time.monotonic()
     check_root()
     check_debian(os_release)
-    report = UpReport(installed=ensure_packages())
+    with lab_lock(paths):
+        report = UpReport(installed=ensure_packages())
+        _up_or_undo(paths, report, agent_timeout)
+    report.seconds = time.monotonic() - began
+    return report
+
+
+def _up_or_undo(paths: LabPaths, report: UpReport, agent_timeout: float) -> None:
     undo: list[Callable[[], object]] = []
     try:
         try:
@@ -70,8 +105,6 @@ def up(
             except Exception:  # keep undoing the rest; the original error is what matters
                 log.exception("while undoing a failed up")
         raise
-    report.seconds = time.monotonic() - began
-    return report
 
 
 def _bring_up(
@@ -147,6 +180,11 @@ class DownReport:
 def down(paths: LabPaths) -> DownReport:
     """Stop the lab's VMs and daemons; nothing the lab did not start is touched."""
     check_root()
+    with lab_lock(paths):
+        return _down(paths)
+
+
+def _down(paths: LabPaths) -> DownReport:
     report = DownReport()
     libvirtd = daemons.libvirtd(paths)
     if libvirtd.pid() is not None:

@@ -274,15 +274,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[GuestImage, float]:
     return image, time.monotonic() - started
 
 
-def test_build_is_idempotent_and_fast(built: tuple[GuestImage, float]) -> None:
+def test_build_is_idempotent(built: tuple[GuestImage, float]) -> None:
     image, _ = built
     before = image.initrd.stat().st_mtime_ns, image.kernel.stat().st_mtime_ns
-    started = time.monotonic()
     again = build_guest(image.initrd.parent)
-    took = time.monotonic() - started
     assert again == image
+    # nothing was rewritten: an unchanged image is only checked
     assert (image.initrd.stat().st_mtime_ns, image.kernel.stat().st_mtime_ns) == before
-    assert took < 2.0, f"an unchanged image took {took:.2f} s to check"
 
 
 def test_rebuild_after_damage_gives_identical_bytes(built: tuple[GuestImage, float]) -> None:
