@@ -10,4 +10,4 @@ echo "JupyterLab (the lab's notebooks): http://127.0.0.1:$PORT/lab?token=$TOKEN"
 echo
 cd "$ATP_ROOT/notebooks"
 exec "$VENV/bin/jupyter" lab --allow-root --no-browser --ip=127.0.0.1 --port="$PORT" \
-    --ServerApp.token="$TOKEN" --ServerApp.root_dir="$ATP_ROOT/notebooks"
+    --IdentityProvider.token="$TOKEN" --ServerApp.root_dir="$ATP_ROOT/notebooks"

@@ -36,8 +36,12 @@ fi
 stamp="$VENV/.atp-installed"
 if [ ! -f "$stamp" ] || [ "$ATP_ROOT/pyproject.toml" -nt "$stamp" ]; then
     echo "setup: installing atp-notebook and its test tools into $VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ATP_ROOT[dev]" 2>&1 \
-        | grep -v "is ignored: it is neither" || true
+    "$VENV/bin/pip" install --disable-pip-version-check -e "$ATP_ROOT[dev]" \
+        > "$VENV/pip-install.log" 2>&1 || {
+        tail -30 "$VENV/pip-install.log" >&2
+        echo "setup: pip install failed; full log in $VENV/pip-install.log" >&2
+        exit 1
+    }
     "$VENV/bin/python" -c 'import atp_notebook, libvirt' >/dev/null
     touch "$stamp"
 fi

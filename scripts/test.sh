@@ -11,7 +11,7 @@ echo "== mypy --strict"
 "$VENV/bin/mypy"
 echo "== pytest"
 rc=0
-"$VENV/bin/pytest" -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/sanitize.cfg \
+"$VENV/bin/pytest" -p no:cacheprovider --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg \
     tests notebooks "$@" || rc=$?
 if [ "$rc" = 5 ]; then
     echo "pytest collected no tests: that is a failure here" >&2
