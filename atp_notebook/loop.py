@@ -1,0 +1,128 @@
+"""The "atp loop": one asyncio event loop on a background thread, shared by the process.
+
+All connections live on it, so a notebook cell that blocks never stalls keepalives, events or
+Spice acks, and IPython's own loop is never ours to block. libvirt's event implementation
+(``libvirtaio``) is registered on this loop *before* any libvirt connection is opened:
+keepalive and close callbacks need it, and libvirt accepts one registration per process.
+
+Blocking code reaches the loop through :func:`run`; async code on the loop uses it directly.
+
+Example::
+
+    from atp_notebook.loop import run
+    result = run(some_coroutine(), timeout=5.0)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import libvirt
+import libvirtaio
+
+from atp_notebook.errors import OperationTimeout
+
+log = logging.getLogger("atp.loop")
+T = TypeVar("T")
+
+# libvirt calls made from other threads (the blocking facade, executors) may add timers on
+# this loop without waking it; a short heartbeat bounds how late such a timer can fire.
+HEARTBEAT_S = 0.25
+SHUTDOWN_TIMEOUT_S = 5.0
+
+
+def _silence_libvirt(_ctx: object, _err: object) -> None:
+    """libvirt prints every error on stderr by default; we raise them as exceptions."""
+
+
+class AtpLoop:
+    """The background event loop thread; use :func:`get_loop`, not this class directly."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="atp-io")
+        )
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="atp-loop", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        libvirt.registerErrorHandler(_silence_libvirt, None)
+        # register on the loop's own thread, before anyone can open a connection
+        self.call(self._register_libvirt())
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self._ready.set)
+        self.loop.call_soon(self._heartbeat)
+        self.loop.run_forever()
+
+    def _heartbeat(self) -> None:
+        self.loop.call_later(HEARTBEAT_S, self._heartbeat)
+
+    async def _register_libvirt(self) -> None:
+        libvirtaio.virEventRegisterAsyncIOImpl(loop=self.loop)
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def in_loop_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop from another thread and wait for its result."""
+        if self.in_loop_thread():
+            coro.close()
+            raise RuntimeError("atp loop: a blocking call was made on the loop's own thread; "
+                               "await the coroutine instead")
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError as exc:
+            future.cancel()
+            raise OperationTimeout(f"no result within {timeout} s") from exc
+
+    def close(self) -> None:
+        """Stop the loop (at interpreter exit): cancel tasks, then stop the thread."""
+        if not self._thread.is_alive():
+            return
+
+        async def cancel_all() -> None:
+            current = asyncio.current_task()
+            tasks = [t for t in asyncio.all_tasks() if t is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            self.call(cancel_all(), timeout=SHUTDOWN_TIMEOUT_S)
+        except Exception:  # shutting down anyway; never block interpreter exit
+            log.debug("atp loop: tasks did not cancel cleanly", exc_info=True)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(SHUTDOWN_TIMEOUT_S)
+
+
+_instance: AtpLoop | None = None
+_instance_lock = threading.Lock()
+
+
+def get_loop() -> AtpLoop:
+    """The process's atp loop, started on first use (libvirt events registered on it)."""
+    global _instance  # noqa: PLW0603 - one loop per process, as libvirt requires
+    with _instance_lock:
+        if _instance is None:
+            _instance = AtpLoop()
+            atexit.register(_instance.close)
+        return _instance
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run a coroutine on the atp loop and wait for it (from any thread but the loop's)."""
+    return get_loop().call(coro, timeout)
