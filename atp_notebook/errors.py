@@ -61,6 +61,10 @@ class UnknownVm(AtpError, LookupError):
     """A VM name that no configured host or Spice entry knows."""
 
 
+class UnknownHost(AtpError, LookupError):
+    """A host id that the configuration does not name."""
+
+
 # --- the lab --------------------------------------------------------------------------
 
 

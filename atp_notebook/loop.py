@@ -46,9 +46,11 @@ class AtpLoop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.loop.set_default_executor(
-            concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="atp-io")
+        # blocking libvirt calls run here, never on the loop thread
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=32, thread_name_prefix="atp-io"
         )
+        self.loop.set_default_executor(self.executor)
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, name="atp-loop", daemon=True)
         self._thread.start()

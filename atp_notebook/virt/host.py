@@ -6,8 +6,8 @@ marks itself ``lost`` and reconnects in the background with exponential backoff 
 Callers never hang: while the host is down they get :class:`HostUnavailable` at once (or
 within their timeout when an attempt is already under way, which they share).
 
-State lives on the atp loop; :meth:`HostConnection.connection` is the blocking fast path for
-the facade: a ready connection is returned from the caller's thread without a loop hop.
+:meth:`HostConnection.connection` is the blocking fast path for the facade: a ready
+connection is returned from the caller's thread without any hop to another thread.
 
 Example::
 
@@ -18,10 +18,12 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import enum
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -95,7 +97,13 @@ def libvirt_error_text(exc: BaseException) -> str:
 
 
 class HostConnection:
-    """The shared, self-healing libvirt connection of one host."""
+    """The shared, self-healing libvirt connection of one host.
+
+    One mutex guards the state; one shared future stands for the open under way, so
+    blocking callers (``connection``), async callers (``get``) and the background retry all
+    wait on the same attempt. Opens run on the atp loop's executor: a blocking caller waits
+    on that future directly, without a hop through the loop.
+    """
 
     def __init__(
         self,
@@ -114,10 +122,14 @@ class HostConnection:
         self._atp = loop or get_loop()
         self._backoff = backoff or Backoff()
         self._log = logging.getLogger(f"atp.virt.{host_id}")
+        self._mutex = threading.Lock()
+        # held from an open until its callbacks are registered: a connection must never be
+        # closed while another thread still registers on it (libvirt would use freed memory)
+        self._setup = threading.Lock()
         self._state = HostState.IDLE
         self._conn: libvirt.virConnect | None = None
-        self._attempt: asyncio.Task[libvirt.virConnect] | None = None
-        self._retry: asyncio.TimerHandle | None = None
+        self._attempt: concurrent.futures.Future[libvirt.virConnect] | None = None
+        self._retry: asyncio.TimerHandle | None = None  # touched on the loop thread only
         self._last_failure = 0.0
         self._stats = HostStats()
         self._listeners: list[Callable[[HostState], None]] = []
@@ -144,39 +156,49 @@ class HostConnection:
         conn = self._conn
         if conn is not None and self._state is HostState.READY:
             return conn
-        wait = self.connect_timeout if timeout is None else timeout
-        # the outer bound only guards against a stuck loop; get() enforces ``wait`` itself
-        return self._atp.call(self.get(wait), timeout=wait + 5.0)
-
-    async def get(self, timeout: float | None = None) -> libvirt.virConnect:
-        """The open connection (on the atp loop); shares any attempt already under way."""
-        conn = self._conn
-        if conn is not None and self._state is HostState.READY:
-            return conn
-        if self._state is HostState.CLOSED:
-            raise HostUnavailable(f"host {self.host_id!r}: its connection was closed")
-        if self._attempt is None:
-            since_failure = time.monotonic() - self._last_failure
-            if self._state is HostState.LOST and since_failure < MIN_RETRY_INTERVAL_S:
-                raise self._unavailable()
-            self._start_attempt()
-        assert self._attempt is not None
+        attempt = self._join_attempt()
         wait = self.connect_timeout if timeout is None else timeout
         try:
-            return await asyncio.wait_for(asyncio.shield(self._attempt), wait)
-        except TimeoutError:
-            raise HostUnavailable(
-                f"host {self.host_id!r}: no connection to {self.uri.split('?')[0]} "
-                f"within {wait:g} s"
-            ) from None
+            return attempt.result(wait)
+        except concurrent.futures.TimeoutError:
+            raise self._timed_out(wait) from None
         except HostUnavailable:
             raise
         except Exception as exc:
             raise self._unavailable() from exc
 
-    def mark_lost(self, reason: str) -> None:
-        """Called when a libvirt call finds the connection dead (from any thread)."""
-        self._atp.loop.call_soon_threadsafe(self._lost, reason)
+    async def get(self, timeout: float | None = None) -> libvirt.virConnect:
+        """The open connection, for async code on any event loop."""
+        conn = self._conn
+        if conn is not None and self._state is HostState.READY:
+            return conn
+        attempt = self._join_attempt()
+        wait = self.connect_timeout if timeout is None else timeout
+        try:
+            # shield: a caller that gives up must not cancel the attempt others share
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(attempt)), wait)
+        except TimeoutError:
+            raise self._timed_out(wait) from None
+        except HostUnavailable:
+            raise
+        except Exception as exc:
+            raise self._unavailable() from exc
+
+    def mark_lost(self, reason: str, conn: libvirt.virConnect | None = None) -> None:
+        """The connection (``conn``, or the current one) is dead; reconnect (any thread)."""
+        with self._mutex:
+            current = self._conn
+            if current is None or (conn is not None and conn is not current):
+                return
+            if self._state is not HostState.READY:
+                return
+            self._conn = None
+            self._stats = replace(self._stats, losses=self._stats.losses + 1,
+                                  last_error=reason, connected_at=None)
+            self._set_state(HostState.LOST)
+        self._log.warning("connection lost: %s", reason)
+        self._atp.executor.submit(self._dispose, current)  # waits for a setup under way
+        self._join_attempt(force=True)  # the first retry is immediate; later ones back off
 
     def check_error(self, exc: libvirt.libvirtError) -> None:
         """After a failed libvirt call: if the connection died, mark it lost and raise."""
@@ -186,7 +208,7 @@ class HostConnection:
         except libvirt.libvirtError:
             alive = False
         if not alive:
-            self.mark_lost(libvirt_error_text(exc))
+            self.mark_lost(libvirt_error_text(exc), conn)
             raise HostUnavailable(
                 f"host {self.host_id!r}: connection lost ({libvirt_error_text(exc)}); "
                 "reconnecting in the background"
@@ -194,16 +216,19 @@ class HostConnection:
 
     async def close(self) -> None:
         """Close for good: no more reconnects; pending callers get HostUnavailable."""
-        self._set_state(HostState.CLOSED)
-        if self._retry is not None:
-            self._retry.cancel()
-        if self._attempt is not None:
-            self._attempt.cancel()
-        conn, self._conn = self._conn, None
+        with self._mutex:
+            self._set_state(HostState.CLOSED)
+            conn, self._conn = self._conn, None
+        self._atp.loop.call_soon_threadsafe(self._cancel_retry)
         if conn is not None:
-            await self._atp.loop.run_in_executor(None, self._dispose, conn)
+            await asyncio.wrap_future(self._atp.executor.submit(self._dispose, conn))
 
-    # --- the machinery (atp loop thread) -----------------------------------------------
+    # --- the machinery ------------------------------------------------------------------
+
+    def _timed_out(self, wait: float) -> HostUnavailable:
+        return HostUnavailable(
+            f"host {self.host_id!r}: no connection to {self.uri.split('?')[0]} within {wait:g} s"
+        )
 
     def _unavailable(self) -> HostUnavailable:
         last = self._stats.last_error or "not connected"
@@ -213,98 +238,114 @@ class HostConnection:
         )
 
     def _set_state(self, state: HostState) -> None:
+        """Change state (mutex held); listeners run later, on the atp loop."""
         if state is self._state:
             return
         self._log.info("%s -> %s", self._state, state)
         self._state = state
         for listener in list(self._listeners):
-            try:
-                listener(state)
-            except Exception:  # a listener's bug must not break the connection
-                self._log.exception("state listener failed")
+            self._atp.loop.call_soon_threadsafe(listener, state)
 
-    def _start_attempt(self) -> None:
-        if self._retry is not None:
-            self._retry.cancel()
-            self._retry = None
-        if self._state is not HostState.LOST:
-            self._set_state(HostState.CONNECTING)
-        self._attempt = asyncio.ensure_future(self._connect_once())
-        self._attempt.add_done_callback(self._attempt_done)
+    def _join_attempt(self, *, force: bool = False) -> concurrent.futures.Future[
+            libvirt.virConnect]:
+        """The open under way, or a new one; fails fast right after a failed attempt."""
+        with self._mutex:
+            if self._state is HostState.CLOSED:
+                raise HostUnavailable(f"host {self.host_id!r}: its connection was closed")
+            if self._attempt is not None:
+                return self._attempt
+            since_failure = time.monotonic() - self._last_failure
+            if (not force and self._state is HostState.LOST
+                    and since_failure < MIN_RETRY_INTERVAL_S):
+                raise self._unavailable()
+            if self._state is HostState.IDLE:
+                self._set_state(HostState.CONNECTING)
+            attempt: concurrent.futures.Future[libvirt.virConnect] = concurrent.futures.Future()
+            attempt.set_running_or_notify_cancel()  # running: a waiter's cancel can't kill it
+            self._attempt = attempt
+        self._atp.executor.submit(self._open, attempt)
+        return attempt
 
-    async def _connect_once(self) -> libvirt.virConnect:
-        loop = self._atp.loop
+    def _open(self, attempt: concurrent.futures.Future[libvirt.virConnect]) -> None:
+        """On an executor thread: open, publish, then register the close callback."""
         try:
-            conn = await loop.run_in_executor(None, self._open_blocking)
+            conn = libvirt.open(self.uri)
         except Exception as exc:
-            self._stats = replace(self._stats, failures=self._stats.failures + 1,
-                                  last_error=libvirt_error_text(exc))
-            raise
-        if self._state is HostState.CLOSED:  # closed while we were opening
-            await loop.run_in_executor(None, self._dispose, conn)
-            raise HostUnavailable(f"host {self.host_id!r}: closed")
-        self._conn = conn
-        self._stats = replace(
-            self._stats,
-            opens=self._stats.opens + 1,
-            reconnects=self._stats.reconnects + (1 if self._stats.opens else 0),
-            last_error=None,
-            connected_at=time.time(),
-        )
-        self._backoff.reset()
-        self._set_state(HostState.READY)
-        return conn
-
-    def _attempt_done(self, attempt: asyncio.Task[libvirt.virConnect]) -> None:
-        self._attempt = None
-        if attempt.cancelled() or attempt.exception() is None:
+            with self._mutex:
+                self._attempt = None
+                self._last_failure = time.monotonic()
+                self._stats = replace(self._stats, failures=self._stats.failures + 1,
+                                      last_error=libvirt_error_text(exc))
+                if self._state is not HostState.CLOSED:
+                    self._set_state(HostState.LOST)
+                    self._atp.loop.call_soon_threadsafe(self._schedule_retry)
+            attempt.set_exception(exc)
             return
-        self._last_failure = time.monotonic()
-        if self._state is not HostState.CLOSED:
-            self._set_state(HostState.LOST)
-            self._schedule_retry()
+        with self._setup:
+            self._publish(conn, attempt)
 
-    def _schedule_retry(self) -> None:
-        delay = self._backoff.next_delay()
-        self._log.info("reconnecting in %.2f s", delay)
-        self._retry = self._atp.loop.call_later(delay, self._retry_now)
-
-    def _retry_now(self) -> None:
-        self._retry = None
-        if self._state is HostState.LOST and self._attempt is None:
-            self._start_attempt()
-
-    def _open_blocking(self) -> libvirt.virConnect:
-        """libvirt.open and its callbacks, on an executor thread (libvirt calls block)."""
-        conn = libvirt.open(self.uri)
+    def _publish(
+        self, conn: libvirt.virConnect, attempt: concurrent.futures.Future[libvirt.virConnect]
+    ) -> None:
+        with self._mutex:
+            self._attempt = None
+            closed = self._state is HostState.CLOSED
+            if not closed:
+                self._conn = conn
+                self._stats = replace(
+                    self._stats,
+                    opens=self._stats.opens + 1,
+                    reconnects=self._stats.reconnects + (1 if self._stats.opens else 0),
+                    last_error=None,
+                    connected_at=time.time(),
+                )
+                self._backoff.reset()
+                self._set_state(HostState.READY)
+        if closed:  # closed while we were opening
+            self._close_conn(conn)
+            attempt.set_exception(HostUnavailable(f"host {self.host_id!r}: closed"))
+            return
+        attempt.set_result(conn)
+        # after the waiters have their connection: these cost round trips they need not wait
+        # for; a loss in between is still caught by check_error() on the next failed call
         try:
             conn.registerCloseCallback(self._close_callback, None)
             interval, count = self._keepalive
             conn.setKeepAlive(interval, count)
-        except libvirt.libvirtError:
-            conn.close()
-            raise
-        return conn
+        except libvirt.libvirtError as exc:
+            self.mark_lost(libvirt_error_text(exc), conn)
+
+    def _schedule_retry(self) -> None:
+        """On the loop thread: retry after the next backoff delay."""
+        self._cancel_retry()
+        if self._state is not HostState.LOST:
+            return
+        delay = self._backoff.next_delay()
+        self._log.info("reconnecting in %.2f s", delay)
+        self._retry = self._atp.loop.call_later(delay, self._retry_now)
+
+    def _cancel_retry(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+
+    def _retry_now(self) -> None:
+        self._retry = None
+        if self._state is HostState.LOST:
+            with contextlib.suppress(HostUnavailable):  # closed meanwhile
+                self._join_attempt(force=True)
 
     def _close_callback(self, conn: libvirt.virConnect, reason: int, _opaque: Any) -> None:
         # libvirtaio runs this on the atp loop
-        if reason == libvirt.VIR_CONNECT_CLOSE_REASON_CLIENT or conn is not self._conn:
-            return
-        self._lost(_reason_text(reason))
+        if reason != libvirt.VIR_CONNECT_CLOSE_REASON_CLIENT:
+            self.mark_lost(_reason_text(reason), conn)
 
-    def _lost(self, reason: str) -> None:
-        if self._state in (HostState.CLOSED, HostState.LOST) or self._conn is None:
-            return
-        self._log.warning("connection lost: %s", reason)
-        conn, self._conn = self._conn, None
-        self._stats = replace(self._stats, losses=self._stats.losses + 1, last_error=reason,
-                              connected_at=None)
-        self._set_state(HostState.LOST)
-        self._atp.loop.run_in_executor(None, self._dispose, conn)
-        self._start_attempt()  # the first retry is immediate; later ones back off
+    def _dispose(self, conn: libvirt.virConnect) -> None:
+        with self._setup:
+            self._close_conn(conn)
 
     @staticmethod
-    def _dispose(conn: libvirt.virConnect) -> None:
+    def _close_conn(conn: libvirt.virConnect) -> None:
         with contextlib.suppress(libvirt.libvirtError):
             conn.unregisterCloseCallback()
         with contextlib.suppress(libvirt.libvirtError):

@@ -1,0 +1,74 @@
+"""Connections through the toolkit's pool vs raw ``libvirt.open``, per lab transport.
+
+``ours``: the time until a fresh :class:`HostConnection` hands out its connection —
+``libvirt.open`` on the atp executor, the state published, the caller woken (the close
+callback and keepalive are registered right after, off the caller's path). ``anchor``: raw
+``libvirt.open`` from the calling thread. Both are interleaved in the same run and closed
+outside the timed part. The target is a ratio of at most 1.1.
+
+``pool_reuse.<id>``: the cost of asking a ready host for its connection again (what every
+QMP/QGA call pays) against a raw open — the saving that sharing one connection buys.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from functools import partial
+
+import libvirt
+
+from atp_notebook.lab.inventory import lab_hosts
+from atp_notebook.lab.paths import LabPaths
+from atp_notebook.loop import get_loop, run
+from atp_notebook.virt.host import HostConnection
+from bench.measure import emit, iterations, median, ms, sample
+
+
+def timed_raw_open(uri: str) -> int:
+    start = time.perf_counter_ns()
+    conn = libvirt.open(uri)
+    took = time.perf_counter_ns() - start
+    conn.close()
+    return took
+
+
+def timed_pool_open(host_id: str, uri: str) -> int:
+    host = HostConnection(host_id, uri)
+    start = time.perf_counter_ns()
+    host.connection(timeout=30)
+    took = time.perf_counter_ns() - start
+    run(host.close(), timeout=30)
+    return took
+
+
+def main() -> int:
+    get_loop()  # start the loop and register libvirt's events before any open
+    for h in lab_hosts(LabPaths.default()):
+        n = iterations(8 if h.id == "ssh" else 30, 3)
+        timed_pool_open(h.id, h.uri)  # unmeasured warm-up of both paths
+        timed_raw_open(h.uri)
+        raw: list[int] = []
+        ours: list[int] = []
+        for i in range(n):  # alternate who goes first, as measure.interleave does
+            pair = (partial(timed_raw_open, h.uri), partial(timed_pool_open, h.id, h.uri))
+            first, second = pair if i % 2 == 0 else pair[::-1]
+            a, b = first(), second()
+            raw_ns, ours_ns = (a, b) if i % 2 == 0 else (b, a)
+            raw.append(raw_ns)
+            ours.append(ours_ns)
+        anchor = ms(median(raw))
+        emit(f"pool_open.{h.id}", ms(median(ours)), anchor, "ms", n=n, p="p50")
+
+        host = HostConnection(h.id, h.uri)
+        host.connection(timeout=30)
+        reuse = sample(partial(host.connection, 30), iterations(10_000, 100))
+        emit(f"pool_reuse.{h.id}", ms(median(reuse)), anchor, "ms",
+             n=len(reuse), p="p50")
+        run(host.close(), timeout=30)
+        print(f"pool: {h.id} done", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
