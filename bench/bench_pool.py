@@ -45,7 +45,7 @@ def timed_pool_open(host_id: str, uri: str) -> int:
 def main() -> int:
     get_loop()  # start the loop and register libvirt's events before any open
     for h in lab_hosts(LabPaths.default()):
-        n = iterations(8 if h.id == "ssh" else 30, 3)
+        n = iterations(8 if h.id == "ssh" else 100, 3)
         timed_pool_open(h.id, h.uri)  # unmeasured warm-up of both paths
         timed_raw_open(h.uri)
         raw: list[int] = []
