@@ -260,14 +260,12 @@ class HostConnection:
                 raise self._unavailable()
             if self._state is HostState.IDLE:
                 self._set_state(HostState.CONNECTING)
-            attempt: concurrent.futures.Future[libvirt.virConnect] = concurrent.futures.Future()
-            attempt.set_running_or_notify_cancel()  # running: a waiter's cancel can't kill it
-            self._attempt = attempt
-        self._atp.executor.submit(self._open, attempt)
-        return attempt
+            # submitted under the mutex, so _open cannot finish before _attempt is set
+            self._attempt = self._atp.executor.submit(self._open)
+            return self._attempt
 
-    def _open(self, attempt: concurrent.futures.Future[libvirt.virConnect]) -> None:
-        """On an executor thread: open, publish, then register the close callback."""
+    def _open(self) -> libvirt.virConnect:
+        """On an executor thread: open and publish; callbacks are registered right after."""
         try:
             conn = libvirt.open(self.uri)
         except Exception as exc:
@@ -279,14 +277,7 @@ class HostConnection:
                 if self._state is not HostState.CLOSED:
                     self._set_state(HostState.LOST)
                     self._atp.loop.call_soon_threadsafe(self._schedule_retry)
-            attempt.set_exception(exc)
-            return
-        with self._setup:
-            self._publish(conn, attempt)
-
-    def _publish(
-        self, conn: libvirt.virConnect, attempt: concurrent.futures.Future[libvirt.virConnect]
-    ) -> None:
+            raise
         with self._mutex:
             self._attempt = None
             closed = self._state is HostState.CLOSED
@@ -303,17 +294,23 @@ class HostConnection:
                 self._set_state(HostState.READY)
         if closed:  # closed while we were opening
             self._close_conn(conn)
-            attempt.set_exception(HostUnavailable(f"host {self.host_id!r}: closed"))
-            return
-        attempt.set_result(conn)
-        # after the waiters have their connection: these cost round trips they need not wait
-        # for; a loss in between is still caught by check_error() on the next failed call
+            raise HostUnavailable(f"host {self.host_id!r}: closed")
+        # The waiters get their connection now; the close callback and keepalive cost round
+        # trips they need not wait for (a loss in between is still caught by check_error()).
+        # _setup stays held until they are registered: _dispose must not close it before.
+        self._setup.acquire()
+        self._atp.executor.submit(self._register, conn)
+        return conn
+
+    def _register(self, conn: libvirt.virConnect) -> None:
         try:
             conn.registerCloseCallback(self._close_callback, None)
             interval, count = self._keepalive
             conn.setKeepAlive(interval, count)
         except libvirt.libvirtError as exc:
             self.mark_lost(libvirt_error_text(exc), conn)
+        finally:
+            self._setup.release()
 
     def _schedule_retry(self) -> None:
         """On the loop thread: retry after the next backoff delay."""
