@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import libvirt
+from PIL import Image
 
 from atp_notebook.config import TransportConfig, find_config, load_config
 from atp_notebook.errors import ConfigError, UnknownVm
@@ -32,7 +33,10 @@ from atp_notebook.transport import (
     VmLocation,
     domain_state,
 )
+from atp_notebook.virt.events import EventSubscription, QmpEvent
 from atp_notebook.virt.host import HostConnection, HostStats
+from atp_notebook.virt.protocols import ProtocolType, create_client
+from atp_notebook.virt.qmp import Qmp
 
 T = TypeVar("T")
 
@@ -131,6 +135,7 @@ class Vm:
         self.uuid = location.uuid
         self._host = session.manager.host(location.host_id)
         self._cached: tuple[libvirt.virConnect, libvirt.virDomain] | None = None
+        self._qmp: Qmp | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -167,3 +172,44 @@ class Vm:
         """The domain state: running, paused, shut off, ..."""
         dom = self.domain(timeout)
         return self.call(lambda: domain_state(dom))
+
+    # --- protocols (all share the host's one libvirt connection) ----------------------
+
+    def protocol(self, protocol: ProtocolType) -> object:
+        """The client of ``protocol`` for this VM, e.g. ``vm.protocol(ProtocolType.QGA)``."""
+        return create_client(self, protocol)
+
+    @property
+    def monitor(self) -> Qmp:
+        """The VM's QMP client (typed helpers: status, stop, cont, screendump, ...)."""
+        if self._qmp is None:
+            self._qmp = Qmp(self)
+        return self._qmp
+
+    def qmp(self, command: str, arguments: Mapping[str, Any] | None = None, /,
+            **kwargs: Any) -> Any:
+        """Run a QMP command; returns its ``return`` value. ``vm.qmp("query-status")``"""
+        return self.monitor.execute(command, arguments, **kwargs)
+
+    async def qmp_async(self, command: str, arguments: Mapping[str, Any] | None = None, /,
+                        **kwargs: Any) -> Any:
+        return await self.monitor.execute_async(command, arguments, **kwargs)
+
+    def hmp(self, line: str) -> str:
+        """Run a human-monitor command line. ``vm.hmp("info block")``"""
+        return self.monitor.hmp(line)
+
+    async def hmp_async(self, line: str) -> str:
+        return await self.monitor.hmp_async(line)
+
+    def events(self, names: Iterable[str] | None = None,
+               callback: Callable[[QmpEvent], None] | None = None) -> EventSubscription:
+        """Subscribe to QMP events (all, or those named); use as a context manager.
+
+        ``with vm.events(["STOP"]) as ev: vm.qmp("stop"); ev.get(timeout=5)``
+        """
+        return EventSubscription(self, names, callback).open()
+
+    def screendump(self) -> Image.Image:
+        """The screen as a PIL image (from QEMU, over the libvirt connection)."""
+        return self.monitor.screendump()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -23,7 +24,10 @@ from atp_notebook.lab.paths import AGENT_PORT_NAME, LOOPBACK, TEST_PORT_NAME, La
 log = logging.getLogger("atp.lab")
 
 LAB_NAMESPACE = "https://atp-notebook.invalid/lab"
+# Bumped when the domain XML changes in a way a running VM must be restarted for.
+DOMAIN_REVISION = "2"
 MEMORY_MIB = 256
+DISK_SIZE = "64M"
 AGENT_PING = json.dumps({"execute": "guest-ping"})
 
 
@@ -58,7 +62,7 @@ def domain_xml(
     if uuid is not None:  # redefining an existing domain must keep its identity
         ET.SubElement(dom, "uuid").text = uuid
     meta = ET.SubElement(dom, "metadata")
-    ET.SubElement(meta, f"{{{LAB_NAMESPACE}}}lab", digest=guest.digest)
+    ET.SubElement(meta, f"{{{LAB_NAMESPACE}}}lab", digest=_revision(guest))
     ET.SubElement(dom, "memory", unit="MiB").text = str(MEMORY_MIB)
     ET.SubElement(dom, "vcpu").text = "1"
     os_el = ET.SubElement(dom, "os")
@@ -73,6 +77,12 @@ def domain_xml(
     ET.SubElement(dom, "on_crash").text = "destroy"
 
     dev = ET.SubElement(dom, "devices")
+    # A small qcow2 disk (unused by the guest, which runs from its initramfs) gives QEMU a
+    # place to store internal snapshots: savevm/loadvm need one writable qcow2 image.
+    disk = ET.SubElement(dev, "disk", type="file", device="disk")
+    ET.SubElement(disk, "driver", name="qemu", type="qcow2")
+    ET.SubElement(disk, "source", file=str(disk_path(paths, vm.name)))
+    ET.SubElement(disk, "target", dev="vda", bus="virtio")
     serial = ET.SubElement(dev, "serial", type="file")
     ET.SubElement(serial, "source", path=str(paths.console_log(vm.name)))
     ET.SubElement(serial, "target", port="0")
@@ -98,6 +108,26 @@ def domain_xml(
     ET.SubElement(dev, "input", type="keyboard", bus="ps2")
     ET.SubElement(dev, "memballoon", model="none")
     return ET.tostring(dom, encoding="unicode")
+
+
+def disk_path(paths: LabPaths, name: str) -> Path:
+    return paths.vm_dir / name / "disk.qcow2"
+
+
+def ensure_disk(paths: LabPaths, name: str) -> None:
+    path = disk_path(paths, name)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), DISK_SIZE],
+                          capture_output=True, text=True, check=False, timeout=60)
+    if proc.returncode != 0:
+        raise LabError(f"qemu-img could not create {path}: {proc.stderr.strip()}",
+                       hint="apt-get install qemu-utils")
+
+
+def _revision(guest: GuestImage) -> str:
+    return f"{guest.digest}-r{DOMAIN_REVISION}"
 
 
 def _lab_digest(dom: libvirt.virDomain) -> str | None:
@@ -126,10 +156,11 @@ def ensure_defined(
             hint=f"rename or undefine it (`virsh undefine {vm.name}`), then run `atp-lab up`",
         )
     paths.console_log(vm.name).parent.mkdir(parents=True, exist_ok=True)
+    ensure_disk(paths, vm.name)
     uuid = existing.UUIDString() if existing is not None else None
     xml = domain_xml(paths, vm, guest, spice_password(paths, vm), uuid)
-    if existing is not None and existing.isActive() and _lab_digest(existing) != guest.digest:
-        log.info("%s runs an older guest image: restarting it", vm.name)
+    if existing is not None and existing.isActive() and _lab_digest(existing) != _revision(guest):
+        log.info("%s runs an older guest image or domain: restarting it", vm.name)
         existing.destroy()
     return conn.defineXML(xml)
 

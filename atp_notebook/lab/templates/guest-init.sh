@@ -104,6 +104,10 @@ boot() {
 # Run by busybox init (respawn): qemu-ga in the foreground so that init notices if it dies.
 # With -d it would fork away and init would start a second one at once.
 agent() {
+    # atp-agent-off holds the agent down for as long as its flag file exists.
+    while [ -e /run/qemu-ga.off ]; do
+        sleep 0.2
+    done
     wait_port "$AGENT_PORT"
     # init respawns immediately; a crashing agent must not spin the CPU.
     [ -e /run/qemu-ga.started ] && sleep 1
@@ -111,6 +115,31 @@ agent() {
     log "starting qemu-ga on $AGENT_PORT"
     echo $$ >/run/qemu-ga.pid
     exec qemu-ga -m virtio-serial -p "/dev/virtio-ports/$AGENT_PORT" -t /run
+}
+
+# atp-agent-off SECONDS: make the agent unavailable for SECONDS, to test how the host copes.
+# It runs through guest-exec, so it must return at once and leave the agent answering long
+# enough for the caller to collect its exit status (guest-exec-status): the stop happens in
+# the background, a second later.  Killing qemu-ga makes busybox init respawn the wrapper
+# above, which waits while the flag exists.  The flag holds this command's PID, so an earlier
+# atp-agent-off that ends first does not lift a later one's hold.  The background job keeps
+# none of the guest-exec pipes open, or qemu-ga would wait for it before reporting "exited".
+agent_off() {
+    case ${1:-} in
+        '' | *[!0-9]*)
+            echo "usage: atp-agent-off SECONDS" >&2
+            exit 2
+            ;;
+    esac
+    echo $$ >/run/qemu-ga.off
+    (
+        sleep 1
+        kill "$(cat /run/qemu-ga.pid)"
+        sleep "$1"
+        # $$ is still the parent's PID inside ( ): the one written to the flag
+        [ "$(cat /run/qemu-ga.off 2>/dev/null)" = "$$" ] && rm -f /run/qemu-ga.off
+    ) </dev/null >/dev/null 2>&1 &
+    log "agent off for $1 s"
 }
 
 # Echo everything the host sends on the test port back to it.  A virtio port reads EOF while
@@ -149,6 +178,7 @@ case ${0##*/} in
     atp-echo) echo_service ;;
     atp-link-ports) link_ports ;;
     atp-fb-on) fb_on ;;
+    atp-agent-off) agent_off "$@" ;;
     *)
         echo "$0: unknown command name" >&2
         exit 2
