@@ -88,6 +88,10 @@ class AtpLoop:
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError as exc:
+            # OperationTimeout is a TimeoutError too: a finished future means the coroutine
+            # raised its own timeout, which must reach the caller as it is
+            if future.done():
+                raise
             future.cancel()
             raise OperationTimeout(f"no result within {timeout} s") from exc
 

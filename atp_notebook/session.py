@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,9 +34,11 @@ from atp_notebook.transport import (
     domain_state,
 )
 from atp_notebook.virt.events import EventSubscription, QmpEvent
+from atp_notebook.virt.guest_agent import ExecResult, GuestAgent
 from atp_notebook.virt.host import HostConnection, HostStats
 from atp_notebook.virt.protocols import ProtocolType, create_client
 from atp_notebook.virt.qmp import Qmp
+from atp_notebook.virt.virtio_serial import VirtioSerial
 
 T = TypeVar("T")
 
@@ -136,6 +138,7 @@ class Vm:
         self._host = session.manager.host(location.host_id)
         self._cached: tuple[libvirt.virConnect, libvirt.virDomain] | None = None
         self._qmp: Qmp | None = None
+        self._agent: GuestAgent | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -213,3 +216,60 @@ class Vm:
     def screendump(self) -> Image.Image:
         """The screen as a PIL image (from QEMU, over the libvirt connection)."""
         return self.monitor.screendump()
+
+    @property
+    def agent(self) -> GuestAgent:
+        """The VM's guest-agent client (exec, files, OS info, ...)."""
+        if self._agent is None:
+            self._agent = GuestAgent(self)
+        return self._agent
+
+    def qga(self, command: str, arguments: Mapping[str, Any] | None = None, /,
+            **kwargs: Any) -> Any:
+        """Run a guest-agent command; returns its ``return`` value. ``vm.qga("guest-ping")``"""
+        return self.agent.command(command, arguments, **kwargs)
+
+    async def qga_async(self, command: str, arguments: Mapping[str, Any] | None = None, /,
+                        **kwargs: Any) -> Any:
+        return await self.agent.command_async(command, arguments, **kwargs)
+
+    def exec(self, argv: Sequence[str], input: bytes | None = None,
+             env: Mapping[str, str] | None = None, timeout: float = 60.0) -> ExecResult:
+        """Run a program in the guest and wait for it. ``vm.exec(["cat", "/etc/hostname"])``"""
+        return self.agent.exec(argv, input=input, env=env, timeout=timeout)
+
+    async def exec_async(self, argv: Sequence[str], input: bytes | None = None,
+                         env: Mapping[str, str] | None = None,
+                         timeout: float = 60.0) -> ExecResult:
+        return await self.agent.exec_async(argv, input=input, env=env, timeout=timeout)
+
+    def read_file(self, path: str) -> bytes:
+        """A guest file's bytes. ``vm.read_file("/etc/hostname")``"""
+        return self.agent.read_file(path)
+
+    async def read_file_async(self, path: str) -> bytes:
+        return await self.agent.read_file_async(path)
+
+    def write_file(self, path: str, data: bytes) -> None:
+        """Write (replace) a guest file. ``vm.write_file("/tmp/x", b"data")``"""
+        self.agent.write_file(path, data)
+
+    async def write_file_async(self, path: str, data: bytes) -> None:
+        await self.agent.write_file_async(path, data)
+
+    def wait_for_agent(self, timeout: float = 60.0,
+                       progress: Callable[[float, float], None] | None = None) -> float:
+        """Wait until the guest agent answers; returns the seconds it took."""
+        return self.agent.wait_for_agent(timeout, progress)
+
+    async def wait_for_agent_async(self, timeout: float = 60.0,
+                                   progress: Callable[[float, float], None] | None = None
+                                   ) -> float:
+        return await self.agent.wait_for_agent_async(timeout, progress)
+
+    def serial(self, port: str, *, force: bool = False) -> VirtioSerial:
+        """An open virtio-serial port: ``with vm.serial("com.atp.test.0") as p: p.send(b"x")``"""
+        return VirtioSerial(self, port, force=force).open()
+
+    async def serial_async(self, port: str, *, force: bool = False) -> VirtioSerial:
+        return await VirtioSerial(self, port, force=force).open_async()

@@ -13,34 +13,32 @@ Example::
         port.send(b"ping\\n")
         port.readline(timeout=5)          # b"ping\\n" from the lab's echo service
 
-Facts about libvirt streams this module relies on (libvirt 9, remote driver — every URI,
-``qemu:///system`` included, goes through it):
+libvirt stream facts this relies on (libvirt 9; every URI, ``qemu:///system`` too, goes
+through the remote driver):
 
-- ``send`` never returns -2: data packets are queued fire-and-forget and the call returns the
-  full count once the packet is on the RPC socket. ``WRITABLE`` is therefore always "ready":
-  libvirt fires it from a 0 ms timer, thousands of times a second, so it is asked for only
-  while a send actually got -2.
-- ``ERROR``/``HANGUP`` are never delivered: end of stream and errors arrive as ``READABLE``,
-  then ``recv`` returns ``b""`` (EOF) or raises (e.g. "stream had I/O failure" when another
-  client took the port with ``VIR_DOMAIN_CHANNEL_FORCE``). ``READABLE`` keeps firing after
-  that, so interest is dropped at once.
-- libvirt's own receive queue is unbounded (it must read the RPC socket for other traffic);
-  pausing ``READABLE`` bounds only our buffer, not libvirt's.
-- An open stream holds no file descriptor on the client (it rides the connection's socket).
-- ``abort``/``finish`` are RPC round trips: they run on an executor, never on the loop.
-- Stream event add/update/remove touch libvirtaio timers, which are not thread-safe: they run
-  on the atp loop thread only.
+- ``send`` never returns -2: it returns the full count once the packet is on the RPC socket,
+  so ``WRITABLE`` is always "ready" and fires from a 0 ms timer thousands of times a second;
+  we ask for it only while a send got -2 (other drivers).
+- ``ERROR``/``HANGUP`` are never delivered: EOF and errors arrive as ``READABLE``, then
+  ``recv`` returns ``b""`` or raises ("stream had I/O failure" when another client took the
+  port with ``VIR_DOMAIN_CHANNEL_FORCE``), and ``READABLE`` keeps firing: we drop interest.
+- libvirt's own receive queue is unbounded (it must keep reading the RPC socket); pausing
+  ``READABLE`` bounds our buffer only. An open stream holds no client file descriptor.
+- A stream is never told that its connection died (readers would wait forever): a host
+  state listener fails the open ports of a lost connection with HostUnavailable.
+- Event add/update/remove touch libvirtaio timers (not thread-safe): atp loop thread only;
+  ``abort``/``finish`` are RPC round trips: executor only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import enum
 import logging
+import weakref
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
 import libvirt
@@ -48,19 +46,17 @@ import libvirt
 from atp_notebook.errors import (
     ChannelClosed,
     HostUnavailable,
-    LocalProtocolError,
     OperationTimeout,
-    RemoteProtocolError,
     TransportError,
 )
 from atp_notebook.loop import AtpLoop, get_loop
 from atp_notebook.virt.handle import DomainHandle
-from atp_notebook.virt.host import libvirt_error_text
-from atp_notebook.virt.protocols import ProtocolKind, ProtocolType, register_protocol
+from atp_notebook.virt.host import HostConnection, HostState, libvirt_error_text
+from atp_notebook.virt.protocols import ProtocolKind, register_protocol
+from atp_notebook.virt.receive_buffer import BUFFER_LIMIT, ReceiveBuffer
 
 T = TypeVar("T")
 
-BUFFER_LIMIT = 4 * 1024 * 1024  # pause reading from libvirt above this many buffered bytes
 MAX_LINE = 64 * 1024
 IO_TIMEOUT_S = 10.0
 OPEN_TIMEOUT_S = 15.0
@@ -73,110 +69,6 @@ FACADE_MARGIN_S = 5.0
 
 _READ_EVENTS = (libvirt.VIR_STREAM_EVENT_READABLE | libvirt.VIR_STREAM_EVENT_ERROR
                 | libvirt.VIR_STREAM_EVENT_HANGUP)
-
-
-class ReceiveBuffer:
-    """Sans-I/O receive side: bytes in, reads and lines out, then the reason it ended.
-
-    Every read returns ``None`` when it needs more data; after :meth:`close` buffered bytes
-    are still returned, then each read raises (a copy of) the close reason.
-
-    Example::
-
-        buf = ReceiveBuffer()
-        buf.feed(b"one\\ntw")
-        buf.read_line(max_line=100)   # b"one\\n"
-        buf.read_line(max_line=100)   # None: "tw" is not a whole line yet
-    """
-
-    def __init__(self, limit: int = BUFFER_LIMIT) -> None:
-        self.limit = limit
-        # bytearray: deleting from the front is amortised O(1) in CPython
-        self._data = bytearray()
-        self._scanned = 0  # bytes already searched for b"\n" (no rescans: no quadratic lines)
-        self._error: TransportError | None = None
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    @property
-    def closed(self) -> bool:
-        return self._error is not None
-
-    @property
-    def wants_data(self) -> bool:
-        """True while open and below the limit (the adapter's backpressure switch)."""
-        return self._error is None and len(self._data) < self.limit
-
-    def feed(self, data: bytes) -> None:
-        if self._error is not None:
-            raise LocalProtocolError("data fed to a closed receive buffer")
-        self._data += data
-
-    def close(self, reason: TransportError) -> None:
-        """End of input; the first reason wins (a later one would hide the real cause)."""
-        if self._error is None:
-            self._error = reason
-
-    def clear(self) -> None:
-        self._data.clear()
-        self._scanned = 0
-
-    def read(self, max_bytes: int) -> bytes | None:
-        """Up to ``max_bytes`` buffered bytes, at least one."""
-        if max_bytes <= 0:
-            raise ValueError(f"max_bytes must be positive, not {max_bytes}")
-        if self._data:
-            return self._take(min(max_bytes, len(self._data)))
-        self.raise_if_closed()
-        return None
-
-    def read_exactly(self, n: int) -> bytes | None:
-        """Exactly ``n`` bytes; after close a short remainder stays for :meth:`read`."""
-        if n < 0:
-            raise ValueError(f"n must not be negative, not {n}")
-        if len(self._data) >= n:
-            return self._take(n)
-        self.raise_if_closed()
-        return None
-
-    def read_line(self, max_line: int) -> bytes | None:
-        """One line with its b"\\n"; after close the unterminated tail is the last line.
-
-        A line longer than ``max_line`` (newline included) raises RemoteProtocolError and
-        stays buffered, so nothing is lost: :meth:`read` can still take it.
-        """
-        end = self._data.find(b"\n", self._scanned)
-        if end >= 0:
-            if end + 1 > max_line:
-                raise RemoteProtocolError(f"line of {end + 1} bytes exceeds max_line={max_line}")
-            return self._take(end + 1)
-        self._scanned = len(self._data)
-        if len(self._data) >= max_line:
-            raise RemoteProtocolError(
-                f"no newline in {len(self._data)} bytes; a line exceeds max_line={max_line}")
-        if self._data and self._error is not None:
-            return self._take(len(self._data))
-        self.raise_if_closed()
-        return None
-
-    def _take(self, n: int) -> bytes:
-        out = bytes(self._data[:n])
-        del self._data[:n]
-        self._scanned = max(0, self._scanned - n)
-        return out
-
-    @property
-    def reason(self) -> TransportError | None:
-        """Why input ended (None while open)."""
-        return self._error
-
-    def raise_if_closed(self) -> None:
-        """Raise (a copy of) the close reason, if closed."""
-        if self._error is None:
-            return
-        # a fresh copy per raise: one shared instance would pile up every waiter's traceback
-        raise copy.copy(self._error) from self._error.__cause__
 
 
 class SerialState(enum.StrEnum):
@@ -331,9 +223,16 @@ class VirtioSerial:
             return await coro
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._atp.loop))
 
-    def _timed_out(self, what: str, timeout: float) -> OperationTimeout:
-        return OperationTimeout(f"{self.handle.name}:{self.name}: {what}: nothing within "
-                                f"{timeout:g} s")
+    @contextlib.asynccontextmanager
+    async def _deadline(self, what: str, timeout: float) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(timeout):
+                yield
+        except TimeoutError as exc:
+            if isinstance(exc, OperationTimeout):
+                raise
+            raise OperationTimeout(f"{self.handle.name}:{self.name}: {what}: nothing within "
+                                   f"{timeout:g} s") from None
 
     # --- the async core (atp loop thread only) ----------------------------------------
 
@@ -346,20 +245,26 @@ class VirtioSerial:
             return
         if self._stream is not None:  # LOST: release the dead stream before a new one
             await self._close(timeout)
-        loop = asyncio.get_running_loop()
-        attempt = loop.run_in_executor(self._atp.executor, self._open_stream, timeout)
+        attempt = asyncio.get_running_loop().run_in_executor(self._atp.executor,
+                                                             self._open_stream, timeout)
         try:
-            # shield: a timeout must not orphan a stream that opens a moment later
-            stream = await asyncio.wait_for(asyncio.shield(attempt), timeout)
-        except BaseException as exc:
+            async with self._deadline("open", timeout):
+                # shield: a timeout must not orphan a stream that opens a moment later
+                stream = await asyncio.shield(attempt)
+        except BaseException:
             attempt.add_done_callback(self._discard_late_stream)
-            if isinstance(exc, TimeoutError):
-                raise self._timed_out("open", timeout) from None
             raise
+        try:
+            stream.eventAddCallback(_READ_EVENTS, self._on_event, None)
+        except libvirt.libvirtError as exc:
+            self._atp.executor.submit(_end_stream, stream, False)
+            raise TransportError(f"{self.handle.name}:{self.name}: cannot watch the stream: "
+                                 f"{libvirt_error_text(exc)}") from exc
         self._buffer = ReceiveBuffer(self.buffer_limit)
         self._stream, self._events = stream, _READ_EVENTS
-        stream.eventAddCallback(_READ_EVENTS, self._on_event, None)
         self._state = SerialState.OPEN
+        _watch_host(self)
+        self._check_connection()  # a loss just before _watch_host() was not seen by it
         self.log.info("opened%s", " (forced)" if self.force else "")
 
     def _open_stream(self, timeout: float) -> Any:  # executor thread: every call is an RPC
@@ -384,17 +289,8 @@ class VirtioSerial:
 
     async def _send(self, data: bytes | bytearray | memoryview, timeout: float) -> None:
         view = memoryview(data).cast("B")
-        try:
-            async with asyncio.timeout(timeout):
-                await self._send_locked(view)
-        except TimeoutError as exc:
-            if isinstance(exc, OperationTimeout):
-                raise
-            raise self._timed_out(f"send of {len(view)} bytes", timeout) from None
-
-    async def _send_locked(self, view: memoryview) -> None:
         self._check_usable()
-        async with self._write_lock:
+        async with self._deadline(f"send of {len(view)} bytes", timeout), self._write_lock:
             offset = 0
             while offset < len(view):
                 self._check_usable()
@@ -421,22 +317,16 @@ class VirtioSerial:
             self._set_interest()  # WRITABLE fires nonstop on libvirt's timer: drop it now
 
     async def _read(self, take: Callable[[], bytes | None], timeout: float, what: str) -> bytes:
-        try:
-            async with asyncio.timeout(timeout):
+        self._check_usable(reading=True)
+        async with self._deadline(what, timeout), self._read_lock:
+            while True:
                 self._check_usable(reading=True)
-                async with self._read_lock:
-                    while True:
-                        self._check_usable(reading=True)
-                        out = take()
-                        if out is not None:
-                            self._set_interest()  # below the limit again: resume reading
-                            return out
-                        self._data_ready.clear()
-                        await self._data_ready.wait()
-        except TimeoutError as exc:
-            if isinstance(exc, OperationTimeout):
-                raise
-            raise self._timed_out(what, timeout) from None
+                out = take()
+                if out is not None:
+                    self._set_interest()  # below the limit again: resume reading
+                    return out
+                self._data_ready.clear()
+                await self._data_ready.wait()
 
     def _check_usable(self, *, reading: bool = False) -> None:
         if self._state is SerialState.IDLE:
@@ -456,7 +346,7 @@ class VirtioSerial:
             if events & _READ_EVENTS:
                 self._drain(stream)
             if events & libvirt.VIR_STREAM_EVENT_WRITABLE:
-                self._wake_writer()
+                self._wake_all()
             self._set_interest()
         except Exception:
             self.log.exception("stream event handler failed")
@@ -483,13 +373,9 @@ class VirtioSerial:
     def _failure(self, exc: libvirt.libvirtError) -> TransportError:
         """A failed stream call: HostUnavailable when the connection died, else ChannelClosed."""
         text = libvirt_error_text(exc)
-        conn = self._stream.connect() if self._stream is not None else None
-        try:
-            alive = conn is not None and conn.isAlive() == 1  # local check, no round trip
-        except libvirt.libvirtError:
-            alive = False
+        conn = self._stream.connect()
         err: TransportError
-        if not alive:
+        if not _alive(conn):
             self.handle.host.mark_lost(text, conn)
             err = HostUnavailable(f"{self.handle.name}:{self.name}: host connection lost "
                                   f"({text})", hint="reopen the port once the host is back")
@@ -499,6 +385,17 @@ class VirtioSerial:
                 hint="another client may have taken the port with force=True; reopen it")
         err.__cause__ = exc
         return err
+
+    def _check_connection(self) -> None:
+        """After a host state change: fail at once if our stream's connection is dead."""
+        if self._state is not SerialState.OPEN or self._stream is None:
+            return
+        # a reconnect makes a new connection; this stream stays on the dead one
+        if not _alive(self._stream.connect()):
+            why = self.handle.host.stats.last_error or "closed"
+            self._lose(HostUnavailable(f"{self.handle.name}:{self.name}: host connection "
+                                       f"lost ({why})", hint="reopen the port once the host "
+                                       "is back (it reconnects by itself)"))
 
     def _lose(self, reason: TransportError) -> None:
         if self._state is not SerialState.OPEN:
@@ -510,10 +407,8 @@ class VirtioSerial:
         self._set_interest()
 
     def _wake_all(self) -> None:
+        """Wake readers and the writer; they recheck the state (and raise if it ended)."""
         self._data_ready.set()
-        self._wake_writer()  # the writer rechecks the state and raises
-
-    def _wake_writer(self) -> None:
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
 
@@ -539,15 +434,15 @@ class VirtioSerial:
             if self._state is not SerialState.IDLE:
                 self._state = SerialState.CLOSED
             return
+        _open_ports.get(self.handle.host, weakref.WeakSet()).discard(self)
         eof = self._state is SerialState.LOST and isinstance(self._buffer.reason, ChannelClosed)
         self._state = SerialState.CLOSED
+        self._buffer = ReceiveBuffer(self.buffer_limit)  # unread bytes are dropped
         self._buffer.close(ChannelClosed(f"{self.handle.name}:{self.name} was closed"))
-        self._buffer.clear()
         self._wake_all()
         with contextlib.suppress(libvirt.libvirtError):
             stream.eventRemoveCallback()
-        # libvirt-python's __del__ would remove the callback once more (an error, and
-        # possibly off the loop thread): it checks for this attribute
+        # else libvirt-python's __del__ removes it again (an error, maybe off the loop thread)
         with contextlib.suppress(AttributeError):
             del stream.cb
         self._events = 0
@@ -560,9 +455,39 @@ class VirtioSerial:
         self.log.info("closed")
 
 
+# Open ports per host, for one state listener per host (listeners cannot be removed, so not
+# one per port). Touched on the atp loop only.
+_open_ports: weakref.WeakKeyDictionary[HostConnection, weakref.WeakSet[VirtioSerial]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _watch_host(port: VirtioSerial) -> None:
+    host = port.handle.host
+    ports = _open_ports.get(host)
+    if ports is None:
+        ports = _open_ports[host] = weakref.WeakSet()
+        host_ref = weakref.ref(host)
+        host.on_state_change(lambda state: _host_changed(host_ref, state))
+    ports.add(port)
+
+
+def _host_changed(host_ref: weakref.ref[HostConnection], state: HostState) -> None:
+    host = host_ref()
+    if state is HostState.READY or host is None:
+        return
+    for port in list(_open_ports.get(host, ())):
+        port._check_connection()
+
+
+def _alive(conn: Any) -> bool:
+    try:
+        return bool(conn.isAlive() == 1)  # a local check, no round trip
+    except libvirt.libvirtError:
+        return False
+
+
 def _end_stream(stream: Any, eof: bool) -> None:
-    """Executor thread: finish after EOF (the polite end), abort otherwise; both are RPCs that
-    fail harmlessly on a stream the peer already broke."""
+    """Executor thread: finish after EOF, else abort (both fail harmlessly on a broken stream)."""
     with contextlib.suppress(libvirt.libvirtError):
         if eof:
             stream.finish()
@@ -616,10 +541,6 @@ def _channel_types(domain_xml: str | None) -> dict[str, str] | None:
     return ports
 
 
-def _make_client(handle: DomainHandle, protocol: ProtocolType) -> VirtioSerial:
-    if not protocol.port:
-        raise ValueError(f"{protocol} names no virtio-serial port")
-    return VirtioSerial(handle, protocol.port)
-
-
-register_protocol(ProtocolKind.VIRTIO_SERIAL, _make_client)
+# vm.protocol(ProtocolType.virtio_serial("com.atp.test.0")) -> an unopened VirtioSerial
+register_protocol(ProtocolKind.VIRTIO_SERIAL,
+                  lambda handle, protocol: VirtioSerial(handle, protocol.port or ""))

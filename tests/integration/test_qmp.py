@@ -154,7 +154,7 @@ def test_protocol_registry_gives_the_qmp_client(vm: Vm) -> None:
     assert isinstance(client, Qmp) and client.status() == "running"
 
 
-def test_twenty_threads_share_one_connection(lab: LabStatus, session: Session) -> None:
+def test_twenty_threads_of_qmp_and_qga_calls_share_one_connection(lab: LabStatus, session: Session) -> None:
     vms = [session.vm("atp-vm1", host="tcp"), session.vm("atp-vm2", host="tcp")]
     results: dict[int, list[str]] = {}
     errors: list[BaseException] = []
@@ -164,7 +164,10 @@ def test_twenty_threads_share_one_connection(lab: LabStatus, session: Session) -
         try:
             for call in range(50):
                 vm = vms[(index + call) % 2]
-                got.append(vm.qmp("query-name")["name"])
+                if call % 3 == 2:  # a guest-agent call every third, through the same connection
+                    got.append(vm.qga("guest-get-host-name")["host-name"])
+                else:
+                    got.append(vm.qmp("query-name")["name"])
         except BaseException as exc:
             errors.append(exc)
         results[index] = got

@@ -4,14 +4,21 @@ hosts): byte-exact round trips, lines, both APIs, reopen without leaks, errors, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from atp_notebook.errors import ChannelClosed, OperationTimeout, TransportError
+from atp_notebook.errors import (
+    ChannelClosed,
+    HostUnavailable,
+    OperationTimeout,
+    TransportError,
+)
 from atp_notebook.lab.paths import LabPaths
 from atp_notebook.lab.status import LabStatus
 from atp_notebook.session import Session, Vm, connect
@@ -78,9 +85,9 @@ def test_one_megabyte_echoes_byte_exact_blocking(session: Session, vm_name: str,
     vm = session.vm(vm_name, host=host_id)
     data = os.urandom(MB)
     with VirtioSerial(vm, PORT) as port:
-        assert port.state is SerialState.OPEN
+        opened = port.state
         report(f"blocking {vm_name} over {host_id}", echo_blocking(port, data))
-    assert port.state is SerialState.CLOSED
+    assert (opened, port.state) == (SerialState.OPEN, SerialState.CLOSED)
 
 
 @pytest.mark.parametrize("host_id", ["tcp", "local", "tls"])
@@ -252,3 +259,62 @@ def test_readers_waiting_when_the_port_closes_get_channel_closed(session: Sessio
     port.close()
     thread.join(30)
     assert len(errors) == 1 and isinstance(errors[0], ChannelClosed), errors
+
+
+def libvirt_tcp_sockets() -> dict[str, int]:
+    """This process's sockets to libvirtd's TCP port, by inode."""
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if not target.startswith("socket:"):
+            continue
+        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(int(name))) as sock:
+            if sock.family == socket.AF_INET and sock.getpeername()[1] == 16509:
+                found[target] = int(name)
+    return found
+
+
+def test_a_dead_host_connection_fails_waiters_and_the_port_reopens(session: Session) -> None:
+    # libvirt never tells a stream that its connection died; the port must, at once
+    before = libvirt_tcp_sockets()
+    vm = session.vm("atp-vm1", host="tcp")
+    port = VirtioSerial(vm, PORT).open()
+    ours = set(libvirt_tcp_sockets().items()) - set(before.items())
+    assert len(ours) == 1
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            port.readline(timeout=60)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    time.sleep(0.3)
+    # cut our own connection (as a network loss would); the lab and other clients are untouched
+    (_, fd), = ours
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
+    thread.join(30)
+    assert len(errors) == 1 and isinstance(errors[0], HostUnavailable), errors
+    assert port.state is SerialState.LOST
+    with pytest.raises(HostUnavailable):
+        port.send(b"x")
+    deadline = time.monotonic() + 30  # the host reconnects in the background
+    while True:
+        try:
+            port.open(timeout=5)
+            break
+        except HostUnavailable:
+            assert time.monotonic() < deadline, "the host did not reconnect"
+            time.sleep(0.2)
+    try:
+        port.send(b"again\n")
+        assert port.readline(timeout=10) == b"again\n"
+    finally:
+        port.close()
+    assert session.manager.pool.stats()["tcp"].reconnects >= 1

@@ -19,8 +19,8 @@ from atp_notebook.errors import (
     TransportError,
 )
 from atp_notebook.virt.host import HostConnection
+from atp_notebook.virt.receive_buffer import ReceiveBuffer
 from atp_notebook.virt.virtio_serial import (
-    ReceiveBuffer,
     SerialState,
     VirtioSerial,
     explain_open_failure,

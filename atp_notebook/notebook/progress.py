@@ -1,0 +1,76 @@
+"""A progress bar for waits in a notebook, as HTML updated in place (no ipywidgets).
+
+It shows only inside a Jupyter kernel: a terminal IPython, a script, a test or a log gets
+nothing. Updates go through a display id (``update_display_data``), at most every
+:data:`MIN_INTERVAL_S`, so a long wait does not flood the IOPub channel.
+
+nbval replays only the first ``display_data`` of a display and ignores its updates, while
+``nbconvert --execute`` stores the last state. So every state renders the same words, and
+what moves (the bar's value, the seconds) is what ``tests/nbval-sanitize.cfg`` masks.
+
+Example::
+
+    bar = AgentProgress("the guest agent of atp-vm1", timeout=60)
+    vm.wait_for_agent(60, progress=bar)      # bar(elapsed, timeout) before each try
+    bar.close()
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+
+from IPython.core.getipython import get_ipython
+from IPython.display import DisplayHandle, display
+
+MIN_INTERVAL_S = 0.25
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (a ZMQ shell has a ``kernel``; a terminal one has not)."""
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class ProgressView:
+    """One state of the bar; ``text/plain`` names what is awaited and the timeout only."""
+
+    def __init__(self, label: str, elapsed: float, total: float) -> None:
+        self.label = label
+        self.elapsed = elapsed
+        self.total = total
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        label = html.escape(self.label)
+        bar = (f'<progress value="{self.elapsed:.1f}" max="{self.total:g}" '
+               f'style="width: 12em; vertical-align: middle"></progress>')
+        return {
+            "text/plain": f"waiting for {self.label} (up to {self.total:g} s)",
+            "text/html": f"{bar} waiting for {label}: {self.elapsed:.1f} s of {self.total:g} s",
+        }
+
+
+class AgentProgress:
+    """Callable as ``progress(elapsed, timeout)``; shows itself when created."""
+
+    def __init__(self, label: str, timeout: float) -> None:
+        self.label = label
+        self.timeout = timeout
+        self._last = time.monotonic()
+        self._elapsed = 0.0
+        handle = display(ProgressView(label, 0.0, timeout), display_id=True)
+        assert isinstance(handle, DisplayHandle)
+        self._handle = handle
+
+    def __call__(self, elapsed: float, timeout: float) -> None:
+        self._elapsed, self.timeout = elapsed, timeout
+        now = time.monotonic()
+        if now - self._last >= MIN_INTERVAL_S:
+            self._last = now
+            self._handle.update(ProgressView(self.label, elapsed, timeout))
+
+    def close(self, elapsed: float | None = None) -> None:
+        """Show the final state (the bar where the wait ended)."""
+        self._handle.update(ProgressView(self.label, self._elapsed if elapsed is None
+                                         else elapsed, self.timeout))
