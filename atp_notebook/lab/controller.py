@@ -129,28 +129,11 @@ def _bring_up(
     sshd_changed = daemons.write_if_changed(paths.etc_dir / "sshd_config",
                                             daemons.sshd_conf(paths))
 
-    libvirtd = daemons.libvirtd(paths)
-    if libvirtd.pid() is not None and (
-        qemu_changed or libvirtd_changed or "libvirtd" in certs_changed
-    ):
-        # running VMs survive a libvirtd restart; new settings apply from here on
-        libvirtd.stop()
-        report.restarted.append("libvirtd")
-    if libvirtd.pid() is None:
-        daemons.start_libvirtd(paths)
-        undo.append(libvirtd.stop)
-        if "libvirtd" not in report.restarted:
-            report.started.append("libvirtd")
-
-    sshd = daemons.sshd(paths)
-    if sshd.pid() is not None and (sshd_changed or "sshd" in certs_changed):
-        sshd.stop()
-        report.restarted.append("sshd")
-    if sshd.pid() is None:
-        daemons.start_sshd(paths)
-        undo.append(sshd.stop)
-        if "sshd" not in report.restarted:
-            report.started.append("sshd")
+    # running VMs survive a libvirtd restart; new settings apply from here on
+    _ensure_daemon(daemons.libvirtd(paths), daemons.start_libvirtd, paths, report, undo,
+                   restart=qemu_changed or libvirtd_changed or "libvirtd" in certs_changed)
+    _ensure_daemon(daemons.sshd(paths), daemons.start_sshd, paths, report, undo,
+                   restart=sshd_changed or "sshd" in certs_changed)
 
     conn = libvirt.open("qemu:///system")
     try:
@@ -170,6 +153,26 @@ def _bring_up(
     finally:
         conn.close()
     report.config = write_config(paths)
+
+
+def _ensure_daemon(
+    daemon: daemons.Daemon,
+    start: Callable[[LabPaths], int],
+    paths: LabPaths,
+    report: UpReport,
+    undo: list[Callable[[], object]],
+    *,
+    restart: bool,
+) -> None:
+    """Start the daemon if it is not running; restart it when its settings changed."""
+    if daemon.pid() is not None and restart:
+        daemon.stop()
+        report.restarted.append(daemon.name)
+    if daemon.pid() is None:
+        start(paths)
+        undo.append(daemon.stop)
+        if daemon.name not in report.restarted:
+            report.started.append(daemon.name)
 
 
 @dataclass

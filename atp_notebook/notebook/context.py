@@ -19,10 +19,9 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from atp_notebook.notebook.progress import AgentProgress, in_notebook
-
 from atp_notebook.errors import AtpError, UnknownVm
 from atp_notebook.notebook.commands.words import VmRef, VmSelector
+from atp_notebook.notebook.progress import AgentProgress, in_notebook
 from atp_notebook.session import Session, Vm, connect
 from atp_notebook.virt.virtio_serial import SerialState, VirtioSerial
 

@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Callable
 from typing import Any
 
 from IPython.core.getipython import get_ipython
-from IPython.display import DisplayHandle, display
+from IPython.display import display
+
+# IPython.display has no annotations: say what we rely on
+_display: Callable[..., Any] = display
 
 MIN_INTERVAL_S = 0.25
 
@@ -59,18 +63,19 @@ class AgentProgress:
         self.timeout = timeout
         self._last = time.monotonic()
         self._elapsed = 0.0
-        handle = display(ProgressView(label, 0.0, timeout), display_id=True)
-        assert isinstance(handle, DisplayHandle)
-        self._handle = handle
+        self._handle = _display(ProgressView(label, 0.0, timeout), display_id=True)
 
     def __call__(self, elapsed: float, timeout: float) -> None:
         self._elapsed, self.timeout = elapsed, timeout
         now = time.monotonic()
         if now - self._last >= MIN_INTERVAL_S:
             self._last = now
-            self._handle.update(ProgressView(self.label, elapsed, timeout))
+            self._update(ProgressView(self.label, elapsed, timeout))
 
     def close(self, elapsed: float | None = None) -> None:
         """Show the final state (the bar where the wait ended)."""
-        self._handle.update(ProgressView(self.label, self._elapsed if elapsed is None
-                                         else elapsed, self.timeout))
+        self._update(ProgressView(self.label, self._elapsed if elapsed is None else elapsed,
+                                  self.timeout))
+
+    def _update(self, view: ProgressView) -> None:
+        self._handle.update(view)

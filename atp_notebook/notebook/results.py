@@ -88,6 +88,8 @@ class TextResult(Result):
     """Text as a program wrote it (HMP output): ``.value`` is the exact string; the display
     normalises line ends and drops trailing blank lines. ``TextResult("VM status: running")``"""
 
+    value: str
+
     def __init__(self, value: str, caption: str = "") -> None:
         self.value = value
         self.caption = caption

@@ -9,11 +9,13 @@ Limits measured against libvirt 9.0 / qemu-ga 7.2 (they shape the chunk sizes be
   (libvirt ``src/rpc/virnetprotocol.x``); a larger reply fails with VIR_ERR_RPC "Unable to
   encode message payload" and is lost.  libvirtd's own agent buffer allows 10 MiB
   (``QEMU_AGENT_MAX_RESPONSE``), so the RPC cap is the one that binds.
-* Requests are worse: ``qemuAgentIOWrite`` uses ``safewrite()`` on a non-blocking socket, which
-  forgets a partial write when it meets EAGAIN and starts the message over.  A request larger
-  than what one ``write()`` to that socket takes (about 208 KiB with Linux's default 212992
-  byte send buffer: two 104 KiB skbs) never completes; the call hangs until its timeout and
-  blocks every other agent call on that VM meanwhile.  We refuse requests over 192 KiB.
+* Requests are worse.  ``qemuAgentIOWrite`` (src/qemu/qemu_agent.c) calls ``safewrite()`` on
+  the non-blocking agent socket; safewrite loops over ``write()`` and returns -1 on EAGAIN,
+  forgetting what it already wrote, so the message starts over from its first byte.  A
+  request bigger than one ``write()`` into the empty socket takes (219264 bytes with Linux's
+  default 212992-byte send buffer) then never completes: measured, 214 KB went through, 240 KB
+  hung for the whole timeout -- and blocked every other agent call on that VM meanwhile.  We
+  refuse requests over 192 KiB before sending them.
 
 Example::
 

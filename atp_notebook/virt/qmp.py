@@ -185,6 +185,8 @@ class Qmp:
                                         "devices": devices}, timeout)
 
     def snapshot_load(self, tag: str, timeout: float = JOB_TIMEOUT_S) -> None:
+        """Restore snapshot ``tag``. The guest agent reconnects afterwards: call
+        ``vm.wait_for_agent()`` before the next agent command."""
         devices = self._snapshot_devices()
         self._run_job("snapshot-load", {"tag": tag, "vmstate": devices[0],
                                         "devices": devices}, timeout)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Iterator
 
-import libvirt_qemu
 import pytest
 
 from atp_notebook.errors import CommandError, QmpCommandError
@@ -35,20 +33,8 @@ def vm(request: pytest.FixtureRequest, lab: LabStatus, session: Session) -> Vm:
 
 
 def guest_sh(vm: Vm, script: str) -> str:
-    """Run a shell line in the guest through the raw agent and return its stdout."""
-    dom = vm.domain()
-    start = json.loads(libvirt_qemu.qemuAgentCommand(dom, json.dumps({
-        "execute": "guest-exec",
-        "arguments": {"path": "/bin/sh", "arg": ["-c", script], "capture-output": True}}),
-        30, 0))["return"]["pid"]
-    for _ in range(300):
-        status = json.loads(libvirt_qemu.qemuAgentCommand(dom, json.dumps({
-            "execute": "guest-exec-status", "arguments": {"pid": start}}), 30, 0))["return"]
-        if status["exited"]:
-            import base64
-            return base64.b64decode(status.get("out-data", "")).decode()
-        threading.Event().wait(0.05)
-    raise AssertionError(f"guest command did not finish: {script}")
+    """Run a shell line in the guest through the agent and return its stdout."""
+    return vm.exec(["/bin/sh", "-c", script], timeout=30).check().stdout_text
 
 
 def test_execute_returns_the_return_value(vm: Vm) -> None:
@@ -141,6 +127,8 @@ def test_snapshot_save_load_delete_restores_guest_memory(lab: LabStatus,
         assert "atp-test" in qmp.snapshots()
         guest_sh(vm, "echo after > /tmp/snap")
         qmp.snapshot_load("atp-test")
+        # the restored guest reopens its agent port: libvirt sees the agent come back
+        vm.wait_for_agent(timeout=60)
         assert guest_sh(vm, "cat /tmp/snap").strip() == "before"
     finally:
         qmp.snapshot_delete("atp-test")
@@ -154,7 +142,9 @@ def test_protocol_registry_gives_the_qmp_client(vm: Vm) -> None:
     assert isinstance(client, Qmp) and client.status() == "running"
 
 
-def test_twenty_threads_of_qmp_and_qga_calls_share_one_connection(lab: LabStatus, session: Session) -> None:
+def test_twenty_threads_of_qmp_and_qga_calls_share_one_connection(
+    lab: LabStatus, session: Session
+) -> None:
     vms = [session.vm("atp-vm1", host="tcp"), session.vm("atp-vm2", host="tcp")]
     results: dict[int, list[str]] = {}
     errors: list[BaseException] = []

@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 
+JSON_HINT = 'JSON arguments look like {"name": "text", "count": 1, "on": true}'
 _HOST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -110,10 +111,10 @@ def parse_json_object(text: str, what: str, usage_line: str | None = None) -> di
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise usage(f"{what} are not valid JSON: {exc.msg} at column {exc.colno}",
-                    usage_line or 'JSON needs double quotes: {"key": "value", "n": 1}') from None
+                    usage_line or JSON_HINT) from None
     if not isinstance(value, dict):
         raise usage(f"{what} must be a JSON object, not {type(value).__name__}",
-                    usage_line or 'write them as {"name": value}')
+                    usage_line or JSON_HINT)
     return value
 
 
