@@ -188,8 +188,15 @@ class Qmp:
         """Restore snapshot ``tag``. The guest agent reconnects afterwards: call
         ``vm.wait_for_agent()`` before the next agent command."""
         devices = self._snapshot_devices()
-        self._run_job("snapshot-load", {"tag": tag, "vmstate": devices[0],
-                                        "devices": devices}, timeout)
+        was_running = self.status() == "running"
+        try:
+            self._run_job("snapshot-load", {"tag": tag, "vmstate": devices[0],
+                                            "devices": devices}, timeout)
+        except QmpCommandError:
+            # QEMU stops the VM for the load and leaves it stopped when the load fails
+            if was_running and self.status() != "running":
+                self.cont()
+            raise
 
     def snapshot_delete(self, tag: str, timeout: float = JOB_TIMEOUT_S) -> None:
         self._run_job("snapshot-delete", {"tag": tag, "devices": self._snapshot_devices()},

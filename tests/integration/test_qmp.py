@@ -34,7 +34,7 @@ def vm(request: pytest.FixtureRequest, lab: LabStatus, session: Session) -> Vm:
 
 def guest_sh(vm: Vm, script: str) -> str:
     """Run a shell line in the guest through the agent and return its stdout."""
-    return vm.exec(["/bin/sh", "-c", script], timeout=30).check().stdout_text
+    return vm.exec(["/bin/sh", "-c", script], timeout=30).stdout_text
 
 
 def test_execute_returns_the_return_value(vm: Vm) -> None:
@@ -135,6 +135,7 @@ def test_snapshot_save_load_delete_restores_guest_memory(lab: LabStatus,
     assert "atp-test" not in qmp.snapshots()
     with pytest.raises(QmpCommandError):
         qmp.snapshot_load("no-such-snapshot")
+    assert qmp.status() == "running"  # a failed load leaves the VM as it was
 
 
 def test_protocol_registry_gives_the_qmp_client(vm: Vm) -> None:
