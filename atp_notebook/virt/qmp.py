@@ -68,7 +68,7 @@ def build_command(command: str, arguments: Mapping[str, Any]) -> str:
     if arguments:
         message["arguments"] = dict(arguments)
     try:
-        return json.dumps(message)
+        return json.dumps(message, allow_nan=False)  # NaN is not JSON; QEMU would refuse it
     except (TypeError, ValueError) as exc:
         raise CommandError(f"QMP {command!r}: arguments are not JSON-serialisable: {exc}") from None
 
