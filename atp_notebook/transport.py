@@ -25,6 +25,11 @@ import libvirt
 from atp_notebook.config import HostInfo, Secret, SpiceVmConfig, TransportConfig
 from atp_notebook.errors import ConfigError, HostUnavailable, UnknownHost, UnknownVm
 from atp_notebook.loop import AtpLoop, get_loop
+from atp_notebook.spice.aio.channel import SpiceTarget
+from atp_notebook.spice.aio.connect import SpiceTls
+from atp_notebook.spice.manager import SpiceConnectionManager
+from atp_notebook.spice.proto import SaslCredentials
+from atp_notebook.spice.vm import SpiceVmConnection
 from atp_notebook.virt.host import HostConnection, libvirt_error_text
 from atp_notebook.virt.pool import ConnectionPool
 
@@ -94,6 +99,7 @@ class TransportManager:
         self.pool = ConnectionPool(self._atp)
         self._host_order: list[str] = []
         self._spice: dict[str, SpiceVmConfig] = {}
+        self.spice = SpiceConnectionManager()
         for host in self.config.hosts:
             self._register_host(host)
         for vm in self.config.spice_vms:
@@ -273,6 +279,11 @@ class TransportManager:
             username=entry.username,
         )
 
+    async def get_spice_connection(self, vm_id: str) -> SpiceVmConnection:
+        """The VM's Spice connection (channels open on demand), from its endpoint."""
+        endpoint = await self.get_spice_endpoint(vm_id)
+        return self.spice.connection(vm_id, spice_target(endpoint))
+
     def _host_address(self, host_id: str) -> str:
         for info in self.config.hosts:
             if info.id == host_id and info.host:
@@ -280,7 +291,20 @@ class TransportManager:
         return "127.0.0.1"
 
     async def close(self) -> None:
+        await self.spice.close()
         await self.pool.close()
+
+
+def spice_target(endpoint: SpiceEndpoint) -> SpiceTarget:
+    """How the Spice client reaches an endpoint (TLS verification, password or SASL)."""
+    password = endpoint.password.reveal() if endpoint.password is not None else None
+    tls = SpiceTls(endpoint.ca_file, endpoint.tls_verify) if endpoint.tls_port else None
+    sasl = (SaslCredentials(endpoint.username, password or "")
+            if endpoint.username is not None else None)
+    return SpiceTarget(
+        endpoint.server_addr, port=endpoint.port, tls_port=endpoint.tls_port, tls=tls,
+        password=None if sasl is not None else password, sasl=sasl, prefer_tls=endpoint.tls,
+    )
 
 
 def spice_from_domain_xml(xml: str) -> tuple[str | None, int | None, int | None, str | None] | None:

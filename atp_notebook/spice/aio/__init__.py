@@ -1,0 +1,1 @@
+"""asyncio adapters for the Spice protocol: one stream (TCP or TLS) per channel."""

@@ -1,0 +1,254 @@
+"""One Spice channel over asyncio: link it, then a reader task that always drains.
+
+The adapter is thin (aioquic-style): bytes from the socket go into the sans-I/O objects of
+``spice/proto``, their events go to ``on_event``, and whatever they queue for the server is
+written back at once. The reader never stops reading while the channel is open: the server
+drops a client that lets its socket back up (DESIGN §7).
+
+Example (on the atp loop)::
+
+    channel = SpiceChannel(SpiceTarget("127.0.0.1", port=5901), ChannelType.MAIN)
+    await channel.open(timeout=5)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from atp_notebook.errors import (
+    ChannelClosed,
+    OperationTimeout,
+    RemoteProtocolError,
+    SpiceAuthError,
+    TransportError,
+)
+from atp_notebook.spice.aio.connect import SpiceTls, open_stream
+from atp_notebook.spice.proto import (
+    ChannelProtocol,
+    ConnectionClosed,
+    LinkFailed,
+    LinkHandshake,
+    LinkSucceeded,
+    NeedSecured,
+    SaslCredentials,
+)
+from atp_notebook.spice.proto.common import ChannelEvent
+from atp_notebook.spice.proto.constants import ChannelType
+
+READ_CHUNK = 256 * 1024
+LINK_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class SpiceTarget:
+    """Where a VM's Spice server listens and how to authenticate (one per VM)."""
+
+    host: str
+    port: int | None = None  # plain
+    tls_port: int | None = None
+    tls: SpiceTls | None = None  # how to verify the TLS port
+    password: str | None = None
+    sasl: SaslCredentials | None = None
+    prefer_tls: bool = False  # link over TLS first even when a plain port exists
+
+    def __repr__(self) -> str:  # never the password
+        return (f"SpiceTarget({self.host!r}, port={self.port}, tls_port={self.tls_port}, "
+                f"password={'***' if self.password else None}, sasl={self.sasl!r})")
+
+
+class ChannelStatus(enum.StrEnum):
+    IDLE = "idle"
+    LINKING = "linking"
+    OPEN = "open"
+    CLOSED = "closed"  # by us
+    FAILED = "failed"  # by the server or the network
+
+
+ProtocolFactory = Callable[[LinkSucceeded], ChannelProtocol]
+EventSink = Callable[["SpiceChannel", ChannelEvent], None]
+
+
+class SpiceChannel:
+    """One channel (type, id) of one VM: its own TCP or TLS connection."""
+
+    def __init__(
+        self,
+        target: SpiceTarget,
+        channel_type: ChannelType,
+        channel_id: int = 0,
+        *,
+        connection_id: int = 0,
+        protocol_factory: ProtocolFactory | None = None,
+        on_event: EventSink | None = None,
+        vm_id: str = "vm",
+    ) -> None:
+        self.target = target
+        self.channel_type = channel_type
+        self.channel_id = channel_id
+        self.connection_id = connection_id
+        self.status = ChannelStatus.IDLE
+        self.secure = False
+        self.error: BaseException | None = None
+        self.protocol: ChannelProtocol | None = None
+        self.link_seconds: float | None = None
+        self._factory = protocol_factory or ChannelProtocol.from_link
+        self._on_event = on_event
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+        self.log = logging.getLogger(f"atp.spice.{vm_id}.{channel_type.name.lower()}"
+                                     f"{channel_id or ''}")
+
+    def __repr__(self) -> str:
+        return f"<SpiceChannel {self.channel_type.name}:{self.channel_id} {self.status}>"
+
+    # --- opening ----------------------------------------------------------------------
+
+    async def open(self, timeout: float = LINK_TIMEOUT_S) -> None:
+        """Connect and link; NEED_SECURED moves this channel to the TLS port."""
+        if self.status is ChannelStatus.OPEN:
+            return
+        self.status = ChannelStatus.LINKING
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(self._connect_and_link(), timeout)
+        except TimeoutError:
+            await self._drop()
+            self.status = ChannelStatus.FAILED
+            raise OperationTimeout(f"{self!r}: no link within {timeout:g} s") from None
+        except BaseException:
+            await self._drop()
+            self.status = ChannelStatus.FAILED
+            raise
+        self.link_seconds = time.perf_counter() - started
+        self.status = ChannelStatus.OPEN
+        self._closed.clear()
+        self._task = asyncio.ensure_future(self._read_forever())
+
+    async def _connect_and_link(self) -> None:
+        target = self.target
+        use_tls = target.tls_port is not None and (target.port is None or target.prefer_tls)
+        while True:
+            port = target.tls_port if use_tls else target.port
+            if port is None:
+                raise TransportError(f"{self!r}: the server asks for TLS and no tls_port is "
+                                     "configured", hint="set tls_port for this VM")
+            self._reader, self._writer = await open_stream(
+                target.host, port, (target.tls or SpiceTls()) if use_tls else None)
+            self.secure = use_tls
+            outcome = await self._link()
+            if isinstance(outcome, NeedSecured):
+                if use_tls:
+                    raise RemoteProtocolError(f"{self!r}: NEED_SECURED on the TLS port")
+                self.log.info("server wants TLS for this channel: relinking on the TLS port")
+                await self._drop()
+                use_tls = True
+                continue
+            return
+
+    async def _link(self) -> LinkSucceeded | NeedSecured:
+        assert self._reader is not None and self._writer is not None
+        link = LinkHandshake(self.channel_type, self.channel_id, self.connection_id,
+                             password=self.target.password, sasl_credentials=self.target.sasl)
+        self._writer.write(link.initiate())
+        while True:
+            data = await self._reader.read(READ_CHUNK)
+            for event in link.receive_data(data):
+                if isinstance(event, LinkSucceeded):
+                    self.protocol = self._factory(event)
+                    trailing, eof = link.trailing_data
+                    if trailing:
+                        self._deliver(self.protocol.receive_data(trailing))
+                    if eof:
+                        self._deliver(self.protocol.receive_data(b""))
+                    await self._flush()
+                    return event
+                if isinstance(event, NeedSecured):
+                    return event
+                if isinstance(event, LinkFailed):
+                    error_type = SpiceAuthError if event.auth else TransportError
+                    raise error_type(f"{self!r}: link refused: {event.reason}", hint=event.hint)
+            out = link.data_to_send()
+            if out:
+                self._writer.write(out)
+                await self._writer.drain()
+
+    # --- running ----------------------------------------------------------------------
+
+    async def _read_forever(self) -> None:
+        assert self._reader is not None and self.protocol is not None
+        try:
+            while True:
+                data = await self._reader.read(READ_CHUNK)
+                events = self.protocol.receive_data(data)
+                await self._flush()  # acks and pongs go out before anything else happens
+                self._deliver(events)
+                if not data or any(isinstance(e, ConnectionClosed) for e in events):
+                    raise ChannelClosed(f"{self!r}: the server closed the channel")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.error = exc
+            if self.status is ChannelStatus.OPEN:
+                self.log.warning("channel ended: %s", exc)
+                self.status = ChannelStatus.FAILED
+            await self._drop()
+            self._closed.set()
+
+    def _deliver(self, events: list[ChannelEvent]) -> None:
+        if self._on_event is None:
+            return
+        for event in events:
+            try:
+                self._on_event(self, event)
+            except Exception:  # a consumer's bug must not kill the reader
+                self.log.exception("event handler failed")
+
+    async def _flush(self) -> None:
+        if self.protocol is None or self._writer is None:
+            return
+        data = self.protocol.data_to_send()
+        if data:
+            self._writer.write(data)
+            await self._writer.drain()
+
+    async def send(self) -> None:
+        """Write what the protocol queued (call after using its builders)."""
+        if self.status is not ChannelStatus.OPEN:
+            raise ChannelClosed(f"{self!r} is not open" + (f": {self.error}" if self.error
+                                                             else ""))
+        try:
+            await self._flush()
+        except (ConnectionError, OSError) as exc:
+            raise ChannelClosed(f"{self!r}: {exc}") from exc
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    # --- closing ----------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close this channel only; idempotent."""
+        if self.status in (ChannelStatus.OPEN, ChannelStatus.LINKING):
+            self.status = ChannelStatus.CLOSED
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._drop()
+        self._closed.set()
+
+    async def _drop(self) -> None:
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 2.0)

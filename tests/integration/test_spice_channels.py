@@ -1,0 +1,114 @@
+"""The Spice client against the lab's real servers: link, auth, channels on their own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from atp_notebook.errors import ConfigError, SpiceAuthError, TlsVerificationError
+from atp_notebook.lab.paths import LabPaths
+from atp_notebook.lab.pki import make_ca, pem_cert
+from atp_notebook.lab.status import LabStatus
+from atp_notebook.loop import run
+from atp_notebook.session import Session, connect
+from atp_notebook.spice.aio.channel import ChannelStatus, SpiceTarget
+from atp_notebook.spice.aio.connect import SpiceTls
+from atp_notebook.spice.proto.constants import ChannelType
+from atp_notebook.spice.vm import SpiceVmConnection
+
+MAIN, INPUTS = ChannelType.MAIN, ChannelType.INPUTS
+
+
+@pytest.fixture
+def session(lab: LabStatus, lab_paths: LabPaths) -> Iterator[Session]:
+    s = connect(lab_paths.config_file)
+    yield s
+    s.close()
+
+
+def spice(session: Session, vm_id: str) -> SpiceVmConnection:
+    return run(session.manager.get_spice_connection(vm_id), timeout=30)
+
+
+@pytest.mark.parametrize("vm_id", ["atp-vm1", "atp-vm2"])
+def test_main_and_inputs_open_from_the_lab_config(session: Session, vm_id: str) -> None:
+    vm = spice(session, vm_id)
+    run(vm.open_channel(INPUTS), timeout=30)
+    assert vm.session_id is not None and vm.main_init is not None
+    channels = {c.type: c for c in vm.channels()}
+    assert channels["main"].status == channels["inputs"].status == "open"
+    secure = vm_id == "atp-vm2"  # TLS only, its own CA, verified
+    assert channels["main"].secure is secure and channels["inputs"].secure is secure
+    # the server's bandwidth test: pings answered while we read
+    assert channels["main"].pings >= 1 and channels["main"].bytes_in > 100_000
+
+
+def test_a_wrong_password_is_refused(lab: LabStatus, lab_paths: LabPaths) -> None:
+    tls = SpiceTls(lab_paths.spice_pki / "ca-cert.pem")
+    vm = SpiceVmConnection("atp-vm2", SpiceTarget("127.0.0.1", tls_port=5902, tls=tls,
+                                                  password="not-the-password"))
+    with pytest.raises(SpiceAuthError, match="refused the ticket"):
+        run(vm.open_channel(MAIN), timeout=30)
+    run(vm.close(), timeout=10)
+
+
+def test_a_ca_that_did_not_sign_the_server_fails_before_any_ticket(
+    lab: LabStatus, tmp_path: Path
+) -> None:
+    rogue, _ = make_ca("a CA the Spice server never saw")
+    (tmp_path / "rogue.pem").write_bytes(pem_cert(rogue))
+    target = SpiceTarget("127.0.0.1", tls_port=5902, tls=SpiceTls(tmp_path / "rogue.pem"),
+                         password="whatever")
+    vm = SpiceVmConnection("atp-vm2", target)
+    with pytest.raises(TlsVerificationError, match="does not verify"):
+        run(vm.open_channel(MAIN), timeout=30)
+    # the link message (and with it the ticket) only goes out after a verified handshake
+    assert all(c.bytes_out == 0 for c in vm.channels())
+    run(vm.close(), timeout=10)
+
+
+def test_a_killed_channel_leaves_the_others_working_and_reopens(session: Session) -> None:
+    vm = spice(session, "atp-vm1")
+    inputs = run(vm.open_channel(INPUTS), timeout=30)
+    writer = inputs._writer
+    assert writer is not None
+    local_port = writer.get_extra_info("sockname")[1]
+    subprocess.run(["ss", "-K", "dst", "127.0.0.1", "dport", "=", "5901",
+                    "sport", "=", str(local_port)], check=True, capture_output=True)
+    run(asyncio.wait_for(inputs.wait_closed(), 10), timeout=15)
+    assert inputs.status is ChannelStatus.FAILED
+    assert vm.channel(MAIN).status is ChannelStatus.OPEN  # main never noticed
+    again = run(vm.open_channel(INPUTS), timeout=30)
+    assert again.status is ChannelStatus.OPEN and again is not inputs
+
+
+def test_opening_and_closing_200_times_leaks_nothing(session: Session) -> None:
+    vm = spice(session, "atp-vm1")
+    run(vm.open_channel(MAIN), timeout=30)
+
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    async def tasks() -> int:
+        return len(asyncio.all_tasks())
+
+    run(vm.open_channel(INPUTS), timeout=30)
+    run(vm.close_channel(INPUTS), timeout=30)
+    before = (fds(), run(tasks(), timeout=5), threading.active_count())
+    for _ in range(200):
+        run(vm.open_channel(INPUTS), timeout=30)
+        run(vm.close_channel(INPUTS), timeout=30)
+    assert (fds(), run(tasks(), timeout=5), threading.active_count()) == before
+    assert vm.channel(MAIN).status is ChannelStatus.OPEN
+
+
+def test_a_channel_type_not_built_yet_is_named(session: Session) -> None:
+    vm = spice(session, "atp-vm1")
+    with pytest.raises(ConfigError, match="usbredir channel is not supported"):
+        run(vm.open_channel(ChannelType.USBREDIR), timeout=30)
