@@ -15,15 +15,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import libvirt
 
 from atp_notebook.errors import LabError
-from atp_notebook.lab import daemons, domains
-from atp_notebook.lab.guest import build_guest
+from atp_notebook.lab import daemons, domains, sasl_vm
+from atp_notebook.lab.guest import GuestImage, build_guest
 from atp_notebook.lab.inventory import write_config
-from atp_notebook.lab.paths import LAB_VMS, LabPaths
+from atp_notebook.lab.paths import LAB_VMS, SASL_VM, LabPaths
 from atp_notebook.lab.pki import ensure_lab_pki
 from atp_notebook.lab.system import check_debian, check_ports_free, check_root, ensure_packages
 
@@ -149,10 +150,28 @@ def _bring_up(
                 undo.append(dom.destroy)
                 report.started.append(vm.name)
             doms.append(dom)
-        domains.wait_for_agents(doms, paths, agent_timeout)
+        _ensure_sasl_vm(paths, guest, report, undo, restart="spice" in certs_changed)
+        domains.wait_for_agents(doms, paths, agent_timeout,
+                                {SASL_VM.name: partial(sasl_vm.agent_answers, paths)})
     finally:
         conn.close()
     report.config = write_config(paths)
+
+
+def _ensure_sasl_vm(
+    paths: LabPaths,
+    guest: GuestImage,
+    report: UpReport,
+    undo: list[Callable[[], object]],
+    *,
+    restart: bool,
+) -> None:
+    """The SASL VM is no libvirt domain (see sasl_vm.py): the lab runs its QEMU itself."""
+    change = sasl_vm.ensure_running(paths, guest, restart=restart)
+    if change is None:
+        return
+    undo.append(partial(sasl_vm.stop, paths))
+    (report.restarted if change == "restarted" else report.started).append(SASL_VM.name)
 
 
 def _ensure_daemon(
@@ -189,6 +208,8 @@ def down(paths: LabPaths) -> DownReport:
 
 def _down(paths: LabPaths) -> DownReport:
     report = DownReport()
+    if sasl_vm.stop(paths):
+        report.stopped.append(SASL_VM.name)
     libvirtd = daemons.libvirtd(paths)
     if libvirtd.pid() is not None:
         conn = libvirt.open("qemu:///system")

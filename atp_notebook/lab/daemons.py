@@ -186,7 +186,7 @@ def write_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
 # --- starting --------------------------------------------------------------------------
 
 
-def _wait_until(
+def wait_until(
     ready: Callable[[], bool], what: str, log_file: Path | None, timeout: float
 ) -> None:
     deadline = time.monotonic() + timeout
@@ -208,7 +208,7 @@ def _unix_socket_answers(path: Path) -> bool:
     return True
 
 
-def _tcp_answers(port: int, banner: bytes = b"") -> bool:
+def tcp_answers(port: int, banner: bytes = b"") -> bool:
     try:
         with socket.create_connection((LOOPBACK, port), timeout=1.0) as sock:
             return not banner or sock.recv(len(banner)) == banner
@@ -230,13 +230,13 @@ def start_libvirtd(paths: LabPaths) -> int:
     conf = paths.etc_dir / "libvirtd.conf"
     paths.log_dir.mkdir(parents=True, exist_ok=True)
     paths.run_dir.mkdir(parents=True, exist_ok=True)
-    _run_daemonizing([LIBVIRTD, "--daemon", "--listen", "--config", str(conf),
+    run_daemonizing([LIBVIRTD, "--daemon", "--listen", "--config", str(conf),
                       "--pid-file", str(daemon.pid_file)], "libvirtd")
-    _wait_until(
+    wait_until(
         lambda: daemon.pid() is not None
         and _unix_socket_answers(LIBVIRT_SOCKET)
-        and _tcp_answers(LIBVIRT_TCP_PORT)
-        and _tcp_answers(LIBVIRT_TLS_PORT),
+        and tcp_answers(LIBVIRT_TCP_PORT)
+        and tcp_answers(LIBVIRT_TLS_PORT),
         "libvirtd",
         paths.log_dir / "libvirtd.log",
         START_TIMEOUT_S,
@@ -252,9 +252,9 @@ def start_sshd(paths: LabPaths) -> int:
     check_ports_free({SSH_PORT: "sshd for qemu+ssh"})
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
     conf = paths.etc_dir / "sshd_config"
-    _run_daemonizing([SSHD, "-f", str(conf), "-E", str(paths.log_dir / "sshd.log")], "sshd")
-    _wait_until(
-        lambda: daemon.pid() is not None and _tcp_answers(SSH_PORT, b"SSH-"),
+    run_daemonizing([SSHD, "-f", str(conf), "-E", str(paths.log_dir / "sshd.log")], "sshd")
+    wait_until(
+        lambda: daemon.pid() is not None and tcp_answers(SSH_PORT, b"SSH-"),
         "sshd",
         paths.log_dir / "sshd.log",
         START_TIMEOUT_S,
@@ -265,11 +265,12 @@ def start_sshd(paths: LabPaths) -> int:
     return pid
 
 
-def _run_daemonizing(argv: list[str], name: str) -> None:
+def run_daemonizing(argv: list[str], name: str, env: dict[str, str] | None = None) -> None:
     """Run a daemon that forks itself into the background; its parent must exit 0."""
     try:
         proc = subprocess.run(
             argv,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -285,3 +286,15 @@ def _run_daemonizing(argv: list[str], name: str) -> None:
         raise LabError(f"{name} did not detach within {START_TIMEOUT_S:.0f} s") from exc
     if proc.returncode != 0:
         raise LabError(f"{name} failed to start (exit {proc.returncode}): {proc.stderr.strip()}")
+
+
+def run_tool(argv: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """Run a short command line tool; a missing or hanging tool is a :class:`LabError`."""
+    try:
+        return subprocess.run(argv, input=stdin, capture_output=True, text=True,
+                              timeout=START_TIMEOUT_S, check=False)
+    except FileNotFoundError as exc:
+        raise LabError(f"{argv[0]} is missing", hint="run `atp-lab up` as root so it "
+                       "installs its Debian packages") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise LabError(f"{argv[0]} did not finish within {START_TIMEOUT_S:.0f} s") from exc

@@ -12,6 +12,8 @@ import secrets
 import subprocess
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 import libvirt
@@ -189,13 +191,23 @@ def agent_answers(dom: libvirt.virDomain, timeout_s: int = 2) -> bool:
     return True
 
 
-def wait_for_agents(doms: list[libvirt.virDomain], paths: LabPaths, timeout: float) -> None:
-    """Wait until every domain's guest agent answers ``guest-ping``."""
-    waiting = {d.name(): d for d in doms}
+def wait_for_agents(
+    doms: list[libvirt.virDomain],
+    paths: LabPaths,
+    timeout: float,
+    others: Mapping[str, Callable[[], bool]] | None = None,
+) -> None:
+    """Wait until every domain's guest agent answers ``guest-ping``.
+
+    ``others`` adds VMs that are no libvirt domains (the SASL VM), by name and probe, so
+    all guests boot in parallel against one deadline and one error names every silent one.
+    """
+    waiting: dict[str, Callable[[], bool]] = {d.name(): partial(agent_answers, d) for d in doms}
+    waiting.update(others or {})
     deadline = time.monotonic() + timeout
     while waiting and time.monotonic() < deadline:
-        for name, dom in list(waiting.items()):
-            if agent_answers(dom):
+        for name, answers in list(waiting.items()):
+            if answers():
                 log.info("%s: guest agent answers", name)
                 del waiting[name]
         if waiting:

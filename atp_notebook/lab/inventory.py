@@ -14,8 +14,11 @@ from atp_notebook.lab.daemons import write_if_changed
 from atp_notebook.lab.paths import (
     LAB_VMS,
     LOOPBACK,
+    SASL_USERNAME,
+    SASL_VM,
     SSH_PORT,
     LabPaths,
+    VmSpec,
 )
 
 
@@ -43,32 +46,43 @@ def lab_hosts(paths: LabPaths) -> tuple[LabHost, ...]:
     )
 
 
+def spice_entry(paths: LabPaths, vm: VmSpec, host: str | None) -> dict[str, Any]:
+    """One ``transport.spice.vms`` item; ``host`` None for a VM that is no libvirt domain."""
+    entry: dict[str, Any] = {"vm_id": vm.name}
+    if host is not None:
+        entry["host"] = host
+    entry["server_addr"] = LOOPBACK
+    if vm.spice_port is not None:
+        entry["port"] = vm.spice_port
+    if vm.spice_tls_port is not None:
+        entry["tls_port"] = vm.spice_tls_port
+    entry["tls"] = vm.spice_port is None
+    if vm.spice_tls_port is not None:
+        entry["tls_verify"] = True
+        entry["ca_file"] = str(paths.spice_pki / "ca-cert.pem")
+    if vm.name == SASL_VM.name:
+        entry["username"] = SASL_USERNAME
+    if vm.spice_password:
+        entry["password_file"] = str(paths.spice_password_file(vm.name))
+    return entry
+
+
 def config_document(paths: LabPaths) -> dict[str, Any]:
     hosts = [
         {"id": h.id, "host": h.host, "uri": h.uri, "tags": list(h.tags)}
         for h in lab_hosts(paths)
     ]
-    vms: list[dict[str, Any]] = []
-    for vm in LAB_VMS:
-        entry: dict[str, Any] = {"vm_id": vm.name, "host": "local", "server_addr": LOOPBACK}
-        if vm.spice_port is not None:
-            entry["port"] = vm.spice_port
-        if vm.spice_tls_port is not None:
-            entry["tls_port"] = vm.spice_tls_port
-        entry["tls"] = vm.spice_port is None
-        if vm.spice_tls_port is not None:
-            entry["tls_verify"] = True
-            entry["ca_file"] = str(paths.spice_pki / "ca-cert.pem")
-        if vm.spice_password:
-            entry["password_file"] = str(paths.spice_password_file(vm.name))
-        vms.append(entry)
+    vms = [spice_entry(paths, vm, "local") for vm in LAB_VMS]
+    # no host: the SASL VM runs outside libvirt, so nothing could be discovered from it
+    vms.append(spice_entry(paths, SASL_VM, None))
     return {"transport": {"hosts": hosts, "spice": {"vms": vms}}}
 
 
 HEADER = """\
 # Written by `atp-lab up`: the lab's hosts and VMs for atp-notebook.
 # Four host entries reach the same libvirtd over each transport; the Spice password of
-# atp-vm2 is read from its password_file (mode 0600), never written here.
+# atp-vm2 and the SASL password of atp-sasl are read from their password_file (mode 0600),
+# never written here. atp-sasl is a QEMU outside libvirt (Spice over TLS with SASL).
 """
 
 

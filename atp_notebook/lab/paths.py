@@ -39,10 +39,20 @@ class VmSpec:
         return tuple(p for p in (self.spice_port, self.spice_tls_port) if p is not None)
 
 
+# The lab's libvirt domains.
 LAB_VMS: tuple[VmSpec, ...] = (
     VmSpec("atp-vm1", spice_port=5901, spice_tls_port=None, spice_password=False),
     VmSpec("atp-vm2", spice_port=None, spice_tls_port=5902, spice_password=True),
 )
+
+# The Spice SASL VM: a plain QEMU process the lab starts itself, not a libvirt domain,
+# because libvirt's ``spice_sasl`` switch applies to every domain of the host (see
+# sasl_vm.py). TLS only: on a plain port spice-server offers SASL only with DIGEST-MD5 and
+# auth-conf, which no Python SASL library implements. Its password is the SASL password.
+SASL_VM = VmSpec("atp-sasl", spice_port=None, spice_tls_port=5903, spice_password=True)
+# The SASL user as the client sends it: the server appends its realm (the host name), the
+# same realm saslpasswd2 stored the user under, so the bare name is the portable form.
+SASL_USERNAME = "atp"
 
 
 @dataclass(frozen=True)
@@ -120,3 +130,8 @@ class LabPaths:
     @property
     def etc_dir(self) -> Path:
         return self.root / "etc"
+
+    # the SASL VM: its Cyrus SASL config and user database (0700: the database is a secret)
+    @property
+    def sasl_dir(self) -> Path:
+        return self.root / "sasl"

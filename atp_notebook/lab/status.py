@@ -1,5 +1,8 @@
 """``atp-lab status``: does every host URI answer, and every VM's guest agent?
 
+The SASL VM runs outside libvirt: its agent is asked on its own socket, and its Spice port
+must complete a TLS handshake verified by the lab's Spice CA.
+
 Each probe runs in its own thread with a deadline: a libvirt open over ssh or tls can block
 for a long time on a dead peer, and a status check must answer promptly either way.
 """
@@ -9,16 +12,17 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
 import libvirt
 
-from atp_notebook.lab import domains
+from atp_notebook.lab import domains, sasl_vm
 from atp_notebook.lab.daemons import libvirtd, sshd
 from atp_notebook.lab.inventory import lab_hosts
-from atp_notebook.lab.paths import LAB_VMS, LOOPBACK, LabPaths
+from atp_notebook.lab.paths import LAB_VMS, LOOPBACK, SASL_VM, LabPaths
 
 PROBE_TIMEOUT_S = 15.0
 T = TypeVar("T")
@@ -137,6 +141,18 @@ def _probe_vms() -> tuple[VmStatus, ...]:
         conn.close()
 
 
+def _probe_sasl_vm(paths: LabPaths) -> VmStatus:
+    if sasl_vm.process(paths).pid() is None:
+        return VmStatus(SASL_VM.name, "shut off", False, SASL_VM.spice_port,
+                        SASL_VM.spice_tls_port, False)
+    # both probes at once: on a hung VM each takes its whole (short) timeout
+    with ThreadPoolExecutor(2) as pool:
+        agent = pool.submit(sasl_vm.agent_answers, paths)
+        listening = pool.submit(sasl_vm.tls_answers, paths)
+        return VmStatus(SASL_VM.name, "running", agent.result(), SASL_VM.spice_port,
+                        SASL_VM.spice_tls_port, listening.result())
+
+
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, libvirt.libvirtError):
         return str(exc.get_error_message())
@@ -158,6 +174,10 @@ def lab_status(paths: LabPaths, timeout: float = PROBE_TIMEOUT_S) -> LabStatus:
     threads = [threading.Thread(target=probe, args=p, daemon=True) for p in probes]
     for t in threads:
         t.start()
+    sasl: list[VmStatus] = []
+    sasl_thread = threading.Thread(target=lambda: sasl.append(_probe_sasl_vm(paths)),
+                                   daemon=True)
+    sasl_thread.start()
     try:
         vms = run_with_deadline(_probe_vms, timeout)
     except BaseException as exc:
@@ -166,6 +186,9 @@ def lab_status(paths: LabPaths, timeout: float = PROBE_TIMEOUT_S) -> LabStatus:
                      error=_error_text(exc))
             for v in LAB_VMS
         )
+    sasl_thread.join(timeout)
+    vms += tuple(sasl) or (VmStatus(SASL_VM.name, "unknown", False, SASL_VM.spice_port,
+                                    SASL_VM.spice_tls_port, False, error="no answer in time"),)
     for t in threads:
         t.join(timeout + 1)
     hosts = [results[h_id] for h_id, _ in probes]

@@ -20,10 +20,16 @@ from atp_notebook.errors import ChannelClosed, ConfigError
 from atp_notebook.spice.aio.channel import ChannelStatus, SpiceChannel, SpiceTarget
 from atp_notebook.spice.proto import ChannelProtocol, InputsProtocol, LinkSucceeded, MainProtocol
 from atp_notebook.spice.proto.common import ChannelEvent
-from atp_notebook.spice.proto.constants import ChannelType
+from atp_notebook.spice.proto.constants import ChannelType, InputsCap, MainCap
 from atp_notebook.spice.proto.main import MainInit
 
 OPEN_TIMEOUT_S = 10.0
+
+# What we tell the server we understand, per channel (protocol.h caps).
+_CLIENT_CAPS: dict[ChannelType, tuple[int, ...]] = {
+    ChannelType.MAIN: (MainCap.NAME_AND_UUID, MainCap.AGENT_CONNECTED_TOKENS),
+    ChannelType.INPUTS: (InputsCap.KEY_SCANCODE,),
+}
 
 # The channel types this client speaks so far; the others are named in a clear error.
 _PROTOCOLS: dict[ChannelType, type[ChannelProtocol]] = {
@@ -90,10 +96,8 @@ class SpiceVmConnection:
             self._channels[(channel_type, channel_id)] = channel
             await channel.open(timeout)
             if channel_type is ChannelType.MAIN:
+                # MainProtocol answers MAIN_INIT with ATTACH_CHANNELS by itself
                 await asyncio.wait_for(self._init_seen.wait(), timeout)
-                assert isinstance(channel.protocol, MainProtocol)
-                channel.protocol.attach_channels()
-                await channel.send()
             return channel
 
     async def _ensure_main(self, timeout: float) -> None:
@@ -105,9 +109,6 @@ class SpiceVmConnection:
         self._init_seen.clear()
         await channel.open(timeout)
         await asyncio.wait_for(self._init_seen.wait(), timeout)
-        assert isinstance(channel.protocol, MainProtocol)
-        channel.protocol.attach_channels()
-        await channel.send()
 
     def _new_channel(self, channel_type: ChannelType, channel_id: int,
                      protocol_class: type[ChannelProtocol]) -> SpiceChannel:
@@ -116,6 +117,7 @@ class SpiceVmConnection:
 
         return SpiceChannel(
             self.target, channel_type, channel_id,
+            channel_caps=_CLIENT_CAPS.get(channel_type, ()),
             connection_id=self.session_id or 0 if channel_type is not ChannelType.MAIN else 0,
             protocol_factory=factory, on_event=self._on_event, vm_id=self.vm_id,
         )

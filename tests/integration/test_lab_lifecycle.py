@@ -19,7 +19,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from atp_notebook.lab import daemons, domains
+from atp_notebook.lab import daemons, domains, sasl_vm
 from atp_notebook.lab.paths import LAB_VMS, LOOPBACK, SSH_PORT, LabPaths
 from atp_notebook.lab.status import LabStatus
 
@@ -38,6 +38,7 @@ def lab_pids(paths: LabPaths) -> dict[str, int | None]:
     pids = {"libvirtd": daemons.libvirtd(paths).pid(), "sshd": daemons.sshd(paths).pid()}
     for vm in LAB_VMS:
         pids[vm.name] = domains.qemu_pid(vm.name)
+    pids["atp-sasl"] = sasl_vm.process(paths).pid()  # a QEMU of ours outside libvirt
     return pids
 
 
@@ -74,7 +75,7 @@ def test_status_json_lists_hosts_vms_and_config(lab: LabStatus, lab_paths: LabPa
     assert [h["uri"].split(":")[0] for h in doc["hosts"]] == [
         "qemu", "qemu+tcp", "qemu+tls", "qemu+ssh"]
     assert {v["name"]: (v["spice_port"], v["spice_tls_port"]) for v in doc["vms"]} == {
-        "atp-vm1": (5901, None), "atp-vm2": (None, 5902)}
+        "atp-vm1": (5901, None), "atp-vm2": (None, 5902), "atp-sasl": (None, 5903)}
     assert doc["config"] == str(lab_paths.config_file)
     # the Spice password never appears in status output
     password = lab_paths.spice_password_file("atp-vm2").read_text().strip()
@@ -121,7 +122,8 @@ def test_up_restarts_a_killed_libvirtd_and_vms_survive(
     assert "started libvirtd" in result.stdout
     after = lab_pids(lab_paths)
     assert after["libvirtd"] not in (None, before["libvirtd"])
-    assert [after[vm.name] for vm in LAB_VMS] == [before[vm.name] for vm in LAB_VMS]
+    vms = [vm.name for vm in LAB_VMS] + ["atp-sasl"]
+    assert [after[name] for name in vms] == [before[name] for name in vms]
 
 
 def test_up_restarts_a_stopped_vm(lab_restored: LabStatus) -> None:
@@ -201,5 +203,7 @@ def test_down_stops_everything_it_started_and_lab_tests_then_fail_in_ci(
     # a second down finds nothing to stop
     again = atp_lab("down")
     assert again.returncode == 0 and "stopped nothing" in again.stdout
-    assert atp_lab("up").returncode == 0
+    up = atp_lab("up")
+    assert up.returncode == 0, up.stderr
+    print(up.stdout.strip())  # the time of a cold up (packages and guest image kept), for -s
     assert atp_lab("status").returncode == 0

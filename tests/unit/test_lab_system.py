@@ -113,12 +113,15 @@ def test_four_hosts_reach_one_libvirtd_by_each_transport(tmp_path: Path) -> None
 def test_the_config_names_the_password_file_not_the_password(tmp_path: Path) -> None:
     paths = LabPaths(tmp_path)
     doc = config_document(paths)
-    vm1, vm2 = doc["transport"]["spice"]["vms"]
+    vm1, vm2, sasl = doc["transport"]["spice"]["vms"]
     assert vm1 == {"vm_id": "atp-vm1", "host": "local", "server_addr": "127.0.0.1",
                    "port": 5901, "tls": False}
     assert vm2["tls_port"] == 5902 and vm2["tls"] is True and "port" not in vm2
     assert vm2["password_file"] == str(paths.spice_password_file("atp-vm2"))
     assert "password" not in vm2
+    assert sasl["vm_id"] == "atp-sasl" and "host" not in sasl  # a QEMU outside libvirt
+    assert sasl["password_file"] == str(paths.spice_password_file("atp-sasl"))
+    assert "password" not in sasl
     assert yaml.safe_load(yaml.safe_dump(doc)) == doc
 
 

@@ -25,7 +25,6 @@ from atp_notebook.errors import (
     ChannelClosed,
     OperationTimeout,
     RemoteProtocolError,
-    SpiceAuthError,
     TransportError,
 )
 from atp_notebook.spice.aio.connect import SpiceTls, open_stream
@@ -84,6 +83,7 @@ class SpiceChannel:
         channel_id: int = 0,
         *,
         connection_id: int = 0,
+        channel_caps: tuple[int, ...] = (),
         protocol_factory: ProtocolFactory | None = None,
         on_event: EventSink | None = None,
         vm_id: str = "vm",
@@ -92,6 +92,7 @@ class SpiceChannel:
         self.channel_type = channel_type
         self.channel_id = channel_id
         self.connection_id = connection_id
+        self.channel_caps = channel_caps
         self.status = ChannelStatus.IDLE
         self.secure = False
         self.error: BaseException | None = None
@@ -156,7 +157,8 @@ class SpiceChannel:
     async def _link(self) -> LinkSucceeded | NeedSecured:
         assert self._reader is not None and self._writer is not None
         link = LinkHandshake(self.channel_type, self.channel_id, self.connection_id,
-                             password=self.target.password, sasl_credentials=self.target.sasl)
+                             channel_caps=self.channel_caps, password=self.target.password,
+                             sasl_credentials=self.target.sasl)
         self._writer.write(link.initiate())
         while True:
             data = await self._reader.read(READ_CHUNK)
@@ -173,8 +175,7 @@ class SpiceChannel:
                 if isinstance(event, NeedSecured):
                     return event
                 if isinstance(event, LinkFailed):
-                    error_type = SpiceAuthError if event.auth else TransportError
-                    raise error_type(f"{self!r}: link refused: {event.reason}", hint=event.hint)
+                    raise event.exception()
             out = link.data_to_send()
             if out:
                 self._writer.write(out)

@@ -1,0 +1,71 @@
+"""Text typed through Spice Inputs reaches the guest's tty1 shell byte for byte."""
+
+from __future__ import annotations
+
+import string
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from atp_notebook.lab.paths import LabPaths
+from atp_notebook.lab.status import LabStatus
+from atp_notebook.loop import run
+from atp_notebook.session import Session, Vm, connect
+from atp_notebook.spice.inputs import SpiceKeyboard
+from atp_notebook.spice.keymaps import UntypableText, layout
+from atp_notebook.spice.proto.constants import ChannelType
+
+PRINTABLE = string.ascii_letters + string.digits + string.punctuation + " "
+
+
+@pytest.fixture
+def session(lab: LabStatus, lab_paths: LabPaths) -> Iterator[Session]:
+    s = connect(lab_paths.config_file)
+    yield s
+    s.close()
+
+
+def wait_for_file(vm: Vm, path: str, timeout: float = 30.0) -> bytes:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if vm.exec(["/bin/sh", "-c", f"test -s {path}"]).exit_code == 0:
+            time.sleep(0.3)  # let the shell finish writing
+            return vm.read_file(path)
+        time.sleep(0.2)
+    pytest.fail(f"{path} never appeared in the guest")
+
+
+@pytest.mark.parametrize("layout_name", ["us", "de", "fr"])
+def test_typed_text_arrives_byte_exact(session: Session, layout_name: str) -> None:
+    vm = session.vm("atp-vm1", host="local")
+    text = "".join(c for c in PRINTABLE if layout(layout_name).can_type(c))
+    assert set(string.ascii_letters + string.digits) <= set(text)
+    vm.exec(["/bin/sh", "-c", f"rm -f /tmp/typed; loadkmap < /usr/share/keymaps/{layout_name}"
+             ".bmap"]).check()
+    try:
+        spice = run(session.manager.get_spice_connection("atp-vm1"), timeout=30)
+        inputs = run(spice.open_channel(ChannelType.INPUTS), timeout=30)
+        keyboard = SpiceKeyboard(inputs, layout=layout_name)
+
+        async def scenario() -> None:
+            await keyboard.press("ctrl-c")  # a clean prompt whatever was typed before
+            await keyboard.type("\ncat > /tmp/typed\n")
+            await keyboard.type(text + "\n")
+            await keyboard.press("ctrl-d")
+
+        run(scenario(), timeout=60)
+        assert wait_for_file(vm, "/tmp/typed") == (text + "\n").encode()
+    finally:
+        vm.exec(["/bin/sh", "-c", "loadkmap < /usr/share/keymaps/us.bmap"]).check()
+
+
+def test_an_untypable_character_sends_nothing(session: Session) -> None:
+    spice = run(session.manager.get_spice_connection("atp-vm1"), timeout=30)
+    inputs = run(spice.open_channel(ChannelType.INPUTS), timeout=30)
+    keyboard = SpiceKeyboard(inputs, layout="us")
+    assert inputs.protocol is not None
+    sent_before = inputs.protocol.metrics.bytes_out
+    with pytest.raises(UntypableText):
+        run(keyboard.type("abc\u00e9def"), timeout=30)
+    assert inputs.protocol.metrics.bytes_out == sent_before
