@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -36,6 +36,15 @@ def wait_for_file(vm: Vm, path: str, timeout: float = 30.0) -> bytes:
     pytest.fail(f"{path} never appeared in the guest")
 
 
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
 @pytest.mark.parametrize("layout_name", ["us", "de", "fr"])
 def test_typed_text_arrives_byte_exact(session: Session, layout_name: str) -> None:
     vm = session.vm("atp-vm1", host="local")
@@ -48,13 +57,12 @@ def test_typed_text_arrives_byte_exact(session: Session, layout_name: str) -> No
         inputs = run(spice.open_channel(ChannelType.INPUTS), timeout=30)
         keyboard = SpiceKeyboard(inputs, layout=layout_name)
 
-        async def scenario() -> None:
-            await keyboard.press("ctrl-c")  # a clean prompt whatever was typed before
-            await keyboard.type("\ncat > /tmp/typed\n")
-            await keyboard.type(text + "\n")
-            await keyboard.press("ctrl-d")
-
-        run(scenario(), timeout=60)
+        run(keyboard.press("ctrl-c"), timeout=30)  # a clean prompt whatever came before
+        run(keyboard.type("\ncat > /tmp/typed\n"), timeout=60)
+        # the shell discards type-ahead when it hands the terminal to cat: wait for cat
+        wait_until(lambda: vm.exec(["pidof", "cat"]).exit_code == 0, "cat to start")
+        run(keyboard.type(text + "\n"), timeout=60)
+        run(keyboard.press("ctrl-d"), timeout=30)
         assert wait_for_file(vm, "/tmp/typed") == (text + "\n").encode()
     finally:
         vm.exec(["/bin/sh", "-c", "loadkmap < /usr/share/keymaps/us.bmap"]).check()

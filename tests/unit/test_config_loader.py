@@ -36,10 +36,11 @@ def lab_file(tmp_path: Path) -> tuple[Path, LabPaths]:
     ca = paths.spice_pki / "ca-cert.pem"
     ca.parent.mkdir(parents=True)
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    secret = paths.spice_password_file("atp-vm2")
-    secret.parent.mkdir(parents=True)
-    secret.write_text(LAB_PASSWORD + "\n")
-    secret.chmod(0o600)
+    paths.secrets_dir.mkdir(parents=True)
+    for vm in ("atp-vm2", "atp-sasl"):  # the VMs with a password
+        secret = paths.spice_password_file(vm)
+        secret.write_text(LAB_PASSWORD + "\n")
+        secret.chmod(0o600)
     file = tmp_path / "atp.yaml"
     file.write_text(yaml.safe_dump(config_document(paths), sort_keys=False))
     return file, paths
