@@ -26,6 +26,9 @@ from PIL import Image
 from atp_notebook.config import TransportConfig, find_config, load_config
 from atp_notebook.errors import ConfigError, UnknownVm
 from atp_notebook.loop import AtpLoop, get_loop
+from atp_notebook.spice.facade import VmSpice
+from atp_notebook.spice.proto.constants import MouseMode
+from atp_notebook.spice.vm import SpiceVmConnection
 from atp_notebook.transport import (
     LOOKUP_TIMEOUT_S,
     TransportManager,
@@ -139,6 +142,7 @@ class Vm:
         self._cached: tuple[libvirt.virConnect, libvirt.virDomain] | None = None
         self._qmp: Qmp | None = None
         self._agent: GuestAgent | None = None
+        self._spice: VmSpice | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -273,3 +277,40 @@ class Vm:
 
     async def serial_async(self, port: str, *, force: bool = False) -> VirtioSerial:
         return await VirtioSerial(self, port, force=force).open_async()
+
+    # --- Spice input (the Spice vm_id is the VM name) -------------------------------------
+
+    @property
+    def spice_input(self) -> VmSpice:
+        """Typing, key combos and clicks through the VM's Spice Inputs channel."""
+        if self._spice is None:
+            self._spice = VmSpice(self.session.manager, self.name)
+        return self._spice
+
+    @property
+    def spice(self) -> SpiceVmConnection:
+        """The VM's SpiceVmConnection (use its coroutines on the atp loop)."""
+        return self.spice_input.connection()
+
+    def type(self, text: str, layout: str = "us", rate: float | None = None) -> int:
+        """Type ``text`` on the VM's keyboard; ``vm.type("echo hi\\n", layout="de")``.
+        An untypable character raises ``UntypableText`` before anything is sent."""
+        return self.spice_input.type(text, layout, rate)
+
+    async def type_async(self, text: str, layout: str = "us", rate: float | None = None) -> int:
+        return await self.spice_input.type_async(text, layout, rate)
+
+    def press(self, combo: str, layout: str = "us") -> None:
+        """Press and release a combo: ``vm.press("ctrl-alt-delete")``."""
+        self.spice_input.press(combo, layout)
+
+    async def press_async(self, combo: str, layout: str = "us") -> None:
+        await self.spice_input.press_async(combo, layout)
+
+    def click(self, x: int, y: int, button: str = "left") -> MouseMode:
+        """Click at ``x``, ``y`` (exact in client mouse mode, a best effort in server mode:
+        see :meth:`VmSpice.click`)."""
+        return self.spice_input.click(x, y, button)
+
+    async def click_async(self, x: int, y: int, button: str = "left") -> MouseMode:
+        return await self.spice_input.click_async(x, y, button)
