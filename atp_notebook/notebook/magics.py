@@ -1,4 +1,5 @@
-"""The IPython magics: ``%atp``, ``%qmp``/``%%qmp``, ``%qga``/``%%qga``, ``%virtio``.
+"""The IPython magics: ``%atp``, ``%qmp``/``%%qmp``, ``%qga``/``%%qga``, ``%virtio``,
+``%type``, ``%key``, ``%spice``.
 
 ``AtpMagics`` only routes: each magic parses its line with a plain function from
 :mod:`atp_notebook.notebook.commands` and runs the request through the session's ``Vm``.
@@ -39,6 +40,14 @@ from atp_notebook.notebook.commands.qmp import (
     parse_qmp_line,
     run_qmp_line,
     run_qmp_script,
+)
+from atp_notebook.notebook.commands.spice import (
+    parse_key_line,
+    parse_spice_line,
+    parse_type_line,
+    run_channels,
+    run_key,
+    run_type,
 )
 from atp_notebook.notebook.commands.virtio import VirtioClose, parse_virtio_line, run_virtio
 from atp_notebook.notebook.context import NotebookContext
@@ -215,6 +224,56 @@ class AtpMagics(Magics, Configurable):
                                   closed)
             stream = self.context.serial(request.vm, request.port)
             return run_virtio(request, stream, self.timeout)
+
+    # --- %type / %key / %spice (Spice Inputs; the Spice vm_id is the VM name) ----------
+
+    @line_magic
+    @no_var_expand
+    def type(self, line: str) -> Result:
+        """Type text on a VM's keyboard through Spice: ``%type VM [--layout L] [--] TEXT``.
+
+        TEXT is the rest of the line, as typed (no ``$var`` expansion), with ``\\n \\r
+        \\t \\0 \\\\ \\xNN`` escapes. Every character must be on the layout (us, de, fr)
+        or nothing is sent.
+
+        Example::
+
+            %type atp-vm1 echo hello\\n
+            %type atp-vm1 --layout de echo hallo@welt\\n
+        """
+        with errors_shown_briefly():
+            request = parse_type_line(line, self.context.selector())
+            with self.context.using(request.vm) as vm:
+                return run_type(request, vm)
+
+    @line_magic
+    @no_var_expand
+    def key(self, line: str) -> Result:
+        """Press and release a key combination: ``%key VM [--layout L] COMBO``.
+
+        Example::
+
+            %key atp-vm1 ctrl-alt-delete
+            %key atp-vm1 ctrl-c
+        """
+        with errors_shown_briefly():
+            request = parse_key_line(line, self.context.selector())
+            with self.context.using(request.vm) as vm:
+                return run_key(request, vm)
+
+    @line_magic
+    def spice(self, line: str) -> Result:
+        """The VM's Spice channels: ``%spice --channels VM`` (type, id, state, plain/TLS,
+        bytes in/out, messages, pings, link time).
+
+        Example::
+
+            %spice --channels atp-vm1
+        """
+        with errors_shown_briefly():
+            request = parse_spice_line(line, self.context.selector())
+            with self.context.using(request.vm) as vm:
+                return run_channels(request, vm)
 
 
 def load_ipython_extension(ip: InteractiveShell) -> None:

@@ -1,0 +1,163 @@
+"""``%type``, ``%key`` and ``%spice``: keyboard input and the Spice channels of a VM.
+
+Forms::
+
+    %type VM [--layout L] [--] TEXT    # TEXT is the rest of the line, as typed;
+                                       # \\n \\r \\t \\0 \\\\ \\xNN escapes
+    %key VM [--layout L] COMBO         # e.g. ctrl-alt-delete, ctrl-c, alt-f2
+    %spice --channels VM               # each channel: type, id, state, security, traffic
+
+Example::
+
+    parse_type_line(r"atp-vm1 --layout de echo hallo\\n")
+    # SpiceType(vm=VmRef('atp-vm1'), text='echo hallo\\n', layout='de')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from atp_notebook.errors import AtpError
+from atp_notebook.notebook.commands.words import (
+    VmRef,
+    VmSelector,
+    decode_escapes,
+    split_args,
+    take_word,
+    usage,
+)
+from atp_notebook.notebook.results import NoteResult, Result, TableResult
+from atp_notebook.session import Vm
+from atp_notebook.spice.keymaps import LAYOUT_NAMES, Layout
+from atp_notebook.spice.keymaps import layout as keyboard_layout
+
+TYPE_USAGE = r"%type VM [--layout us|de|fr] TEXT   (escapes: \n \t \r \0 \\ \xNN)"
+KEY_USAGE = "%key VM [--layout us|de|fr] COMBO   (e.g. ctrl-alt-delete, ctrl-c)"
+SPICE_USAGE = "%spice --channels VM"
+CHANNEL_COLUMNS = ("channel", "id", "state", "security", "bytes in", "bytes out",
+                   "messages", "pings", "link ms")
+
+
+@dataclass(frozen=True)
+class SpiceType:
+    vm: VmRef
+    text: str
+    layout: str = "us"
+
+
+@dataclass(frozen=True)
+class SpiceKey:
+    vm: VmRef
+    combo: str
+    layout: str = "us"
+
+
+@dataclass(frozen=True)
+class SpiceChannels:
+    vm: VmRef
+
+
+def _layout(name: str, usage_line: str) -> Layout:
+    try:
+        return keyboard_layout(name)
+    except AtpError:
+        raise usage(f"unknown keyboard layout {name!r}",
+                    f"known layouts: {', '.join(LAYOUT_NAMES)}; {usage_line}") from None
+
+
+def _take_options(rest: str, usage_line: str) -> tuple[str, str]:
+    """``--layout L`` and ``--`` in front of the payload: (layout, the payload as typed)."""
+    layout = "us"
+    while True:
+        word, tail = take_word(rest)
+        if word == "--":
+            return layout, tail
+        if word == "--layout" or word.startswith("--layout="):
+            value = word.partition("=")[2] if "=" in word else ""
+            if not value:
+                value, tail = take_word(tail)
+            if not value:
+                raise usage("--layout needs a layout name", usage_line)
+            layout = value
+            rest = tail
+            continue
+        if word.startswith("--"):
+            raise usage(f"unknown option {word!r}",
+                        f"{usage_line}; put -- before text that starts with --")
+        return layout, rest
+
+
+def parse_type_line(line: str, vms: VmSelector | None = None) -> SpiceType:
+    """The text a ``%type`` line asks to type; UsageError (one line + hint) otherwise."""
+    vm, rest = (vms or VmSelector()).take(line, TYPE_USAGE)
+    layout_name, payload = _take_options(rest, TYPE_USAGE)
+    keys = _layout(layout_name, TYPE_USAGE)
+    if not payload:
+        raise usage("missing text to type", TYPE_USAGE)
+    try:
+        text = decode_escapes(payload).decode()
+    except UnicodeDecodeError:
+        raise usage(f"{payload!r} is not UTF-8 once its \\x escapes are decoded",
+                    "type characters, not bytes: write them as they are") from None
+    try:
+        keys.plan(text)
+    except AtpError as exc:
+        raise usage(str(exc), f"only characters of the {keys.name} layout can be typed; "
+                              "try --layout de or fr") from None
+    return SpiceType(vm, text, keys.name)
+
+
+def parse_key_line(line: str, vms: VmSelector | None = None) -> SpiceKey:
+    """The combo a ``%key`` line asks to press; UsageError otherwise."""
+    vm, rest = (vms or VmSelector()).take(line, KEY_USAGE)
+    layout_name, payload = _take_options(rest, KEY_USAGE)
+    keys = _layout(layout_name, KEY_USAGE)
+    combo, tail = take_word(payload)
+    if not combo:
+        raise usage("missing key combination", KEY_USAGE)
+    if tail:
+        raise usage(f"one combination at a time, not {payload!r}",
+                    "join keys with '-': %key VM ctrl-alt-delete")
+    try:
+        keys.combo(combo)
+    except AtpError as exc:
+        raise usage(str(exc), KEY_USAGE) from None
+    return SpiceKey(vm, combo, keys.name)
+
+
+def parse_spice_line(line: str, vms: VmSelector | None = None) -> SpiceChannels:
+    """``%spice --channels VM`` (the option may also follow the VM)."""
+    words = split_args(line, SPICE_USAGE)
+    options = [w for w in words if w.startswith("-")]
+    if not options:
+        raise usage("missing --channels", SPICE_USAGE)
+    unknown = [w for w in options if w != "--channels"]
+    if unknown:
+        raise usage(f"unknown option {unknown[0]!r}", SPICE_USAGE)
+    others = [w for w in words if not w.startswith("-")]
+    if len(others) > 1:
+        raise usage(f"one VM at a time, not {' '.join(others)!r}", SPICE_USAGE)
+    vm, _ = (vms or VmSelector()).take(" ".join(others), SPICE_USAGE)
+    return SpiceChannels(vm)
+
+
+def run_type(request: SpiceType, vm: Vm) -> Result:
+    strokes = vm.type(request.text, layout=request.layout)
+    chars = len(request.text)
+    return NoteResult(f"typed {chars} character{'s' * (chars != 1)} on {request.vm} "
+                      f"({request.layout}, {strokes} strokes)", strokes)
+
+
+def run_key(request: SpiceKey, vm: Vm) -> Result:
+    vm.press(request.combo, layout=request.layout)
+    return NoteResult(f"pressed {request.combo} on {request.vm}", request.combo)
+
+
+def run_channels(request: SpiceChannels, vm: Vm) -> Result:
+    infos = vm.spice.channels()
+    rows = [[info.type, str(info.id), info.status, "TLS" if info.secure else "plain",
+             str(info.bytes_in), str(info.bytes_out), str(info.messages_in), str(info.pings),
+             "-" if info.link_ms is None else f"{info.link_ms:.2f}"] for info in infos]
+    count = len(rows)
+    return TableResult(CHANNEL_COLUMNS, rows, infos,
+                       f"{request.vm}: {count} Spice channel{'s' * (count != 1)}")
