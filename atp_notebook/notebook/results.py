@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Container, Sequence
 from typing import Any
 
@@ -30,15 +31,15 @@ from atp_notebook.notebook.render import (
 )
 
 
-class Result:
+class Result(abc.ABC):
     """Base of the magics' results: ``.value`` is the raw value; display is stable."""
 
     value: Any
     caption: str = ""
 
+    @abc.abstractmethod
     def text(self) -> str:
         """The ``text/plain`` form (stable between runs)."""
-        raise NotImplementedError
 
     def html(self) -> str:
         """The ``text/html`` form (escaped, stable between runs)."""
