@@ -57,6 +57,10 @@ class ConfigError(AtpError):
         self.key_path = key_path
 
 
+class InvalidArgument(AtpError, ValueError):
+    """A call's arguments are wrong; found before anything was sent."""
+
+
 class UnknownVm(AtpError, LookupError):
     """A VM name that no configured host or Spice entry knows."""
 

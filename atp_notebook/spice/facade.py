@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from atp_notebook.errors import LocalProtocolError
+from atp_notebook.errors import InvalidArgument, LocalProtocolError
 from atp_notebook.loop import get_loop
 from atp_notebook.spice.aio.channel import SpiceChannel
 from atp_notebook.spice.inputs import DEFAULT_RATE, SpiceKeyboard
@@ -115,9 +115,9 @@ class VmSpice:
     async def _click(self, x: int, y: int, button: str) -> MouseMode:
         found = BUTTONS.get(button)
         if found is None:
-            raise ValueError(f"unknown mouse button {button!r}: use {', '.join(BUTTONS)}")
+            raise InvalidArgument(f"unknown mouse button {button!r}: use {', '.join(BUTTONS)}")
         if x < 0 or y < 0:
-            raise ValueError(f"click position {x},{y} is off the screen")
+            raise InvalidArgument(f"click position {x},{y} is off the screen")
         channel = await self._inputs()
         inputs = channel.protocol
         if not isinstance(inputs, InputsProtocol):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 
-from atp_notebook.errors import LocalProtocolError
+from atp_notebook.errors import InvalidArgument, LocalProtocolError
 from atp_notebook.spice.aio.channel import SpiceChannel
 from atp_notebook.spice.keymaps import layout as keyboard_layout
 from atp_notebook.spice.proto import InputsProtocol
@@ -37,7 +37,7 @@ class SpiceKeyboard:
         if not isinstance(channel.protocol, InputsProtocol):
             raise LocalProtocolError(f"{channel!r} is not an open Inputs channel")
         if rate is not None and rate <= 0:
-            raise ValueError(f"typing rate must be positive, not {rate}")
+            raise InvalidArgument(f"typing rate must be positive, not {rate}")
         self.channel = channel
         self.layout = keyboard_layout(layout)
         self.rate = rate
