@@ -6,10 +6,13 @@ test would hide exactly the breakage it exists to catch.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from atp_notebook.lab.paths import LabPaths
 from atp_notebook.lab.status import LabStatus, lab_status
+from atp_notebook.session import Session, connect
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -43,3 +46,11 @@ def require_lab(paths: LabPaths) -> LabStatus:
 def lab(lab_paths: LabPaths) -> LabStatus:
     """The lab's status, checked before each test that uses it (lifecycle tests change it)."""
     return require_lab(lab_paths)
+
+
+@pytest.fixture
+def session(lab: LabStatus, lab_paths: LabPaths) -> Iterator[Session]:
+    """A Session on the lab's atp.yaml (the lab checked first), closed after the test."""
+    s = connect(lab_paths.config_file)
+    yield s
+    s.close()

@@ -123,9 +123,12 @@ class HostConnection:
         self._backoff = backoff or Backoff()
         self._log = logging.getLogger(f"atp.virt.{host_id}")
         self._mutex = threading.Lock()
-        # held from an open until its callbacks are registered: a connection must never be
-        # closed while another thread still registers on it (libvirt would use freed memory)
-        self._setup = threading.Lock()
+        # A connection must never be closed while another thread still registers its close
+        # callback (libvirt would use freed memory): a close that arrives during the
+        # registration is left to the registering thread. No executor thread ever waits for
+        # another executor task here (that could starve the pool).
+        self._registering: set[int] = set()  # id() of connections being set up
+        self._close_after_setup: set[int] = set()
         self._state = HostState.IDLE
         self._conn: libvirt.virConnect | None = None
         self._attempt: concurrent.futures.Future[libvirt.virConnect] | None = None
@@ -197,7 +200,7 @@ class HostConnection:
                                   last_error=reason, connected_at=None)
             self._set_state(HostState.LOST)
         self._log.warning("connection lost: %s", reason)
-        self._atp.executor.submit(self._dispose, current)  # waits for a setup under way
+        self._atp.executor.submit(self._dispose, current)
         self._join_attempt(force=True)  # the first retry is immediate; later ones back off
 
     def check_error(self, exc: libvirt.libvirtError) -> None:
@@ -297,8 +300,9 @@ class HostConnection:
             raise HostUnavailable(f"host {self.host_id!r}: closed")
         # The waiters get their connection now; the close callback and keepalive cost round
         # trips they need not wait for (a loss in between is still caught by check_error()).
-        # _setup stays held until they are registered: _dispose must not close it before.
-        self._setup.acquire()
+        # Until they are registered, a _dispose of this connection is deferred to _register.
+        with self._mutex:
+            self._registering.add(id(conn))
         self._atp.executor.submit(self._register, conn)
         return conn
 
@@ -310,7 +314,12 @@ class HostConnection:
         except libvirt.libvirtError as exc:
             self.mark_lost(libvirt_error_text(exc), conn)
         finally:
-            self._setup.release()
+            with self._mutex:
+                self._registering.discard(id(conn))
+                close_now = id(conn) in self._close_after_setup
+                self._close_after_setup.discard(id(conn))
+            if close_now:
+                self._close_conn(conn)
 
     def _schedule_retry(self) -> None:
         """On the loop thread: retry after the next backoff delay."""
@@ -338,8 +347,11 @@ class HostConnection:
             self.mark_lost(_reason_text(reason), conn)
 
     def _dispose(self, conn: libvirt.virConnect) -> None:
-        with self._setup:
-            self._close_conn(conn)
+        with self._mutex:
+            if id(conn) in self._registering:  # the registering thread closes it when done
+                self._close_after_setup.add(id(conn))
+                return
+        self._close_conn(conn)
 
     @staticmethod
     def _close_conn(conn: libvirt.virConnect) -> None:

@@ -6,14 +6,11 @@ import asyncio
 import hashlib
 import os
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from atp_notebook.errors import AgentUnavailable, GuestAgentError, GuestTimeout
-from atp_notebook.lab.paths import LabPaths
-from atp_notebook.lab.status import LabStatus
-from atp_notebook.session import Session, connect
+from atp_notebook.session import Session
 from atp_notebook.virt.guest_agent import GuestAgent
 
 VM_NAMES = ["atp-vm1", "atp-vm2"]
@@ -22,13 +19,6 @@ HOST_IDS = ["local", "tcp", "tls", "ssh"]
 # transports with different auth are covered
 PAIRS = [("atp-vm1", "tcp"), ("atp-vm2", "ssh")]
 pair_params = pytest.mark.parametrize(("vm_name", "host_id"), PAIRS)
-
-
-@pytest.fixture
-def session(lab: LabStatus, lab_paths: LabPaths) -> Iterator[Session]:
-    s = connect(lab_paths.config_file)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import libvirt
@@ -26,13 +25,6 @@ from atp_notebook.virt.host import HostState
 
 HOST_IDS = ["local", "tcp", "tls", "ssh"]
 VM_NAMES = ["atp-vm1", "atp-vm2"]
-
-
-@pytest.fixture
-def session(lab: LabStatus, lab_paths: LabPaths) -> Iterator[Session]:
-    s = connect(lab_paths.config_file)
-    yield s
-    s.close()
 
 
 def wait_for(predicate: object, what: str, timeout: float = 30.0) -> None:

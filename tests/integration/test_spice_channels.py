@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,20 +16,13 @@ from atp_notebook.lab.paths import LabPaths
 from atp_notebook.lab.pki import make_ca, pem_cert
 from atp_notebook.lab.status import LabStatus
 from atp_notebook.loop import run
-from atp_notebook.session import Session, connect
+from atp_notebook.session import Session
 from atp_notebook.spice.aio.channel import ChannelStatus, SpiceTarget
 from atp_notebook.spice.aio.connect import SpiceTls
 from atp_notebook.spice.proto.constants import ChannelType
 from atp_notebook.spice.vm import SpiceVmConnection
 
 MAIN, INPUTS = ChannelType.MAIN, ChannelType.INPUTS
-
-
-@pytest.fixture
-def session(lab: LabStatus, lab_paths: LabPaths) -> Iterator[Session]:
-    s = connect(lab_paths.config_file)
-    yield s
-    s.close()
 
 
 def spice(session: Session, vm_id: str) -> SpiceVmConnection:

@@ -17,19 +17,12 @@ from atp_notebook.lab.paths import LabPaths
 from atp_notebook.lab.status import LabStatus
 from atp_notebook.loop import run
 from atp_notebook.notebook.results import Result
-from atp_notebook.session import Session, Vm, connect
+from atp_notebook.session import Session, Vm
 from atp_notebook.spice.keymaps import UntypableText
 from atp_notebook.spice.proto.constants import ChannelType
 from atp_notebook.spice.vm import SpiceVmConnection
 
 _start_ipython: Callable[[], object] = start_ipython
-
-
-@pytest.fixture
-def session(lab: LabStatus, lab_paths: LabPaths) -> Iterator[Session]:
-    s = connect(lab_paths.config_file)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 
 from atp_notebook.errors import SpiceAuthError
-from atp_notebook.lab.paths import LabPaths
-from atp_notebook.lab.status import LabStatus
 from atp_notebook.loop import run
-from atp_notebook.session import Session, connect
+from atp_notebook.session import Session
 from atp_notebook.spice.proto import SaslCredentials
 from atp_notebook.spice.proto.constants import ChannelType
 from atp_notebook.spice.vm import SpiceVmConnection
-
-
-@pytest.fixture
-def session(lab: LabStatus, lab_paths: LabPaths) -> Iterator[Session]:
-    s = connect(lab_paths.config_file)
-    yield s
-    s.close()
 
 
 def test_the_sasl_vm_lets_us_in_with_the_configured_user(session: Session) -> None:

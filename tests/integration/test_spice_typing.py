@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import string
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
-from atp_notebook.lab.paths import LabPaths
-from atp_notebook.lab.status import LabStatus
 from atp_notebook.loop import run
-from atp_notebook.session import Session, Vm, connect
+from atp_notebook.session import Session, Vm
 from atp_notebook.spice.inputs import SpiceKeyboard
 from atp_notebook.spice.keymaps import UntypableText, layout
 from atp_notebook.spice.proto.constants import ChannelType
 
 PRINTABLE = string.ascii_letters + string.digits + string.punctuation + " "
-
-
-@pytest.fixture
-def session(lab: LabStatus, lab_paths: LabPaths) -> Iterator[Session]:
-    s = connect(lab_paths.config_file)
-    yield s
-    s.close()
 
 
 def wait_for_file(vm: Vm, path: str, timeout: float = 30.0) -> bytes:

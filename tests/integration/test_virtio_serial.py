@@ -9,7 +9,6 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,21 +18,12 @@ from atp_notebook.errors import (
     OperationTimeout,
     TransportError,
 )
-from atp_notebook.lab.paths import LabPaths
-from atp_notebook.lab.status import LabStatus
-from atp_notebook.session import Session, Vm, connect
+from atp_notebook.session import Session, Vm
 from atp_notebook.virt.virtio_serial import CHUNK, SerialState, VirtioSerial
 
 PORT = "com.atp.test.0"
 VM_NAMES = ["atp-vm1", "atp-vm2"]
 MB = 1 << 20
-
-
-@pytest.fixture
-def session(lab: LabStatus, lab_paths: LabPaths) -> Iterator[Session]:
-    s = connect(lab_paths.config_file)
-    yield s
-    s.close()
 
 
 def echo_blocking(port: VirtioSerial, data: bytes) -> float:
