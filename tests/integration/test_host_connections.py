@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import libvirt
@@ -22,20 +21,10 @@ from atp_notebook.loop import run
 from atp_notebook.session import Session, connect
 from atp_notebook.transport import TransportManager
 from atp_notebook.virt.host import HostState
+from tests.integration.waiting import wait_until
 
 HOST_IDS = ["local", "tcp", "tls", "ssh"]
 VM_NAMES = ["atp-vm1", "atp-vm2"]
-
-
-def wait_for(predicate: object, what: str, timeout: float = 30.0) -> None:
-    """Poll until ``predicate()`` holds; a deadline, not a timing assertion."""
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"{what} did not happen within {timeout} s")
 
 
 def libvirtd_clients(transport: str) -> int:
@@ -112,7 +101,7 @@ def test_killed_libvirtd_marks_host_lost_and_session_recovers_after_up(
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     # the close callback fires on the atp loop and marks both hosts lost
-    wait_for(lambda: all(session.host(h).state is not HostState.READY for h in vms),
+    wait_until(lambda: all(session.host(h).state is not HostState.READY for h in vms),
              "hosts marked lost")
     for vm in vms.values():
         with pytest.raises(HostUnavailable):
@@ -128,7 +117,7 @@ def test_killed_libvirtd_marks_host_lost_and_session_recovers_after_up(
         except HostUnavailable:
             return False
 
-    wait_for(recovered, "the session to work again")
+    wait_until(recovered, "the session to work again")
     assert all(session.manager.pool.stats()[h].reconnects >= 1 for h in vms)
     assert isinstance(vms["local"].domain().connect(), libvirt.virConnect)
 

@@ -4,7 +4,6 @@ typed text reaches tty1's shell byte for byte (read back through the guest agent
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from atp_notebook.session import Session, Vm
 from atp_notebook.spice.keymaps import UntypableText
 from atp_notebook.spice.proto.constants import ChannelType
 from atp_notebook.spice.vm import SpiceVmConnection
+from tests.integration.waiting import wait_for_guest_file, wait_until
 
 _start_ipython: Callable[[], object] = start_ipython
 
@@ -41,22 +41,6 @@ def ip(lab_paths: LabPaths) -> Iterator[InteractiveShell]:
     shell.run_line_magic("config", "AtpMagics.default_vm = None")
     yield shell
     shell.run_line_magic("unload_ext", "atp_notebook")
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def wait_for_file(vm: Vm, path: str, timeout: float = 30.0) -> bytes:
-    wait_until(lambda: vm.exec(["/bin/sh", "-c", f"test -s {path}"]).exit_code == 0,
-               f"{path} in the guest", timeout)
-    time.sleep(0.3)  # let the shell finish writing
-    return vm.read_file(path)
 
 
 def start_cat(vm: Vm, path: str, press: Callable[[str], object],
@@ -82,7 +66,7 @@ def test_vm_type_and_press_reach_tty1(vm: Vm) -> None:
     text = "Hello, facade! 0123456789 ~`!@#$%^&*()_+-=[]{}|;':\",./<>?"
     assert vm.type(text + "\n") >= len(text) + 1
     vm.press("ctrl-d")
-    assert wait_for_file(vm, path) == (text + "\n").encode()
+    assert wait_for_guest_file(vm, path) == (text + "\n").encode()
 
 
 def test_vm_press_ctrl_c_ends_a_program(vm: Vm) -> None:
@@ -128,7 +112,7 @@ def test_async_twins_from_asyncio_run(vm: Vm) -> None:
         return count
 
     assert asyncio.run(both()) == len("async twin\n")
-    assert wait_for_file(vm, path) == b"async twin\n"
+    assert wait_for_guest_file(vm, path) == b"async twin\n"
 
 
 def test_click_sends_a_press_and_release(vm: Vm) -> None:
@@ -158,7 +142,7 @@ def test_type_and_key_magics(ip: InteractiveShell, lab: LabStatus, session: Sess
     r = ip.run_line_magic("type", r"atp-vm1 $HOME {x}\tend\n")
     assert plain(r) == "typed 14 characters on atp-vm1 (us, 14 strokes)"
     assert plain(press("ctrl-d")) == "pressed ctrl-d on atp-vm1"
-    assert wait_for_file(vm, path) == b"$HOME {x}\tend\n"
+    assert wait_for_guest_file(vm, path) == b"$HOME {x}\tend\n"
 
 
 def test_spice_channels_magic(ip: InteractiveShell, lab: LabStatus) -> None:

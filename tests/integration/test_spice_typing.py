@@ -3,37 +3,17 @@
 from __future__ import annotations
 
 import string
-import time
-from collections.abc import Callable
 
 import pytest
 
 from atp_notebook.loop import run
-from atp_notebook.session import Session, Vm
+from atp_notebook.session import Session
 from atp_notebook.spice.inputs import SpiceKeyboard
 from atp_notebook.spice.keymaps import UntypableText, layout
 from atp_notebook.spice.proto.constants import ChannelType
+from tests.integration.waiting import wait_for_guest_file, wait_until
 
 PRINTABLE = string.ascii_letters + string.digits + string.punctuation + " "
-
-
-def wait_for_file(vm: Vm, path: str, timeout: float = 30.0) -> bytes:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if vm.exec(["/bin/sh", "-c", f"test -s {path}"]).exit_code == 0:
-            time.sleep(0.3)  # let the shell finish writing
-            return vm.read_file(path)
-        time.sleep(0.2)
-    pytest.fail(f"{path} never appeared in the guest")
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.mark.parametrize("layout_name", ["us", "de", "fr"])
@@ -54,7 +34,7 @@ def test_typed_text_arrives_byte_exact(session: Session, layout_name: str) -> No
         wait_until(lambda: vm.exec(["pidof", "cat"]).exit_code == 0, "cat to start")
         run(keyboard.type(text + "\n"), timeout=60)
         run(keyboard.press("ctrl-d"), timeout=30)
-        assert wait_for_file(vm, "/tmp/typed") == (text + "\n").encode()
+        assert wait_for_guest_file(vm, "/tmp/typed") == (text + "\n").encode()
     finally:
         vm.exec(["/bin/sh", "-c", "loadkmap < /usr/share/keymaps/us.bmap"]).check()
 
