@@ -2,7 +2,8 @@
 
 ``ours``: the time until a fresh :class:`HostConnection` hands out its connection —
 ``libvirt.open`` on the atp executor, the state published, the caller woken (the close
-callback and keepalive are registered right after, off the caller's path). ``anchor``: raw
+callback and keepalive are registered right after, off the caller's path; ``close()`` waits for
+them, so no background work of one round spills into the next). ``anchor``: raw
 ``libvirt.open`` from the calling thread. Both are interleaved in the same run and closed
 outside the timed part. The target is a ratio of at most 1.1.
 
@@ -45,7 +46,7 @@ def timed_pool_open(host_id: str, uri: str) -> int:
 def main() -> int:
     get_loop()  # start the loop and register libvirt's events before any open
     for h in lab_hosts(LabPaths.default()):
-        n = iterations(8 if h.id == "ssh" else 100, 3)
+        n = iterations(8 if h.id == "ssh" else 300, 3)
         timed_pool_open(h.id, h.uri)  # unmeasured warm-up of both paths
         timed_raw_open(h.uri)
         raw: list[int] = []

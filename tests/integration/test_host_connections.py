@@ -15,12 +15,13 @@ import pytest
 from atp_notebook.config import HostInfo, TransportConfig
 from atp_notebook.errors import ConfigError, HostUnavailable, UnknownHost, UnknownVm
 from atp_notebook.lab import daemons
+from atp_notebook.lab.inventory import lab_hosts
 from atp_notebook.lab.paths import LabPaths
 from atp_notebook.lab.status import LabStatus
 from atp_notebook.loop import run
 from atp_notebook.session import Session, connect
 from atp_notebook.transport import TransportManager
-from atp_notebook.virt.host import HostState
+from atp_notebook.virt.host import HostConnection, HostState
 from tests.integration.waiting import wait_until
 
 HOST_IDS = ["local", "tcp", "tls", "ssh"]
@@ -183,3 +184,20 @@ def test_opening_and_closing_200_times_is_memory_safe(lab: LabStatus) -> None:
                             timeout=300, check=False)
     assert (result.returncode, result.stdout.strip()) == (0, "done"), result.stderr
     assert "CRITICAL" not in result.stderr and "virObject" not in result.stderr
+
+
+def test_close_returns_only_once_libvirtd_has_let_the_client_go(
+    lab: LabStatus, lab_paths: LabPaths
+) -> None:
+    # close() right after the open lands while the close callback and keepalive are still
+    # being registered; it must still wait for the connection to be gone, not leave it behind
+    uri = next(h.uri for h in lab_hosts(lab_paths) if h.id == "tcp")
+    before = libvirtd_clients("tcp")
+    for _ in range(5):
+        host = HostConnection("tcp", uri)
+        conn = host.connection(timeout=30)
+        run(host.close(), timeout=30)
+        assert host.state is HostState.CLOSED
+        assert conn._o is None  # libvirt-python's mark of a closed virConnect
+        wait_until(lambda: libvirtd_clients("tcp") == before, "libvirtd to drop the client",
+                   timeout=5)
