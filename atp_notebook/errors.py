@@ -136,6 +136,10 @@ class QmpCommandError(CommandError):
         self.description = description
 
 
+class SpiceCommandError(CommandError):
+    """The Spice server did not do what was asked (e.g. a mouse mode it does not offer)."""
+
+
 class GuestAgentError(CommandError):
     """The guest agent answered with an error, or could not be asked."""
 

@@ -314,3 +314,14 @@ class Vm:
 
     async def click_async(self, x: int, y: int, button: str = "left") -> MouseMode:
         return await self.spice_input.click_async(x, y, button)
+
+    def move(self, x: int, y: int) -> MouseMode:
+        """Move the pointer to ``x``, ``y`` (display pixels) without clicking."""
+        return self.spice_input.move(x, y)
+
+    async def move_async(self, x: int, y: int) -> MouseMode:
+        return await self.spice_input.move_async(x, y)
+
+    def set_mouse_mode(self, mode: str) -> MouseMode:
+        """``client`` (absolute, exact clicks) or ``server`` (relative) Spice mouse mode."""
+        return self.spice_input.set_mouse_mode(mode)

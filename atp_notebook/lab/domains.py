@@ -27,7 +27,7 @@ log = logging.getLogger("atp.lab")
 
 LAB_NAMESPACE = "https://atp-notebook.invalid/lab"
 # Bumped when the domain XML changes in a way a running VM must be restarted for.
-DOMAIN_REVISION = "2"
+DOMAIN_REVISION = "3"
 MEMORY_MIB = 256
 DISK_SIZE = "64M"
 AGENT_PING = json.dumps({"execute": "guest-ping"})
@@ -106,7 +106,10 @@ def domain_xml(
 
     video = ET.SubElement(dev, "video")
     ET.SubElement(video, "model", type="qxl", vram="16384", heads="1")
-    ET.SubElement(dev, "input", type="tablet", bus="usb")
+    # a virtio tablet (absolute) lets Spice offer client mouse mode once the guest's driver
+    # is up; the PS/2 mouse takes the relative motion of server mode
+    ET.SubElement(dev, "input", type="tablet", bus="virtio")
+    ET.SubElement(dev, "input", type="mouse", bus="ps2")
     ET.SubElement(dev, "input", type="keyboard", bus="ps2")
     ET.SubElement(dev, "memballoon", model="none")
     return ET.tostring(dom, encoding="unicode")

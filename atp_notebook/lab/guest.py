@@ -54,8 +54,11 @@ KEYMAPS = {
     "fr": "azerty/fr-latin1.kmap.gz",
 }
 # Loaded at boot, in this order (verified; load_order() keeps it and adds anything missing).
+# evdev + psmouse + virtio_input: the guest's pointer devices, so tests can read what a
+# Spice click did from /dev/input (psmouse before the tablet: the last device the guest
+# enables decides whether QEMU's pointer is absolute).
 BOOT_MODULES = ("virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
-                "virtio_pci", "virtio_console")
+                "virtio_pci", "virtio_console", "evdev", "psmouse", "virtio_input")
 # Loaded by /usr/bin/atp-fb-on only.
 FB_MODULES = ("drm", "drm_kms_helper", "ttm", "drm_ttm_helper", "qxl")
 

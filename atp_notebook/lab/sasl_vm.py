@@ -122,7 +122,7 @@ def qemu_argv(paths: LabPaths, guest: GuestImage) -> list[str]:
         "-device", f"virtserialport,bus=vser0.0,chardev=qga0,name={AGENT_PORT_NAME}",
         "-qmp", f"unix:{_opt(files.qmp_socket)},server=on,wait=off",
         # a tablet as on the libvirt VMs: Spice's client mouse mode needs one
-        "-usb", "-device", "usb-tablet",
+        "-device", "virtio-tablet-pci",
         "-daemonize", "-pidfile", str(files.pid_file),
     ]
 

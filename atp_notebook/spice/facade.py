@@ -23,7 +23,7 @@ from atp_notebook.loop import get_loop
 from atp_notebook.spice.aio.channel import SpiceChannel
 from atp_notebook.spice.inputs import DEFAULT_RATE, SpiceKeyboard
 from atp_notebook.spice.keymaps import layout as keyboard_layout
-from atp_notebook.spice.proto import InputsProtocol, MainProtocol
+from atp_notebook.spice.proto import InputsProtocol
 from atp_notebook.spice.proto.constants import ChannelType, MouseButton, MouseMode
 from atp_notebook.spice.vm import SpiceVmConnection
 
@@ -36,6 +36,7 @@ DEFAULT_TIMEOUT_S = 30.0
 # server mouse mode: a relative move this far up-left pins the pointer at the screen's corner
 HOME_MOTION = -10_000
 BUTTONS = {"left": MouseButton.LEFT, "middle": MouseButton.MIDDLE, "right": MouseButton.RIGHT}
+MOUSE_MODES = {"client": MouseMode.CLIENT, "server": MouseMode.SERVER}
 
 
 def typing_timeout(text: str, rate: float | None) -> float:
@@ -112,19 +113,25 @@ class VmSpice:
 
     # --- mouse ---------------------------------------------------------------------------
 
-    async def _click(self, x: int, y: int, button: str) -> MouseMode:
-        found = BUTTONS.get(button)
-        if found is None:
-            raise InvalidArgument(f"unknown mouse button {button!r}: use {', '.join(BUTTONS)}")
-        if x < 0 or y < 0:
-            raise InvalidArgument(f"click position {x},{y} is off the screen")
+    async def _pointer(self) -> tuple[SpiceChannel, InputsProtocol, MouseMode]:
+        """The Inputs channel and the mouse mode to use: client mode whenever offered."""
         channel = await self._inputs()
         inputs = channel.protocol
         if not isinstance(inputs, InputsProtocol):
             raise LocalProtocolError(f"{channel!r} is not an open Inputs channel")
         connection = await self._connection()
-        main = connection.channel(ChannelType.MAIN).protocol
-        mode = main.mouse_mode if isinstance(main, MainProtocol) else MouseMode.SERVER
+        main = await connection.main()
+        # Main asks for client mode by itself; a click right after the link may beat the
+        # server's answer, so wait for it here
+        if (main.preferred_mouse_mode is MouseMode.CLIENT and MouseMode.CLIENT in
+                main.mouse_modes and main.mouse_mode is not MouseMode.CLIENT):
+            await connection.set_mouse_mode(MouseMode.CLIENT)
+        return channel, inputs, main.mouse_mode
+
+    @staticmethod
+    def _place(inputs: InputsProtocol, mode: MouseMode, x: int, y: int) -> None:
+        if x < 0 or y < 0:
+            raise InvalidArgument(f"mouse position {x},{y} is off the screen")
         if MouseMode.CLIENT in mode:
             inputs.position(x, y)
         else:
@@ -132,6 +139,16 @@ class VmSpice:
             # then move by (x, y); guest pointer acceleration may make it land elsewhere
             inputs.motion(HOME_MOTION, HOME_MOTION)
             inputs.motion(x, y)
+
+    async def _click(self, x: int, y: int, button: str) -> MouseMode:
+        found = BUTTONS.get(button)
+        if found is None:
+            raise InvalidArgument(f"unknown mouse button {button!r}: use {', '.join(BUTTONS)}")
+        if x < 0 or y < 0:
+            raise InvalidArgument(f"click position {x},{y} is off the screen")
+        channel, inputs, mode = await self._pointer()
+        channel.ensure_open()
+        self._place(inputs, mode, x, y)
         inputs.button_press(found)
         inputs.button_release(found)
         await channel.send()
@@ -141,13 +158,46 @@ class VmSpice:
               timeout: float = DEFAULT_TIMEOUT_S) -> MouseMode:
         """Click ``button`` (left, middle, right) at ``x``, ``y``; returns the mouse mode used.
 
-        Client mouse mode: an absolute MOUSE_POSITION, then press and release - exact.
-        Server mouse mode (the only mode atp-vm1 offers: no tablet, no agent): the pointer's
-        place is unknown, so a large relative motion first pins it in the top-left corner,
-        then a motion of (x, y) moves it; a guest that accelerates or scales relative motion
-        puts it elsewhere. This is a best effort, not a precise click.
+        Client mouse mode (used whenever the server offers it: the VM has a tablet or a
+        vdagent): an absolute MOUSE_POSITION in display pixels, then press and release -
+        exact. Server mouse mode: the pointer's place is unknown, so a large relative motion
+        first pins it in the top-left corner, then a motion of (x, y) moves it; a guest that
+        accelerates or scales relative motion puts it elsewhere. A best effort there.
         """
         return self._call(self._click(x, y, button), timeout)
 
     async def click_async(self, x: int, y: int, button: str = "left") -> MouseMode:
         return await on_atp_loop(self._click(x, y, button))
+
+    async def _move(self, x: int, y: int) -> MouseMode:
+        if x < 0 or y < 0:
+            raise InvalidArgument(f"mouse position {x},{y} is off the screen")
+        channel, inputs, mode = await self._pointer()
+        channel.ensure_open()
+        self._place(inputs, mode, x, y)
+        await channel.send()
+        return mode
+
+    def move(self, x: int, y: int, timeout: float = DEFAULT_TIMEOUT_S) -> MouseMode:
+        """Move the pointer to ``x``, ``y`` without clicking (see :meth:`click`)."""
+        return self._call(self._move(x, y), timeout)
+
+    async def move_async(self, x: int, y: int) -> MouseMode:
+        return await on_atp_loop(self._move(x, y))
+
+    async def _set_mouse_mode(self, mode: str) -> MouseMode:
+        wanted = MOUSE_MODES.get(mode)
+        if wanted is None:
+            raise InvalidArgument(f"unknown mouse mode {mode!r}: use {', '.join(MOUSE_MODES)}")
+        connection = await self._connection()
+        await connection.set_mouse_mode(wanted)
+        return wanted
+
+    def set_mouse_mode(self, mode: str, timeout: float = DEFAULT_TIMEOUT_S) -> MouseMode:
+        """Switch the VM's Spice mouse mode to ``client`` (absolute) or ``server``
+        (relative) and keep it there; raises SpiceCommandError when the server does not
+        offer it. The mode belongs to the VM: every Spice client of it sees the change."""
+        return self._call(self._set_mouse_mode(mode), timeout)
+
+    async def set_mouse_mode_async(self, mode: str) -> MouseMode:
+        return await on_atp_loop(self._set_mouse_mode(mode))

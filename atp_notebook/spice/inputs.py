@@ -50,6 +50,7 @@ class SpiceKeyboard:
     async def type(self, text: str) -> int:
         """Type ``text``; returns the number of key strokes sent."""
         strokes = self.layout.plan(text)  # raises before anything is sent
+        self.channel.ensure_open()
         # the layout tables assume Caps Lock off: with it on, letters would come out swapped
         locks = self._inputs.modifiers
         if locks is not None and KeyModifier.CAPS_LOCK in locks:
@@ -59,6 +60,7 @@ class SpiceKeyboard:
         self._inputs.send_scancodes(RELEASE_MODIFIERS)
         await self._pace()
         for stroke in strokes:
+            self.channel.ensure_open()  # the channel may die while we pace
             self._inputs.send_scancodes(stroke.to_bytes())
             await self._pace()
         await self.channel.send()
@@ -72,5 +74,6 @@ class SpiceKeyboard:
 
     async def press(self, combo: str) -> None:
         """Press a combination such as ``ctrl-alt-delete`` and release it."""
+        self.channel.ensure_open()
         self._inputs.send_scancodes(self.layout.combo(combo).to_bytes())
         await self.channel.send()

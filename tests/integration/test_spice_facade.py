@@ -115,18 +115,6 @@ def test_async_twins_from_asyncio_run(vm: Vm) -> None:
     assert wait_for_guest_file(vm, path) == b"async twin\n"
 
 
-def test_click_sends_a_press_and_release(vm: Vm) -> None:
-    spice = vm.spice
-    inputs = run(spice.open_channel(ChannelType.INPUTS), timeout=30)
-    assert inputs.protocol is not None
-    sent_before = inputs.protocol.metrics.bytes_out
-    mode = vm.click(10, 10)
-    assert mode.name in ("SERVER", "CLIENT")
-    assert inputs.protocol.metrics.bytes_out > sent_before
-    with pytest.raises(ValueError, match="unknown mouse button"):
-        vm.click(1, 1, button="fourth")
-
-
 def test_type_and_key_magics(ip: InteractiveShell, lab: LabStatus, session: Session) -> None:
     vm = session.vm("atp-vm1", host="local")
     path = "/tmp/facade-magic"

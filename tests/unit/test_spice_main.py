@@ -189,3 +189,52 @@ def test_mouse_mode_state_follows_the_server() -> None:
     main.receive_data(mini(105, struct.pack("<HH", 3 | 0xFF00, 2)))  # unknown bits dropped
     assert (main.mouse_modes, main.mouse_mode) == (MouseMode.SERVER | MouseMode.CLIENT,
                                                    MouseMode.CLIENT)
+
+
+def init_body(supported: int, current: int) -> bytes:
+    return struct.pack("<8I", 7, 1, supported, current, 0, 10, 0, 0)
+
+
+S, C = int(MouseMode.SERVER), int(MouseMode.CLIENT)
+REQUEST = {MouseMode.SERVER: RawMessage(105, struct.pack("<H", S)),
+           MouseMode.CLIENT: RawMessage(105, struct.pack("<H", C))}
+
+
+@pytest.mark.parametrize(("preferred", "messages", "requests"), [
+    # (what the client prefers, what the server sends, the mode requests that follow)
+    (MouseMode.CLIENT, [(103, init_body(S | C, S))], [MouseMode.CLIENT]),
+    (MouseMode.CLIENT, [(103, init_body(S | C, C))], []),
+    (MouseMode.CLIENT, [(103, init_body(S, S))], []),  # no tablet, no agent
+    # the tablet comes up after the link: the server says so with MOUSE_MODE
+    (MouseMode.CLIENT, [(103, init_body(S, S)), (105, struct.pack("<HH", S | C, S))],
+     [MouseMode.CLIENT]),
+    # one request per word from the server, never a storm
+    (MouseMode.CLIENT, [(103, init_body(S | C, S)), (106, struct.pack("<I", 1)),
+                        (106, struct.pack("<I", 2))], [MouseMode.CLIENT]),
+    (MouseMode.CLIENT, [(103, init_body(S | C, S)), (105, struct.pack("<HH", S | C, S))],
+     [MouseMode.CLIENT, MouseMode.CLIENT]),
+    (MouseMode.CLIENT, [(103, init_body(S | C, S)), (105, struct.pack("<HH", S | C, C))],
+     [MouseMode.CLIENT]),
+    (MouseMode.SERVER, [(103, init_body(S | C, C))], [MouseMode.SERVER]),
+    (None, [(103, init_body(S | C, S))], []),
+])
+def test_the_preferred_mouse_mode_is_requested_when_offered(
+    preferred: MouseMode | None, messages: list[tuple[int, bytes]],
+    requests: list[MouseMode],
+) -> None:
+    main = MainProtocol(ChannelType.MAIN, attach_on_init=False, mouse_mode=preferred)
+    for msg_type, body in messages:
+        main.receive_data(mini(msg_type, body))
+    assert sent(main) == [REQUEST[mode] for mode in requests]
+
+
+def test_prefer_mouse_mode_asks_at_once_when_linked_and_waits_otherwise() -> None:
+    main = MainProtocol(ChannelType.MAIN, attach_on_init=False, mouse_mode=None)
+    main.prefer_mouse_mode(MouseMode.CLIENT)
+    assert main.data_to_send() == b""  # no MAIN_INIT yet: nothing to compare with
+    main.receive_data(mini(103, init_body(S | C, C)))
+    assert main.data_to_send() == b""
+    main.prefer_mouse_mode(MouseMode.SERVER)
+    assert sent(main) == [REQUEST[MouseMode.SERVER]]
+    with pytest.raises(LocalProtocolError):
+        main.prefer_mouse_mode(MouseMode.SERVER | MouseMode.CLIENT)

@@ -299,9 +299,14 @@ class MainProtocol(ChannelProtocol):
 
     channel_kind = ChannelType.MAIN
 
-    def __init__(self, *args: Any, attach_on_init: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, attach_on_init: bool = True,
+                 mouse_mode: MouseMode | None = MouseMode.CLIENT, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.attach_on_init = attach_on_init
+        # like spice-gtk: ask for this mode whenever the server offers it and uses another
+        # (None: leave the server's choice alone)
+        self.preferred_mouse_mode = mouse_mode
+        self._mode_requested = False  # asked since the server last said which mode it uses
         self.init: MainInit | None = None
         self.channels: tuple[ChannelId, ...] | None = None
         self.mouse_modes = MouseMode(0)  # supported
@@ -323,10 +328,13 @@ class MainProtocol(ChannelProtocol):
             self.agent_connected, self.agent_tokens = event.agent_connected, event.agent_tokens
             if self.attach_on_init:
                 self.attach_channels()
+            self._follow_mouse_preference()
         elif isinstance(event, ChannelsList):
             self.channels = event.channels
         elif isinstance(event, MouseModeChanged):
             self.mouse_modes, self.mouse_mode = event.supported, event.current
+            self._mode_requested = False
+            self._follow_mouse_preference()
         elif isinstance(event, AgentConnected):
             self.agent_connected = True
             if event.tokens is not None:
@@ -349,6 +357,24 @@ class MainProtocol(ChannelProtocol):
         if mode not in (MouseMode.SERVER, MouseMode.CLIENT):
             raise LocalProtocolError(f"request one mouse mode, not {mode!r}")
         self.send_message(MainMsgc.MOUSE_MODE_REQUEST, build_mouse_mode_request(mode))
+
+    def prefer_mouse_mode(self, mode: MouseMode | None) -> None:
+        """Keep asking for ``mode`` whenever the server offers it (None: stop asking)."""
+        if mode is not None and mode not in (MouseMode.SERVER, MouseMode.CLIENT):
+            raise LocalProtocolError(f"prefer one mouse mode, not {mode!r}")
+        self.preferred_mouse_mode = mode
+        self._mode_requested = False
+        self._follow_mouse_preference()
+
+    def _follow_mouse_preference(self) -> None:
+        # one request per MOUSE_MODE from the server: a server that keeps its mode sends
+        # nothing back, and asking again would only repeat the refusal
+        want = self.preferred_mouse_mode
+        if (want is None or self.init is None or self._mode_requested
+                or want not in self.mouse_modes or want == self.mouse_mode):
+            return
+        self.request_mouse_mode(want)
+        self._mode_requested = True
 
     def agent_start(self, num_tokens: int = 0xFFFFFFFF) -> None:
         """Start agent traffic, granting the server ``num_tokens`` AGENT_DATA messages
