@@ -16,12 +16,12 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from atp_notebook.errors import ChannelClosed, ConfigError
+from atp_notebook.errors import ChannelClosed, ConfigError, OperationTimeout, SpiceCommandError
 from atp_notebook.spice.aio.channel import ChannelStatus, SpiceChannel, SpiceTarget
 from atp_notebook.spice.proto import ChannelProtocol, InputsProtocol, LinkSucceeded, MainProtocol
 from atp_notebook.spice.proto.common import ChannelEvent
-from atp_notebook.spice.proto.constants import ChannelType, InputsCap, MainCap
-from atp_notebook.spice.proto.main import MainInit
+from atp_notebook.spice.proto.constants import ChannelType, InputsCap, MainCap, MouseMode
+from atp_notebook.spice.proto.main import MainInit, MouseModeChanged
 
 OPEN_TIMEOUT_S = 10.0
 
@@ -51,6 +51,7 @@ class ChannelInfo:
     messages_in: int
     pings: int
     link_ms: float | None
+    rtt_ms: float | None  # the kernel's smoothed RTT of the channel's TCP connection, to 1 µs
 
 
 class SpiceVmConnection:
@@ -63,6 +64,7 @@ class SpiceVmConnection:
         self.main_init: MainInit | None = None
         self._channels: dict[tuple[ChannelType, int], SpiceChannel] = {}
         self._init_seen = asyncio.Event()
+        self._mouse_mode_seen = asyncio.Event()  # set at every MAIN_INIT and MOUSE_MODE
         self._lock = asyncio.Lock()
         self.log = logging.getLogger(f"atp.spice.{vm_id}")
 
@@ -127,6 +129,38 @@ class SpiceVmConnection:
             self.main_init = event
             self.session_id = event.session_id
             self._init_seen.set()
+        if isinstance(event, MainInit | MouseModeChanged):
+            self._mouse_mode_seen.set()
+
+    async def main(self, timeout: float = OPEN_TIMEOUT_S) -> MainProtocol:
+        """The Main channel's protocol (opened if needed)."""
+        protocol = (await self.open_channel(ChannelType.MAIN, timeout=timeout)).protocol
+        assert isinstance(protocol, MainProtocol)
+        return protocol
+
+    async def set_mouse_mode(self, mode: MouseMode, timeout: float = OPEN_TIMEOUT_S) -> None:
+        """Switch the server to ``mode`` and keep asking for it (it is the VM's, not ours:
+        every client of the VM shares it). Raises SpiceCommandError when not offered."""
+        main = await self.main(timeout)
+        if mode not in main.mouse_modes:
+            offered = ", ".join(str(m.name).lower() for m in MouseMode
+                                if m in main.mouse_modes)
+            raise SpiceCommandError(
+                f"{self.vm_id}: the Spice server offers {offered or 'no'} mouse mode, not "
+                f"{str(mode.name).lower()}",
+                hint="client mode needs a tablet device (or a vdagent) and one QXL display")
+        self._mouse_mode_seen.clear()
+        main.prefer_mouse_mode(mode)
+        await self.channel(ChannelType.MAIN).send()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while main.mouse_mode != mode:
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                await asyncio.wait_for(self._mouse_mode_seen.wait(), max(left, 0))
+            except TimeoutError:
+                raise OperationTimeout(f"{self.vm_id}: the Spice server did not switch to "
+                                       f"{mode.name} mouse mode within {timeout:g} s") from None
+            self._mouse_mode_seen.clear()
 
     async def close_channel(self, channel_type: ChannelType, channel_id: int = 0) -> None:
         channel = self._channels.pop((channel_type, channel_id), None)
@@ -144,10 +178,12 @@ class SpiceVmConnection:
         out = []
         for (channel_type, channel_id), channel in sorted(self._channels.items()):
             metrics = channel.protocol.metrics if channel.protocol is not None else None
+            tcp = channel.tcp_info()  # None unless open
             out.append(ChannelInfo(
                 channel_type.name.lower(), channel_id, str(channel.status), channel.secure,
                 metrics.bytes_in if metrics else 0, metrics.bytes_out if metrics else 0,
                 metrics.messages_in if metrics else 0, metrics.pings if metrics else 0,
                 round(channel.link_seconds * 1000, 2) if channel.link_seconds else None,
+                tcp.rtt_ms if tcp is not None else None,
             ))
         return out

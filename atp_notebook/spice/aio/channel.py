@@ -28,6 +28,7 @@ from atp_notebook.errors import (
     TransportError,
 )
 from atp_notebook.spice.aio.connect import SpiceTls, open_stream
+from atp_notebook.spice.aio.tcp_info import TcpInfo, read_tcp_info
 from atp_notebook.spice.proto import (
     ChannelProtocol,
     ConnectionClosed,
@@ -37,6 +38,7 @@ from atp_notebook.spice.proto import (
     NeedSecured,
     SaslCredentials,
 )
+from atp_notebook.spice.proto.channel import ChannelState
 from atp_notebook.spice.proto.common import ChannelEvent
 from atp_notebook.spice.proto.constants import ChannelType
 
@@ -189,9 +191,11 @@ class SpiceChannel:
             while True:
                 data = await self._reader.read(READ_CHUNK)
                 events = self.protocol.receive_data(data)
-                await self._flush()  # acks and pongs go out before anything else happens
+                closed = not data or any(isinstance(e, ConnectionClosed) for e in events)
+                if not closed:
+                    await self._flush()  # acks and pongs go out before anything else happens
                 self._deliver(events)
-                if not data or any(isinstance(e, ConnectionClosed) for e in events):
+                if closed:
                     raise ChannelClosed(f"{self!r}: the server closed the channel")
         except asyncio.CancelledError:
             raise
@@ -220,11 +224,19 @@ class SpiceChannel:
             self._writer.write(data)
             await self._writer.drain()
 
+    def ensure_open(self) -> None:
+        """Raise ChannelClosed unless the channel is open (call before queueing commands:
+        the protocol object refuses them once the server has closed the connection)."""
+        protocol = self.protocol
+        if (self.status is not ChannelStatus.OPEN or protocol is None
+                or protocol.state is not ChannelState.OPEN):
+            raise ChannelClosed(f"{self!r} is not open" + (f": {self.error}" if self.error
+                                                             else ""),
+                                hint="open it again: the other channels are unaffected")
+
     async def send(self) -> None:
         """Write what the protocol queued (call after using its builders)."""
-        if self.status is not ChannelStatus.OPEN:
-            raise ChannelClosed(f"{self!r} is not open" + (f": {self.error}" if self.error
-                                                             else ""))
+        self.ensure_open()
         try:
             await self._flush()
         except (ConnectionError, OSError) as exc:
@@ -232,6 +244,17 @@ class SpiceChannel:
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
+
+    def tcp_info(self) -> TcpInfo | None:
+        """The kernel's smoothed RTT (and retransmissions) of this channel's own TCP
+        connection, TLS or not; None unless the channel is open. Spice has no ping the
+        client could send and time, so this is the channel's round trip::
+
+            channel.tcp_info().rtt_ms     # e.g. 0.031 on loopback
+        """
+        if self.status is not ChannelStatus.OPEN or self._writer is None:
+            return None
+        return read_tcp_info(self._writer.get_extra_info("socket"))
 
     # --- closing ----------------------------------------------------------------------
 
