@@ -341,6 +341,22 @@ def test_virtio_echo_round_trip(ip: InteractiveShell, magics: AtpMagics,
     assert plain(line(ip, "virtio", f"atp-vm1 {PORT} close")) == f"atp-vm1:{PORT} was not open"
 
 
+# --- %spice ---------------------------------------------------------------------------
+
+
+def test_spice_channels_of_the_tls_vm_show_a_numeric_rtt(ip: InteractiveShell,
+                                                         magics: AtpMagics) -> None:
+    line(ip, "key", "atp-vm2 shift")  # opens Main and Inputs, over TLS with the password
+    r = line(ip, "spice", "--channels atp-vm2")
+    header, *rows = plain(r).splitlines()[1:]
+    assert header.split()[-4:] == ["link", "ms", "rtt", "ms"]
+    cells = {row.split()[0]: row.split() for row in rows}
+    for name in ("main", "inputs"):
+        assert cells[name][2:4] == ["open", "TLS"]
+        assert float(cells[name][-1]) > 0  # the kernel's RTT of the TCP under the TLS
+    assert all(i.rtt_ms is not None and i.rtt_ms > 0 for i in r.value if i.status == "open")
+
+
 # --- settings and the extension ---------------------------------------------------------
 
 

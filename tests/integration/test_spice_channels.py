@@ -42,6 +42,28 @@ def test_main_and_inputs_open_from_the_lab_config(session: Session, vm_id: str) 
     assert channels["main"].pings >= 1 and channels["main"].bytes_in > 100_000
 
 
+@pytest.mark.parametrize("vm_id", ["atp-vm1", "atp-vm2"])
+def test_open_channels_report_their_tcp_rtt_and_a_closed_one_none(
+    session: Session, vm_id: str
+) -> None:
+    vm = spice(session, vm_id)
+    inputs = run(vm.open_channel(INPUTS), timeout=30)
+    main = vm.channel(MAIN)
+    for channel in (main, inputs):  # plain on atp-vm1, TLS on atp-vm2: the TCP under it
+        tcp = channel.tcp_info()
+        assert tcp is not None and tcp.rtt_us > 0
+    channels = {c.type: c for c in vm.channels()}
+    for name in ("main", "inputs"):
+        rtt_ms = channels[name].rtt_ms
+        assert rtt_ms is not None and 0 < rtt_ms < 1000, (name, rtt_ms)  # loopback
+        assert rtt_ms == round(rtt_ms, 3)  # to the microsecond the kernel measures
+    run(inputs.close(), timeout=10)  # closed but still listed, as %spice shows it
+    assert inputs.tcp_info() is None
+    closed = {c.type: c for c in vm.channels()}["inputs"]
+    assert closed.status == "closed" and closed.rtt_ms is None
+    assert {c.type: c for c in vm.channels()}["main"].rtt_ms is not None
+
+
 def test_a_wrong_password_is_refused(lab: LabStatus, lab_paths: LabPaths) -> None:
     tls = SpiceTls(lab_paths.spice_pki / "ca-cert.pem")
     vm = SpiceVmConnection("atp-vm2", SpiceTarget("127.0.0.1", tls_port=5902, tls=tls,

@@ -7,14 +7,18 @@ import pytest
 from IPython.core.error import UsageError
 
 from atp_notebook.notebook.commands.spice import (
+    CHANNEL_COLUMNS,
     SpiceChannels,
     SpiceKey,
     SpiceType,
+    channel_rows,
     parse_key_line,
     parse_spice_line,
     parse_type_line,
 )
 from atp_notebook.notebook.commands.words import VmRef, VmSelector
+from atp_notebook.notebook.results import TableResult
+from atp_notebook.spice.vm import ChannelInfo
 
 VM = VmRef("atp-vm1")
 
@@ -84,3 +88,20 @@ def test_bad_lines(parse: object, line: str, message: str) -> None:
     assert message in text.splitlines()[0]
     assert "\nhint: " in text
     assert len(text.splitlines()) == 2
+
+
+def test_channel_rows_show_the_rtt_to_the_microsecond() -> None:
+    infos = [
+        ChannelInfo("inputs", 0, "open", True, 120, 345, 3, 0, 4.257, 0.031),
+        ChannelInfo("main", 0, "closed", False, 0, 0, 0, 0, None, None),
+    ]
+    rows = channel_rows(infos)
+    assert CHANNEL_COLUMNS[-1] == "rtt ms"
+    assert rows == [
+        ["inputs", "0", "open", "TLS", "120", "345", "3", "0", "4.26", "0.031"],
+        ["main", "0", "closed", "plain", "0", "0", "0", "0", "-", "-"],
+    ]
+    text = TableResult(CHANNEL_COLUMNS, rows, infos).text()
+    header, *lines = text.splitlines()
+    assert header.split()[-2:] == ["rtt", "ms"]
+    assert [line.split()[-1] for line in lines] == ["0.031", "-"]

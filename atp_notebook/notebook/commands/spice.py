@@ -5,7 +5,8 @@ Forms::
     %type VM [--layout L] [--] TEXT    # TEXT is the rest of the line, as typed;
                                        # \\n \\r \\t \\0 \\\\ \\xNN escapes
     %key VM [--layout L] COMBO         # e.g. ctrl-alt-delete, ctrl-c, alt-f2
-    %spice --channels VM               # each channel: type, id, state, security, traffic
+    %spice --channels VM               # each channel: type, id, state, security, traffic,
+                                       # link time and RTT (the kernel's, of its TCP)
 
 Example::
 
@@ -15,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from atp_notebook.errors import AtpError
@@ -30,12 +32,13 @@ from atp_notebook.notebook.results import NoteResult, Result, TableResult
 from atp_notebook.session import Vm
 from atp_notebook.spice.keymaps import LAYOUT_NAMES, Layout
 from atp_notebook.spice.keymaps import layout as keyboard_layout
+from atp_notebook.spice.vm import ChannelInfo
 
 TYPE_USAGE = r"%type VM [--layout us|de|fr] TEXT   (escapes: \n \t \r \0 \\ \xNN)"
 KEY_USAGE = "%key VM [--layout us|de|fr] COMBO   (e.g. ctrl-alt-delete, ctrl-c)"
 SPICE_USAGE = "%spice --channels VM"
 CHANNEL_COLUMNS = ("channel", "id", "state", "security", "bytes in", "bytes out",
-                   "messages", "pings", "link ms")
+                   "messages", "pings", "link ms", "rtt ms")
 
 
 @dataclass(frozen=True)
@@ -153,11 +156,21 @@ def run_key(request: SpiceKey, vm: Vm) -> Result:
     return NoteResult(f"pressed {request.combo} on {request.vm}", request.combo)
 
 
+def channel_rows(infos: Sequence[ChannelInfo]) -> list[list[str]]:
+    """The rows of ``%spice --channels``, one per channel under CHANNEL_COLUMNS; "-" where a
+    time is unknown (a channel not open has no RTT)."""
+    def ms(value: float | None, digits: int) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    # RTT to the microsecond: on loopback it is a few tens of µs, which 2 digits would hide
+    return [[info.type, str(info.id), info.status, "TLS" if info.secure else "plain",
+             str(info.bytes_in), str(info.bytes_out), str(info.messages_in), str(info.pings),
+             ms(info.link_ms, 2), ms(info.rtt_ms, 3)] for info in infos]
+
+
 def run_channels(request: SpiceChannels, vm: Vm) -> Result:
     infos = vm.spice.channels()
-    rows = [[info.type, str(info.id), info.status, "TLS" if info.secure else "plain",
-             str(info.bytes_in), str(info.bytes_out), str(info.messages_in), str(info.pings),
-             "-" if info.link_ms is None else f"{info.link_ms:.2f}"] for info in infos]
+    rows = channel_rows(infos)
     count = len(rows)
     return TableResult(CHANNEL_COLUMNS, rows, infos,
                        f"{request.vm}: {count} Spice channel{'s' * (count != 1)}")
