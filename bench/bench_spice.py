@@ -6,16 +6,28 @@ anchor is a bare TCP (or TLS) connect to the same port in the same run, interlea
 ratio is what the Spice link adds on top of the socket. Targets: ours <= 20 ms plain,
 <= 50 ms TLS on loopback (DESIGN §9).
 
-``spice_input_to_wire``: a ``SpiceKeyboard.press`` call until its bytes have been handed to
-the socket (``writer.write`` + ``drain``), p50/p99; anchor: the same ``writer.write`` +
-``drain`` of the same bytes without our layers. Target: p99 <= 1 ms.
+``spice_connect_gtk.<plain|tls>``: the same samples of ours against spice-gtk opening the
+same kind of channel to the same VM: from ``spice_channel_connect`` until its channel-event
+says OPENED, on a session whose Main is linked (``bench/spice_gtk_connect.py``, a separate
+process under the system interpreter, which has spice-gtk's GObject bindings). The server
+takes one client at a time — a new Main drops the previous client — so spice-gtk runs while
+ours is disconnected: half its samples before ours and half after, spreading drift over both.
+
+``spice_input_to_wire.<p50|p99>``: a ``SpiceKeyboard.press("shift")`` call until its bytes
+have been handed to the socket (``writer.write`` + ``drain``); anchor: the very bytes that
+press puts on the wire (one framed KEY_SCANCODE message, built once before timing) written
+with the same writer + ``drain``, alternating with ours. The ratio is the cost of our layers
+alone: the layout lookup, the framing and the channel's send path. Target: p99 <= 1 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from atp_notebook.lab.paths import LabPaths
@@ -23,9 +35,18 @@ from atp_notebook.spice.aio.channel import SpiceChannel, SpiceTarget
 from atp_notebook.spice.aio.connect import SpiceTls, open_stream
 from atp_notebook.spice.inputs import SpiceKeyboard
 from atp_notebook.spice.proto import InputsProtocol
-from atp_notebook.spice.proto.constants import ChannelType
+from atp_notebook.spice.proto.constants import ChannelType, InputsMsgc
+from atp_notebook.spice.proto.framing import MINI_HEADER
 from atp_notebook.spice.vm import SpiceVmConnection
 from bench.measure import emit, iterations, ms, percentile
+
+BENCH_DIR = Path(__file__).resolve().parent
+# spice-gtk's introspection bindings are Debian packages (scripts/setup.sh installs them):
+# the system interpreter sees them, the project's venv does not
+SYSTEM_PYTHON = "/usr/bin/python3"
+SPICE_GTK_SCRIPT = BENCH_DIR / "spice_gtk_connect.py"
+SPICE_GTK_TIMEOUT_S = 60.0  # for the whole run, sessions included; a sample takes ~10 ms
+KEY_PAUSE_S = 0.01  # the guest's PS/2 keyboard drains between presses
 
 
 async def time_connect(vm: SpiceVmConnection, n: int) -> tuple[list[int], list[int]]:
@@ -50,46 +71,110 @@ async def time_connect(vm: SpiceVmConnection, n: int) -> tuple[list[int], list[i
     return ours, anchor
 
 
+def spice_gtk_connect(target: SpiceTarget, n: int) -> list[int]:
+    """``n`` samples of spice-gtk's Inputs connect to ``target``, in ns (blocks: run in a
+    thread). Raises RuntimeError with the script's stderr when it cannot measure."""
+    settings = {
+        "host": target.host, "port": target.port, "tls_port": target.tls_port,
+        "ca_file": str(target.tls.ca_file) if target.tls and target.tls.ca_file else None,
+        "password": target.password, "n": n, "timeout": SPICE_GTK_TIMEOUT_S,
+    }
+    try:
+        proc = subprocess.run(
+            [SYSTEM_PYTHON, str(SPICE_GTK_SCRIPT)], input=json.dumps(settings),
+            capture_output=True, text=True, timeout=SPICE_GTK_TIMEOUT_S + 15, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RuntimeError(f"spice-gtk: {exc}") from exc
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"spice-gtk exited with status {proc.returncode}: {proc.stderr.strip()[-2000:]}\n"
+            "(it needs python3-gi and gir1.2-spiceclientglib-2.0; scripts/setup.sh "
+            "installs them)")
+    try:
+        samples: list[int] = json.loads(proc.stdout)["connect_ns"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise RuntimeError(f"spice-gtk printed no samples: {proc.stdout[:200]!r}") from exc
+    if len(samples) != n or not all(isinstance(s, int) and s > 0 for s in samples):
+        raise RuntimeError(f"spice-gtk: want {n} positive samples, got {samples!r}")
+    return samples
+
+
+async def compare_connect(vm_id: str, target: SpiceTarget, n: int) -> tuple[
+        list[int], list[int], list[int]]:
+    """Ours, the bare socket and spice-gtk: spice-gtk before and after ours (see above)."""
+    gtk = await asyncio.to_thread(spice_gtk_connect, target, n // 2)
+    vm = SpiceVmConnection(vm_id, target)
+    try:
+        await vm.open_channel(ChannelType.MAIN)
+        ours, anchor = await time_connect(vm, n)
+    finally:
+        await vm.close()
+    gtk += await asyncio.to_thread(spice_gtk_connect, target, n - n // 2)
+    return ours, anchor, gtk
+
+
+def press_wire(keyboard: SpiceKeyboard, combo: str) -> bytes:
+    """The bytes ``keyboard.press(combo)`` writes, built once through the same protocol."""
+    inputs = keyboard.channel.protocol
+    assert isinstance(inputs, InputsProtocol)
+    body = keyboard.layout.combo(combo).to_bytes()
+    inputs.send_scancodes(body)
+    wire = inputs.data_to_send()
+    # with the mini header a message carries no serial, so every press sends these bytes
+    if wire != MINI_HEADER.pack(InputsMsgc.KEY_SCANCODE, len(body)) + body:
+        raise RuntimeError(f"press({combo!r}) is not one mini-header KEY_SCANCODE message: "
+                           f"{wire.hex()}")
+    return wire
+
+
 async def time_input(vm: SpiceVmConnection, n: int) -> tuple[list[int], list[int]]:
     channel = await vm.open_channel(ChannelType.INPUTS)
     keyboard = SpiceKeyboard(channel, rate=None)
     writer = channel._writer  # the anchor writes the same bytes to the same socket
     assert writer is not None
-    payload = bytes(16)
-    ours: list[int] = []
-    anchor: list[int] = []
-    for _ in range(n):
-        start = time.perf_counter_ns()
+    wire = press_wire(keyboard, "shift")
+
+    async def ours() -> None:
         await keyboard.press("shift")
-        ours.append(time.perf_counter_ns() - start)
-        await asyncio.sleep(0.01)  # the guest's keyboard drains between presses
-        start = time.perf_counter_ns()
-        writer.write(payload[:0])  # an empty write: the socket call alone
+
+    async def anchor() -> None:
+        writer.write(wire)
         await writer.drain()
-        anchor.append(time.perf_counter_ns() - start)
-    return ours, anchor
+
+    times: dict[Callable[[], Awaitable[None]], list[int]] = {ours: [], anchor: []}
+    for i in range(n):
+        # ABBA order, as measure.interleave: neither always goes first
+        for fn in (ours, anchor) if i % 2 == 0 else (anchor, ours):
+            start = time.perf_counter_ns()
+            await fn()
+            times[fn].append(time.perf_counter_ns() - start)
+            await asyncio.sleep(KEY_PAUSE_S)
+    return times[ours], times[anchor]
 
 
 async def main_async() -> None:
     paths = LabPaths.default()
     password = paths.spice_password_file("atp-vm2").read_text().strip()
-    plain = SpiceVmConnection("atp-vm1", SpiceTarget("127.0.0.1", port=5901))
-    tls = SpiceVmConnection("atp-vm2", SpiceTarget(
+    plain = ("atp-vm1", SpiceTarget("127.0.0.1", port=5901))
+    tls = ("atp-vm2", SpiceTarget(
         "127.0.0.1", tls_port=5902, tls=SpiceTls(Path(paths.spice_pki / "ca-cert.pem")),
         password=password))
     n = iterations(50, 3)
-    for label, vm in (("plain", plain), ("tls", tls)):
-        await vm.open_channel(ChannelType.MAIN)
-        ours, anchor = await time_connect(vm, n)
-        emit(f"spice_connect.{label}", ms(percentile(ours, 50)), ms(percentile(anchor, 50)),
-             "ms", n=n, p="p50")
+    for label, (vm_id, target) in (("plain", plain), ("tls", tls)):
+        ours, anchor, gtk = await compare_connect(vm_id, target, n)
+        p50 = ms(percentile(ours, 50))
+        emit(f"spice_connect.{label}", p50, ms(percentile(anchor, 50)), "ms", n=n, p="p50")
+        emit(f"spice_connect_gtk.{label}", p50, ms(percentile(gtk, 50)), "ms", n=n, p="p50",
+             anchor_is="spice-gtk")
         print(f"spice: connect {label} done", file=sys.stderr)
-    ours, anchor = await time_input(plain, iterations(300, 10))
+    vm = SpiceVmConnection(*plain)
+    try:
+        ours, anchor = await time_input(vm, iterations(300, 10))
+    finally:
+        await vm.close()
     for label, p in (("p50", 50.0), ("p99", 99.0)):
         emit(f"spice_input_to_wire.{label}", ms(percentile(ours, p)),
              ms(percentile(anchor, p)), "ms", n=len(ours), p=label)
-    await plain.close()
-    await tls.close()
 
 
 def main() -> int:

@@ -13,8 +13,11 @@ fi
 
 # What pip needs to build libvirt-python; the lab's own packages come from `atp-lab up`.
 build_deps=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev)
+# What the benchmarks need beyond the venv: spice-gtk through GObject introspection, the
+# anchor of bench_spice, run by the system python3 (bench/spice_gtk_connect.py).
+bench_deps=(python3-gi gir1.2-spiceclientglib-2.0)
 missing=()
-for pkg in "${build_deps[@]}"; do
+for pkg in "${build_deps[@]}" "${bench_deps[@]}"; do
     dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed \
         || missing+=("$pkg")
 done
