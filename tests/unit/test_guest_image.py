@@ -168,6 +168,9 @@ G/drm_kms_helper.ko.xz: G/drm.ko.xz
 G/ttm/ttm.ko.xz: G/drm.ko.xz
 G/drm.ko.xz:
 C/hw_random/virtio-rng.ko: V/virtio.ko V/virtio_ring.ko
+V/virtio_input.ko: V/virtio.ko V/virtio_ring.ko
+kernel/drivers/input/mouse/psmouse.ko:
+kernel/drivers/input/evdev.ko:
 kernel/x/loop_a.ko: kernel/x/loop_b.ko
 kernel/x/loop_b.ko: kernel/x/loop_a.ko
 """
@@ -185,7 +188,7 @@ def test_module_order_keeps_the_verified_virtio_order() -> None:
     index = ModuleIndex(Path("/m"), MODULES_DEP)
     assert names(index.load_order(guest.BOOT_MODULES)) == [
         "virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci",
-        "virtio_console"]
+        "virtio_console", "evdev", "psmouse", "virtio_input"]
 
 
 def test_module_order_puts_dependencies_first() -> None:
