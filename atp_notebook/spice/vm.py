@@ -52,6 +52,7 @@ class ChannelInfo:
     pings: int
     link_ms: float | None
     rtt_ms: float | None  # the kernel's smoothed RTT of the channel's TCP connection, to 1 µs
+    min_rtt_ms: float | None = None  # its lowest RTT: without the server's delayed ACKs
 
 
 class SpiceVmConnection:
@@ -185,5 +186,6 @@ class SpiceVmConnection:
                 metrics.messages_in if metrics else 0, metrics.pings if metrics else 0,
                 round(channel.link_seconds * 1000, 2) if channel.link_seconds else None,
                 tcp.rtt_ms if tcp is not None else None,
+                tcp.min_rtt_ms if tcp is not None else None,
             ))
         return out

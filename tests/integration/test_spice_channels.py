@@ -57,6 +57,8 @@ def test_open_channels_report_their_tcp_rtt_and_a_closed_one_none(
         rtt_ms = channels[name].rtt_ms
         assert rtt_ms is not None and 0 < rtt_ms < 1000, (name, rtt_ms)  # loopback
         assert rtt_ms == round(rtt_ms, 3)  # to the microsecond the kernel measures
+        min_rtt_ms = channels[name].min_rtt_ms
+        assert min_rtt_ms is not None and 0 < min_rtt_ms <= rtt_ms
     run(inputs.close(), timeout=10)  # closed but still listed, as %spice shows it
     assert inputs.tcp_info() is None
     closed = {c.type: c for c in vm.channels()}["inputs"]

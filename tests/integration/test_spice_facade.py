@@ -140,13 +140,15 @@ def test_spice_channels_magic(ip: InteractiveShell, lab: LabStatus) -> None:
     lines = text.splitlines()
     assert lines[0].startswith("atp-vm1: ") and lines[0].endswith("Spice channels")
     assert lines[1].split() == ["channel", "id", "state", "security", "bytes", "in", "bytes",
-                                "out", "messages", "pings", "link", "ms", "rtt", "ms"]
+                                "out", "messages", "pings", "link", "ms", "rtt", "ms",
+                                "min", "rtt", "ms"]
     rows = {row.split()[0]: row.split() for row in lines[2:]}
     assert rows["main"][1:4] == ["0", "open", "plain"]
     assert rows["inputs"][1:4] == ["0", "open", "plain"]
     assert int(rows["inputs"][5]) > 0  # bytes out
     for name in ("main", "inputs"):  # the kernel's RTT of each open channel's TCP, in ms
         assert float(rows[name][9]) > 0 and len(rows[name][9].partition(".")[2]) == 3
+        assert 0 < float(rows[name][10]) <= float(rows[name][9])  # min rtt <= srtt
     assert {i.type for i in r.value} >= {"main", "inputs"}
 
 

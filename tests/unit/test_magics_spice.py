@@ -92,16 +92,16 @@ def test_bad_lines(parse: object, line: str, message: str) -> None:
 
 def test_channel_rows_show_the_rtt_to_the_microsecond() -> None:
     infos = [
-        ChannelInfo("inputs", 0, "open", True, 120, 345, 3, 0, 4.257, 0.031),
-        ChannelInfo("main", 0, "closed", False, 0, 0, 0, 0, None, None),
+        ChannelInfo("inputs", 0, "open", True, 120, 345, 3, 0, 4.257, 5.031, 0.012),
+        ChannelInfo("main", 0, "closed", False, 0, 0, 0, 0, None, None, None),
     ]
     rows = channel_rows(infos)
-    assert CHANNEL_COLUMNS[-1] == "rtt ms"
+    assert CHANNEL_COLUMNS[-2:] == ("rtt ms", "min rtt ms")
     assert rows == [
-        ["inputs", "0", "open", "TLS", "120", "345", "3", "0", "4.26", "0.031"],
-        ["main", "0", "closed", "plain", "0", "0", "0", "0", "-", "-"],
+        ["inputs", "0", "open", "TLS", "120", "345", "3", "0", "4.26", "5.031", "0.012"],
+        ["main", "0", "closed", "plain", "0", "0", "0", "0", "-", "-", "-"],
     ]
     text = TableResult(CHANNEL_COLUMNS, rows, infos).text()
     header, *lines = text.splitlines()
-    assert header.split()[-2:] == ["rtt", "ms"]
-    assert [line.split()[-1] for line in lines] == ["0.031", "-"]
+    assert header.split()[-3:] == ["min", "rtt", "ms"]
+    assert [line.split()[-2:] for line in lines] == [["5.031", "0.012"], ["-", "-"]]

@@ -39,6 +39,8 @@ def test_a_connection_that_carried_data_has_a_positive_rtt(
         assert info.rtt_us > 0 and info.rttvar_us >= 0 and info.total_retrans == 0
         assert info.rtt_ms == round(info.rtt_us / 1000, 3) > 0
         assert info.rtt_ms < 1000  # loopback: nowhere near a second
+        # Debian 12's kernel has min_rtt: no sample (so no average of them) is below it
+        assert info.min_rtt_us is not None and 0 < info.min_rtt_us <= info.rtt_us
 
 
 def test_the_reading_agrees_with_ss(tcp_pair: tuple[socket.socket, socket.socket]) -> None:
@@ -53,6 +55,8 @@ def test_the_reading_agrees_with_ss(tcp_pair: tuple[socket.socket, socket.socket
     assert info is not None
     # nothing was sent between the two readings, so the kernel took no new sample
     assert (info.rtt_us, info.rttvar_us) == (round(srtt_ms * 1000), round(rttvar_ms * 1000))
+    min_rtt = next(w for w in shown.split() if w.startswith("minrtt:"))
+    assert info.min_rtt_ms == float(min_rtt.removeprefix("minrtt:"))
 
 
 def test_a_closed_socket_has_none(tcp_pair: tuple[socket.socket, socket.socket]) -> None:

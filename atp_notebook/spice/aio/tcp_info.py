@@ -26,6 +26,10 @@ from typing import Protocol
 # last_ack_recv, pmtu, rcv_ssthresh, rtt, rttvar, snd_ssthresh, snd_cwnd, advmss,
 # reordering, rcv_rtt, rcv_space, total_retrans. Every Linux since 2.6 fills at least this.
 _TCP_INFO = struct.Struct("=8B24I")
+# then (Linux >= 4.6) 4 u64 (pacing_rate, max_pacing_rate, bytes_acked, bytes_received) and
+# u32 segs_out, segs_in, notsent_bytes, min_rtt
+_MIN_RTT = struct.Struct("=I")
+_MIN_RTT_OFFSET = _TCP_INFO.size + 4 * 8 + 3 * 4
 _STATE = 0
 _RTT = 8 + 15  # index of tcpi_rtt (µs) among the unpacked fields
 _RTTVAR = 8 + 16
@@ -58,11 +62,18 @@ class TcpInfo:
     rtt_us: int  # smoothed round-trip time (srtt)
     rttvar_us: int  # its mean deviation
     total_retrans: int  # segments retransmitted over the connection's life
+    # the lowest RTT the kernel saw (windowed): the path's own latency, without the peer's
+    # delayed ACKs that inflate srtt on a channel carrying one-way traffic
+    min_rtt_us: int | None = None
 
     @property
     def rtt_ms(self) -> float:
         """The smoothed RTT in milliseconds, to the microsecond the kernel measures."""
         return round(self.rtt_us / 1000, 3)
+
+    @property
+    def min_rtt_ms(self) -> float | None:
+        return None if self.min_rtt_us is None else round(self.min_rtt_us / 1000, 3)
 
 
 def read_tcp_info(sock: SocketLike | None) -> TcpInfo | None:
@@ -74,10 +85,14 @@ def read_tcp_info(sock: SocketLike | None) -> TcpInfo | None:
             sock.type != socket.SOCK_STREAM or sock.fileno() < 0:
         return None
     try:
-        raw = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO_OPTION, _TCP_INFO.size)
+        raw = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO_OPTION,
+                              _MIN_RTT_OFFSET + _MIN_RTT.size)
     except OSError:  # closed under us (EBADF) or the platform refuses
         return None
     if len(raw) < _TCP_INFO.size:
         return None
     fields = _TCP_INFO.unpack_from(raw)
-    return TcpInfo(fields[_STATE], fields[_RTT], fields[_RTTVAR], fields[_TOTAL_RETRANS])
+    min_rtt = (_MIN_RTT.unpack_from(raw, _MIN_RTT_OFFSET)[0]
+               if len(raw) >= _MIN_RTT_OFFSET + _MIN_RTT.size else None)
+    return TcpInfo(fields[_STATE], fields[_RTT], fields[_RTTVAR], fields[_TOTAL_RETRANS],
+                   min_rtt)
