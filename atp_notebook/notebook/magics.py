@@ -1,5 +1,5 @@
 """The IPython magics: ``%atp``, ``%qmp``/``%%qmp``, ``%qga``/``%%qga``, ``%virtio``,
-``%type``, ``%key``, ``%spice``.
+``%type``, ``%key``, ``%click``, ``%spice``.
 
 ``AtpMagics`` only routes: each magic parses its line with a plain function from
 :mod:`atp_notebook.notebook.commands` and runs the request through the session's ``Vm``.
@@ -42,10 +42,12 @@ from atp_notebook.notebook.commands.qmp import (
     run_qmp_script,
 )
 from atp_notebook.notebook.commands.spice import (
+    parse_click_line,
     parse_key_line,
     parse_spice_line,
     parse_type_line,
     run_channels,
+    run_click,
     run_key,
     run_type,
 )
@@ -260,6 +262,23 @@ class AtpMagics(Magics, Configurable):
             request = parse_key_line(line, self.context.selector())
             with self.context.using(request.vm) as vm:
                 return run_key(request, vm)
+
+    @line_magic
+    def click(self, line: str) -> Result:
+        """Click at a display position: ``%click VM X Y [--button left|middle|right]``.
+
+        Exact in client mouse mode (the toolkit takes it whenever the VM offers it: a tablet
+        or a vdagent); a best effort in server mode. The value is the mode used.
+
+        Example::
+
+            %click atp-vm1 100 50
+            %click atp-vm1 10 10 --button right
+        """
+        with errors_shown_briefly():
+            request = parse_click_line(line, self.context.selector())
+            with self.context.using(request.vm) as vm:
+                return run_click(request, vm)
 
     @line_magic
     def spice(self, line: str) -> Result:

@@ -133,6 +133,15 @@ def test_type_and_key_magics(ip: InteractiveShell, lab: LabStatus, session: Sess
     assert wait_for_guest_file(vm, path) == b"$HOME {x}\tend\n"
 
 
+def test_click_magic_clicks_in_client_mode(ip: InteractiveShell, lab: LabStatus) -> None:
+    # where the click lands is checked in the guest by test_spice_mouse; this is the magic
+    r = ip.run_line_magic("click", "atp-vm1 5 6 --button right")
+    assert plain(r) == "clicked right at 5,6 on atp-vm1 (exact, client mouse mode)"
+    assert isinstance(r, Result) and r.value == "client"
+    with pytest.raises(UsageError, match="want X and Y"):
+        ip.run_line_magic("click", "atp-vm1 5")
+
+
 def test_spice_channels_magic(ip: InteractiveShell, lab: LabStatus) -> None:
     ip.run_line_magic("key", "atp-vm1 shift")  # the Inputs channel is open
     r = ip.run_line_magic("spice", "--channels atp-vm1")

@@ -1,4 +1,4 @@
-"""``%type``, ``%key`` and ``%spice`` parsing, table-driven: good lines become frozen
+"""``%type``, ``%key``, ``%click`` and ``%spice`` parsing, table-driven: good lines become frozen
 requests, bad ones a UsageError of one line plus a hint (no I/O, no IPython shell)."""
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ from IPython.core.error import UsageError
 from atp_notebook.notebook.commands.spice import (
     CHANNEL_COLUMNS,
     SpiceChannels,
+    SpiceClick,
     SpiceKey,
     SpiceType,
     channel_rows,
+    parse_click_line,
     parse_key_line,
     parse_spice_line,
     parse_type_line,
@@ -60,6 +62,16 @@ def test_spice_lines(line: str) -> None:
     assert parse_spice_line(line) == SpiceChannels(VM)
 
 
+@pytest.mark.parametrize(("line", "expected"), [
+    ("atp-vm1 100 50", SpiceClick(VM, 100, 50)),
+    ("atp-vm1 0 0 --button right", SpiceClick(VM, 0, 0, "right")),
+    ("atp-vm1 --button=middle 7 8", SpiceClick(VM, 7, 8, "middle")),
+    ("atp-vm1@local 1 2", SpiceClick(VmRef("atp-vm1", "local"), 1, 2)),
+])
+def test_click_lines(line: str, expected: SpiceClick) -> None:
+    assert parse_click_line(line) == expected
+
+
 @pytest.mark.parametrize(("parse", "line", "message"), [
     (parse_type_line, "", "missing VM name"),
     (parse_type_line, "atp-vm1", "missing text to type"),
@@ -79,6 +91,14 @@ def test_spice_lines(line: str) -> None:
     (parse_spice_line, "--channels --verbose atp-vm1", "unknown option '--verbose'"),
     (parse_spice_line, "--channels atp-vm1 atp-vm2", "one VM at a time"),
     (parse_spice_line, "--channels 'atp-vm1", "cannot split"),
+    (parse_click_line, "atp-vm1", "want X and Y, got 'nothing'"),
+    (parse_click_line, "atp-vm1 5", "want X and Y, got '5'"),
+    (parse_click_line, "atp-vm1 1 2 3", "want X and Y"),
+    (parse_click_line, "atp-vm1 1.5 2", "whole pixels"),
+    (parse_click_line, "atp-vm1 -1 2", "position -1,2 is off the screen"),
+    (parse_click_line, "atp-vm1 1 2 --button fourth", "unknown mouse button 'fourth'"),
+    (parse_click_line, "atp-vm1 1 2 --button", "unknown mouse button ''"),
+    (parse_click_line, "atp-vm1 1 2 --double", "unknown option '--double'"),
 ])
 def test_bad_lines(parse: object, line: str, message: str) -> None:
     assert callable(parse)

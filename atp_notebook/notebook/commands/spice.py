@@ -5,6 +5,7 @@ Forms::
     %type VM [--layout L] [--] TEXT    # TEXT is the rest of the line, as typed;
                                        # \\n \\r \\t \\0 \\\\ \\xNN escapes
     %key VM [--layout L] COMBO         # e.g. ctrl-alt-delete, ctrl-c, alt-f2
+    %click VM X Y [--button B]         # B: left (default), middle, right
     %spice --channels VM               # each channel: type, id, state, security, traffic,
                                        # link time and RTT (the kernel's, of its TCP)
 
@@ -37,6 +38,8 @@ from atp_notebook.spice.vm import ChannelInfo
 TYPE_USAGE = r"%type VM [--layout us|de|fr] TEXT   (escapes: \n \t \r \0 \\ \xNN)"
 KEY_USAGE = "%key VM [--layout us|de|fr] COMBO   (e.g. ctrl-alt-delete, ctrl-c)"
 SPICE_USAGE = "%spice --channels VM"
+CLICK_USAGE = "%click VM X Y [--button left|middle|right]   (X, Y: display pixels)"
+BUTTON_NAMES = ("left", "middle", "right")
 CHANNEL_COLUMNS = ("channel", "id", "state", "security", "bytes in", "bytes out",
                    "messages", "pings", "link ms", "rtt ms", "min rtt ms")
 
@@ -58,6 +61,14 @@ class SpiceKey:
 @dataclass(frozen=True)
 class SpiceChannels:
     vm: VmRef
+
+
+@dataclass(frozen=True)
+class SpiceClick:
+    vm: VmRef
+    x: int
+    y: int
+    button: str = "left"
 
 
 def _layout(name: str, usage_line: str) -> Layout:
@@ -142,6 +153,42 @@ def parse_spice_line(line: str, vms: VmSelector | None = None) -> SpiceChannels:
         raise usage(f"one VM at a time, not {' '.join(others)!r}", SPICE_USAGE)
     vm, _ = (vms or VmSelector()).take(" ".join(others), SPICE_USAGE)
     return SpiceChannels(vm)
+
+
+def parse_click_line(line: str, vms: VmSelector | None = None) -> SpiceClick:
+    """``%click VM X Y [--button B]``; UsageError otherwise."""
+    vm, rest = (vms or VmSelector()).take(line, CLICK_USAGE)
+    words = split_args(rest, CLICK_USAGE)
+    button = "left"
+    numbers: list[str] = []
+    while words:
+        word = words.pop(0)
+        if word == "--button" or word.startswith("--button="):
+            button = word.partition("=")[2] if "=" in word else (words.pop(0) if words else "")
+            if button not in BUTTON_NAMES:
+                raise usage(f"unknown mouse button {button!r}",
+                            f"buttons: {', '.join(BUTTON_NAMES)}; {CLICK_USAGE}")
+        elif word.startswith("--"):
+            raise usage(f"unknown option {word!r}", CLICK_USAGE)
+        else:
+            numbers.append(word)
+    if len(numbers) != 2:
+        raise usage(f"want X and Y, got {' '.join(numbers) or 'nothing'!r}", CLICK_USAGE)
+    try:
+        x, y = (int(n) for n in numbers)
+    except ValueError:
+        raise usage(f"X and Y are whole pixels, not {' '.join(numbers)!r}", CLICK_USAGE) from None
+    if x < 0 or y < 0:
+        raise usage(f"position {x},{y} is off the screen", CLICK_USAGE)
+    return SpiceClick(vm, x, y, button)
+
+
+def run_click(request: SpiceClick, vm: Vm) -> Result:
+    mode = vm.click(request.x, request.y, button=request.button)
+    how = "exact, client mouse mode" if mode.name == "CLIENT" else \
+        "best effort, server mouse mode"
+    return NoteResult(f"clicked {request.button} at {request.x},{request.y} on {request.vm} "
+                      f"({how})", str(mode.name).lower())
 
 
 def run_type(request: SpiceType, vm: Vm) -> Result:
