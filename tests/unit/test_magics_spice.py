@@ -125,3 +125,14 @@ def test_channel_rows_show_the_rtt_to_the_microsecond() -> None:
     header, *lines = text.splitlines()
     assert header.split()[-3:] == ["min", "rtt", "ms"]
     assert [line.split()[-2:] for line in lines] == [["5.031", "0.012"], ["-", "-"]]
+
+
+@pytest.mark.parametrize(("parse", "line"), [
+    (parse_type_line, "atp-vm1 caf\u00e9"),
+    (parse_key_line, "atp-vm1 ctrl-nosuchkey"),
+])
+def test_a_refusal_from_the_layout_gets_one_hint(parse: object, line: str) -> None:
+    assert callable(parse)
+    with pytest.raises(UsageError) as caught:
+        parse(line)
+    assert str(caught.value).count("hint:") == 1

@@ -116,7 +116,7 @@ def parse_type_line(line: str, vms: VmSelector | None = None) -> SpiceType:
     try:
         keys.plan(text)
     except AtpError as exc:
-        raise usage(str(exc), f"only characters of the {keys.name} layout can be typed; "
+        raise usage(exc.message, f"only characters of the {keys.name} layout can be typed; "
                               "try --layout de or fr") from None
     return SpiceType(vm, text, keys.name)
 
@@ -135,7 +135,7 @@ def parse_key_line(line: str, vms: VmSelector | None = None) -> SpiceKey:
     try:
         keys.combo(combo)
     except AtpError as exc:
-        raise usage(str(exc), KEY_USAGE) from None
+        raise usage(exc.message, KEY_USAGE) from None
     return SpiceKey(vm, combo, keys.name)
 
 
