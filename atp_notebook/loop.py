@@ -50,6 +50,12 @@ class AtpLoop:
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=32, thread_name_prefix="atp-io"
         )
+        # opening and closing host connections get threads of their own: calls that wait
+        # long (an event wait, a slow guest command, a wedged host) can fill the shared
+        # executor, and must not keep a reconnect from starting
+        self.host_executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=16, thread_name_prefix="atp-host"
+        )
         self.loop.set_default_executor(self.executor)
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, name="atp-loop", daemon=True)

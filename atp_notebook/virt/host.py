@@ -102,7 +102,7 @@ class HostConnection:
 
     One mutex guards the state; one shared future stands for the open under way, so
     blocking callers (``connection``), async callers (``get``) and the background retry all
-    wait on the same attempt. Opens run on the atp loop's executor: a blocking caller waits
+    wait on the same attempt. Opens run on the atp loop's host executor: a blocking caller waits
     on that future directly, without a hop through the loop.
     """
 
@@ -202,7 +202,7 @@ class HostConnection:
                                   last_error=reason, connected_at=None)
             self._set_state(HostState.LOST)
         self._log.warning("connection lost: %s", reason)
-        self._atp.executor.submit(self._dispose, current)
+        self._atp.host_executor.submit(self._dispose, current)
         self._join_attempt(force=True)  # the first retry is immediate; later ones back off
 
     def check_error(self, exc: libvirt.libvirtError) -> None:
@@ -227,7 +227,7 @@ class HostConnection:
             setup = self._setups.get(id(conn)) if conn is not None else None
         self._atp.loop.call_soon_threadsafe(self._cancel_retry)
         if conn is not None:
-            await asyncio.wrap_future(self._atp.executor.submit(self._dispose, conn))
+            await asyncio.wrap_future(self._atp.host_executor.submit(self._dispose, conn))
         if setup is not None:  # the registering thread closes it when done: wait for that
             await asyncio.wrap_future(setup)
 
@@ -271,7 +271,7 @@ class HostConnection:
             # set under the mutex, so _open cannot finish before _attempt is set
             attempt: concurrent.futures.Future[libvirt.virConnect] = concurrent.futures.Future()
             self._attempt = attempt
-            self._atp.executor.submit(self._open, attempt)
+            self._atp.host_executor.submit(self._open, attempt)
             return attempt
 
     def _open(self, attempt: concurrent.futures.Future[libvirt.virConnect]) -> None:
