@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import libvirt
@@ -18,7 +19,7 @@ from atp_notebook.lab import daemons
 from atp_notebook.lab.inventory import lab_hosts
 from atp_notebook.lab.paths import LabPaths
 from atp_notebook.lab.status import LabStatus
-from atp_notebook.loop import run
+from atp_notebook.loop import get_loop, run
 from atp_notebook.session import Session, connect
 from atp_notebook.transport import TransportManager
 from atp_notebook.virt.host import HostConnection, HostState
@@ -201,3 +202,25 @@ def test_close_returns_only_once_libvirtd_has_let_the_client_go(
         assert conn._o is None  # libvirt-python's mark of a closed virConnect
         wait_until(lambda: libvirtd_clients("tcp") == before, "libvirtd to drop the client",
                    timeout=5)
+
+
+def test_a_busy_shared_executor_does_not_hold_up_an_open(
+    lab: LabStatus, lab_paths: LabPaths
+) -> None:
+    # long waits (event waits, slow guest commands) may fill the shared executor; opening a
+    # host connection has threads of its own, so a reconnect still starts at once
+    atp = get_loop()
+    release = threading.Event()
+    workers = atp.executor._max_workers
+    blockers = [atp.executor.submit(release.wait, 60) for _ in range(2 * workers)]
+    try:
+        uri = next(h.uri for h in lab_hosts(lab_paths) if h.id == "tcp")
+        host = HostConnection("tcp", uri)
+        host.connection(timeout=10)
+        assert host.state is HostState.READY
+        run(host.close(), timeout=10)
+        assert not any(b.done() for b in blockers)  # the shared executor really was full
+    finally:
+        release.set()
+    for blocker in blockers:
+        blocker.result(timeout=30)
