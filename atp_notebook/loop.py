@@ -19,8 +19,9 @@ import asyncio
 import atexit
 import concurrent.futures
 import logging
+import queue
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import libvirt
@@ -41,6 +42,60 @@ def _silence_libvirt(_ctx: object, _err: object) -> None:
     """libvirt prints every error on stderr by default; we raise them as exceptions."""
 
 
+class DaemonThreadPool:
+    """A small executor whose threads are daemons.
+
+    ``libvirt.open`` has no timeout and cannot be interrupted: against a host that accepts
+    and never answers it blocks for good. ThreadPoolExecutor joins its threads at
+    interpreter exit, so one such open would hang the exit of a notebook kernel or a test
+    run; a daemon thread is simply left behind.
+    """
+
+    def __init__(self, max_workers: int, name: str) -> None:
+        self.max_workers = max_workers
+        self.name = name
+        self._queue: queue.SimpleQueue[_WorkItem] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0  # threads waiting for work and not yet promised to a submit
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._lock:
+            self._queue.put((future, fn, args))
+            if self._idle:
+                self._idle -= 1  # that thread will take this item
+            elif self._threads < self.max_workers:
+                self._threads += 1
+                threading.Thread(target=self._work, name=f"{self.name}-{self._threads}",
+                                 daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, fn, args = self._queue.get()
+            outcome: tuple[bool, Any] = (False, None)
+            if future.set_running_or_notify_cancel():
+                try:
+                    outcome = (True, fn(*args))
+                except BaseException as exc:  # handed to whoever waits on the future
+                    outcome = (False, exc)
+            # idle *before* the waiter wakes: its next submit must find this thread, not
+            # start another (sequential work would otherwise grow the pool to its cap)
+            with self._lock:
+                self._idle += 1
+            if future.running():
+                ok, value = outcome
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+            del future, fn, args, outcome  # no reference kept while idle
+
+
+_WorkItem = tuple["concurrent.futures.Future[Any]", "Callable[..., Any]", tuple[Any, ...]]
+
+
 class AtpLoop:
     """The background event loop thread; use :func:`get_loop`, not this class directly."""
 
@@ -53,9 +108,7 @@ class AtpLoop:
         # opening and closing host connections get threads of their own: calls that wait
         # long (an event wait, a slow guest command, a wedged host) can fill the shared
         # executor, and must not keep a reconnect from starting
-        self.host_executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=16, thread_name_prefix="atp-host"
-        )
+        self.host_executor = DaemonThreadPool(max_workers=16, name="atp-host")
         self.loop.set_default_executor(self.executor)
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, name="atp-loop", daemon=True)
