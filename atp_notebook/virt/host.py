@@ -40,6 +40,7 @@ KEEPALIVE_COUNT = 3  # lost after about interval * (count + 1) seconds of silenc
 # a caller arriving this soon after a failed attempt fails at once instead of starting another
 MIN_RETRY_INTERVAL_S = 0.5
 REGISTER_DELAY_S = 0.001  # see _open
+CLOSE_WAIT_S = 5.0  # how long close() waits for a callback registration under way
 
 
 class HostState(enum.StrEnum):
@@ -229,7 +230,12 @@ class HostConnection:
         if conn is not None:
             await asyncio.wrap_future(self._atp.host_executor.submit(self._dispose, conn))
         if setup is not None:  # the registering thread closes it when done: wait for that
-            await asyncio.wrap_future(setup)
+            try:
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(setup)),
+                                       CLOSE_WAIT_S)
+            except TimeoutError:  # a host that stopped answering mid-registration
+                self._log.warning("close: callback registration still blocked after %g s; "
+                                  "the connection is closed when it returns", CLOSE_WAIT_S)
 
     # --- the machinery ------------------------------------------------------------------
 

@@ -224,3 +224,32 @@ def test_a_busy_shared_executor_does_not_hold_up_an_open(
         release.set()
     for blocker in blockers:
         blocker.result(timeout=30)
+
+
+@pytest.mark.lifecycle
+def test_close_during_a_blocked_registration_returns(
+    lab: LabStatus, lab_paths: LabPaths, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # the host stops answering between the open and the keepalive registration (which is a
+    # round trip): close() waits a bounded time for the registering thread, then returns
+    from atp_notebook.virt import host as host_module
+
+    monkeypatch.setattr(host_module, "REGISTER_DELAY_S", 0.5)
+    monkeypatch.setattr(host_module, "CLOSE_WAIT_S", 1.0)
+    uri = next(h.uri for h in lab_hosts(lab_paths) if h.id == "tcp")
+    pid = daemons.libvirtd(lab_paths).pid()
+    assert pid is not None
+    baseline = libvirtd_clients("tcp")
+    host = HostConnection("tcp", uri)
+    host.connection(timeout=30)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        run(host.close(), timeout=30)  # an OperationTimeout here would mean it hung
+        assert host.state is HostState.CLOSED
+        assert "registration still blocked" in caplog.text
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # once libvirtd answers again the registering thread finishes and closes it
+    wait_until(lambda: libvirtd_clients("tcp") == baseline,
+               "the late close of the connection", timeout=30)
