@@ -130,8 +130,7 @@ class VmSpice:
 
     @staticmethod
     def _place(inputs: InputsProtocol, mode: MouseMode, x: int, y: int) -> None:
-        if x < 0 or y < 0:
-            raise InvalidArgument(f"mouse position {x},{y} is off the screen")
+        """Queue the pointer's move to ``x``, ``y`` (callers checked them: not negative)."""
         if MouseMode.CLIENT in mode:
             inputs.position(x, y)
         else:
