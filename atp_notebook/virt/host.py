@@ -26,13 +26,14 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import libvirt
 
 from atp_notebook.errors import HostUnavailable
 from atp_notebook.loop import AtpLoop, get_loop
+from atp_notebook.virt.attempt import Attempt
 
 CONNECT_TIMEOUT_S = 15.0
 KEEPALIVE_INTERVAL_S = 5
@@ -101,10 +102,10 @@ def libvirt_error_text(exc: BaseException) -> str:
 class HostConnection:
     """The shared, self-healing libvirt connection of one host.
 
-    One mutex guards the state; one shared future stands for the open under way, so
+    One mutex guards the state; one shared :class:`Attempt` stands for the open under way, so
     blocking callers (``connection``), async callers (``get``) and the background retry all
-    wait on the same attempt. Opens run on the atp loop's host executor: a blocking caller waits
-    on that future directly, without a hop through the loop.
+    wait on the same open. Opens run on the atp loop's host executor: a blocking caller waits
+    on the attempt directly, without a hop through the loop.
     """
 
     def __init__(
@@ -134,10 +135,13 @@ class HostConnection:
         self._close_after_setup: set[int] = set()
         self._state = HostState.IDLE
         self._conn: libvirt.virConnect | None = None
-        self._attempt: concurrent.futures.Future[libvirt.virConnect] | None = None
+        self._attempt: Attempt[libvirt.virConnect] | None = None
         self._retry: asyncio.TimerHandle | None = None  # touched on the loop thread only
         self._last_failure = 0.0
-        self._stats = HostStats()
+        # plain counters (under the mutex): the open path bumps them without building objects
+        self._opens = self._failures = self._losses = 0
+        self._last_error: str | None = None
+        self._connected_at: float | None = None
         self._listeners: list[Callable[[HostState], None]] = []
 
     def __repr__(self) -> str:
@@ -151,7 +155,15 @@ class HostConnection:
 
     @property
     def stats(self) -> HostStats:
-        return self._stats
+        with self._mutex:
+            return HostStats(
+                opens=self._opens,
+                reconnects=max(self._opens - 1, 0),
+                failures=self._failures,
+                losses=self._losses,
+                last_error=self._last_error,
+                connected_at=self._connected_at,
+            )
 
     def on_state_change(self, listener: Callable[[HostState], None]) -> None:
         """Call ``listener(state)`` on the atp loop whenever the state changes."""
@@ -164,14 +176,9 @@ class HostConnection:
             return conn
         attempt = self._join_attempt()
         wait = self.connect_timeout if timeout is None else timeout
-        try:
-            return attempt.result(wait)
-        except concurrent.futures.TimeoutError:
-            raise self._timed_out(wait) from None
-        except HostUnavailable:
-            raise
-        except Exception as exc:
-            raise self._unavailable() from exc
+        if not attempt.wait(wait):
+            raise self._timed_out(wait)
+        return self._outcome(attempt)
 
     async def get(self, timeout: float | None = None) -> libvirt.virConnect:
         """The open connection, for async code on any event loop."""
@@ -180,15 +187,10 @@ class HostConnection:
             return conn
         attempt = self._join_attempt()
         wait = self.connect_timeout if timeout is None else timeout
-        try:
-            # shield: a caller that gives up must not cancel the attempt others share
-            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(attempt)), wait)
-        except TimeoutError:
-            raise self._timed_out(wait) from None
-        except HostUnavailable:
-            raise
-        except Exception as exc:
-            raise self._unavailable() from exc
+        # a caller that gives up stops waiting; the attempt others share goes on
+        if not await attempt.wait_async(wait):
+            raise self._timed_out(wait)
+        return self._outcome(attempt)
 
     def mark_lost(self, reason: str, conn: libvirt.virConnect | None = None) -> None:
         """The connection (``conn``, or the current one) is dead; reconnect (any thread)."""
@@ -199,8 +201,9 @@ class HostConnection:
             if self._state is not HostState.READY:
                 return
             self._conn = None
-            self._stats = replace(self._stats, losses=self._stats.losses + 1,
-                                  last_error=reason, connected_at=None)
+            self._losses += 1
+            self._last_error = reason
+            self._connected_at = None
             self._set_state(HostState.LOST)
         self._log.warning("connection lost: %s", reason)
         self._atp.host_executor.submit(self._dispose, current)
@@ -244,8 +247,16 @@ class HostConnection:
             f"host {self.host_id!r}: no connection to {self.uri.split('?')[0]} within {wait:g} s"
         )
 
+    def _outcome(self, attempt: Attempt[libvirt.virConnect]) -> libvirt.virConnect:
+        try:
+            return attempt.result()
+        except HostUnavailable:
+            raise
+        except Exception as exc:
+            raise self._unavailable() from exc
+
     def _unavailable(self) -> HostUnavailable:
-        last = self._stats.last_error or "not connected"
+        last = self._last_error or "not connected"
         return HostUnavailable(
             f"host {self.host_id!r} is unavailable: {last}",
             hint="the toolkit reconnects by itself when the host is back",
@@ -260,8 +271,7 @@ class HostConnection:
         for listener in list(self._listeners):
             self._atp.loop.call_soon_threadsafe(listener, state)
 
-    def _join_attempt(self, *, force: bool = False) -> concurrent.futures.Future[
-            libvirt.virConnect]:
+    def _join_attempt(self, *, force: bool = False) -> Attempt[libvirt.virConnect]:
         """The open under way, or a new one; fails fast right after a failed attempt."""
         with self._mutex:
             if self._state is HostState.CLOSED:
@@ -275,18 +285,19 @@ class HostConnection:
             if self._state is HostState.IDLE:
                 self._set_state(HostState.CONNECTING)
             # set under the mutex, so _open cannot finish before _attempt is set
-            attempt: concurrent.futures.Future[libvirt.virConnect] = concurrent.futures.Future()
+            attempt: Attempt[libvirt.virConnect] = Attempt()
             self._attempt = attempt
             self._atp.host_executor.submit(self._open, attempt)
             return attempt
 
-    def _open(self, attempt: concurrent.futures.Future[libvirt.virConnect]) -> None:
+    def _open(self, attempt: Attempt[libvirt.virConnect]) -> None:
         """On an executor thread: open, publish, wake the waiters, then register callbacks.
 
-        The waiters get their connection before the close callback and keepalive are set up:
-        those cost round trips nobody needs to wait for (a loss in between is still caught by
-        check_error()). Registering on this same thread, after the waiters are woken, keeps
-        a second thread hand-off off the caller's path.
+        Everything between ``libvirt.open`` returning and the waiters running again is on
+        their path, so it is kept to a few attribute writes under the mutex. The close
+        callback and keepalive cost round trips nobody needs to wait for (a loss in between
+        is still caught by check_error()); registering them on this same thread, after the
+        waiters are woken, keeps a second thread hand-off off the caller's path.
         """
         try:
             conn = libvirt.open(self.uri)
@@ -294,34 +305,31 @@ class HostConnection:
             with self._mutex:
                 self._attempt = None
                 self._last_failure = time.monotonic()
-                self._stats = replace(self._stats, failures=self._stats.failures + 1,
-                                      last_error=libvirt_error_text(exc))
+                self._failures += 1
+                self._last_error = libvirt_error_text(exc)
                 if self._state is not HostState.CLOSED:
                     self._set_state(HostState.LOST)
                     self._atp.loop.call_soon_threadsafe(self._schedule_retry)
-            attempt.set_exception(exc)
+            attempt.finish(error=exc)
             return
+        setup: concurrent.futures.Future[None] = concurrent.futures.Future()
         with self._mutex:
             self._attempt = None
             closed = self._state is HostState.CLOSED
             if not closed:
                 self._conn = conn
-                self._stats = replace(
-                    self._stats,
-                    opens=self._stats.opens + 1,
-                    reconnects=self._stats.reconnects + (1 if self._stats.opens else 0),
-                    last_error=None,
-                    connected_at=time.time(),
-                )
+                self._opens += 1
+                self._last_error = None
+                self._connected_at = time.time()
                 self._backoff.reset()
                 self._set_state(HostState.READY)
                 # until registered, a _dispose of this connection is left to _register
-                self._setups[id(conn)] = concurrent.futures.Future()
+                self._setups[id(conn)] = setup
         if closed:  # closed while we were opening
             self._close_conn(conn)
-            attempt.set_exception(HostUnavailable(f"host {self.host_id!r}: closed"))
+            attempt.finish(error=HostUnavailable(f"host {self.host_id!r}: closed"))
             return
-        attempt.set_result(conn)
+        attempt.finish(conn)
         # let the woken callers have the GIL and a CPU first: registering straight away
         # made each of them wait ~45 us on a busy 2-core host (bench_pool)
         time.sleep(REGISTER_DELAY_S)
