@@ -18,7 +18,6 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import enum
 import logging
@@ -131,7 +130,7 @@ class HostConnection:
         # registration is left to the registering thread. No executor thread ever waits for
         # another executor task here (that could starve the pool); close() awaits the setup
         # on the loop instead.
-        self._setups: dict[int, concurrent.futures.Future[None]] = {}  # id(conn) -> set up
+        self._setups: dict[int, Attempt[None]] = {}  # id(conn) -> its registration
         self._close_after_setup: set[int] = set()
         self._state = HostState.IDLE
         self._conn: libvirt.virConnect | None = None
@@ -232,13 +231,11 @@ class HostConnection:
         self._atp.loop.call_soon_threadsafe(self._cancel_retry)
         if conn is not None:
             await asyncio.wrap_future(self._atp.host_executor.submit(self._dispose, conn))
-        if setup is not None:  # the registering thread closes it when done: wait for that
-            try:
-                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(setup)),
-                                       CLOSE_WAIT_S)
-            except TimeoutError:  # a host that stopped answering mid-registration
-                self._log.warning("close: callback registration still blocked after %g s; "
-                                  "the connection is closed when it returns", CLOSE_WAIT_S)
+        # the registering thread closes it when done: wait for that (a host that stopped
+        # answering mid-registration is not waited for beyond CLOSE_WAIT_S)
+        if setup is not None and not await setup.wait_async(CLOSE_WAIT_S):
+            self._log.warning("close: callback registration still blocked after %g s; "
+                              "the connection is closed when it returns", CLOSE_WAIT_S)
 
     # --- the machinery ------------------------------------------------------------------
 
@@ -312,7 +309,7 @@ class HostConnection:
                     self._atp.loop.call_soon_threadsafe(self._schedule_retry)
             attempt.finish(error=exc)
             return
-        setup: concurrent.futures.Future[None] = concurrent.futures.Future()
+        setup: Attempt[None] = Attempt()
         with self._mutex:
             self._attempt = None
             closed = self._state is HostState.CLOSED
@@ -350,7 +347,7 @@ class HostConnection:
             if close_now:
                 self._close_conn(conn)
             if setup is not None:
-                setup.set_result(None)
+                setup.finish()
 
     def _schedule_retry(self) -> None:
         """On the loop thread: retry after the next backoff delay."""
