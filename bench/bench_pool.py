@@ -46,7 +46,7 @@ def timed_pool_open(host_id: str, uri: str) -> int:
 def main() -> int:
     get_loop()  # start the loop and register libvirt's events before any open
     for h in lab_hosts(LabPaths.default()):
-        n = iterations(8 if h.id == "ssh" else 300, 3)
+        n = iterations(20 if h.id == "ssh" else 1000, 3)
         timed_pool_open(h.id, h.uri)  # unmeasured warm-up of both paths
         timed_raw_open(h.uri)
         raw: list[int] = []
@@ -59,7 +59,9 @@ def main() -> int:
             raw.append(raw_ns)
             ours.append(ours_ns)
         anchor = ms(median(raw))
-        emit(f"pool_open.{h.id}", ms(median(ours)), anchor, "ms", n=n, p="p50")
+        overhead_us = (median(ours) - median(raw)) / 1000
+        emit(f"pool_open.{h.id}", ms(median(ours)), anchor, "ms", n=n, p="p50",
+             overhead_us=round(overhead_us, 1))
 
         host = HostConnection(h.id, h.uri)
         host.connection(timeout=30)
