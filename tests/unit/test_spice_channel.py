@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from atp_notebook.errors import LocalProtocolError, RemoteProtocolError
+from atp_notebook.errors import ChannelClosed, LocalProtocolError, RemoteProtocolError
 from atp_notebook.spice.proto.channel import ChannelProtocol, ChannelState, ConnectionClosed
 from atp_notebook.spice.proto.common import (
     ChannelEvent,
@@ -133,8 +133,15 @@ def test_disconnecting_then_close() -> None:
     assert chan.state is ChannelState.CLOSED
     with pytest.raises(LocalProtocolError):
         chan.receive_data(b"x")
-    with pytest.raises(LocalProtocolError):
+    # sending after the server's close is the server's doing, not a misuse: ChannelClosed,
+    # which says to reopen, and nothing is queued
+    out_before = chan.metrics.messages_out
+    with pytest.raises(ChannelClosed, match="server closed"):
         chan.send_message(2)
+    with pytest.raises(ChannelClosed):
+        chan.send_disconnecting(5)
+    assert chan.metrics.messages_out == out_before
+    assert chan.data_to_send() == b""
 
 
 def test_close_inside_a_message_is_a_remote_error() -> None:

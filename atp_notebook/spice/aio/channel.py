@@ -225,8 +225,9 @@ class SpiceChannel:
             await self._writer.drain()
 
     def ensure_open(self) -> None:
-        """Raise ChannelClosed unless the channel is open (call before queueing commands:
-        the protocol object refuses them once the server has closed the connection)."""
+        """Raise ChannelClosed unless the channel is open (call before queueing commands: a
+        channel closed from this side, or never opened, has no protocol state to refuse them;
+        the protocol itself refuses them once the server has closed the connection)."""
         protocol = self.protocol
         if (self.status is not ChannelStatus.OPEN or protocol is None
                 or protocol.state is not ChannelState.OPEN):

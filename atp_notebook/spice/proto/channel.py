@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Self
 
-from atp_notebook.errors import LocalProtocolError, RemoteProtocolError
+from atp_notebook.errors import ChannelClosed, LocalProtocolError, RemoteProtocolError
 from atp_notebook.spice.proto.common import (
     COMMON_PARSERS,
     ChannelEvent,
@@ -191,9 +191,15 @@ class ChannelProtocol:
         return data
 
     def send_message(self, msg_type: int, body: bytes = b"") -> None:
-        """Queue one framed message (for builders this class has no method for)."""
+        """Queue one framed message (for builders this class has no method for).
+
+        Raises ChannelClosed once the server has closed the connection: that is the
+        server's doing (or the network's), not a misuse of this object.
+        """
         if self.state is ChannelState.CLOSED:
-            raise LocalProtocolError(f"cannot send on {self!r}: the connection closed")
+            raise ChannelClosed(f"cannot send on {self!r}: the server closed the connection",
+                                hint="open the channel again: the other channels are "
+                                     "unaffected")
         self._queue(msg_type, body)
 
     def send_disconnecting(self, time_stamp: int, reason: int = 0) -> None:
