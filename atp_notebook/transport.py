@@ -180,7 +180,12 @@ class TransportManager:
         """Every VM on every reachable host, once per domain (several hosts may reach one)."""
 
         def listing(conn: libvirt.virConnect) -> list[tuple[str, str, str]]:
-            return [(d.name(), d.UUIDString(), domain_state(d)) for d in conn.listAllDomains()]
+            # one round trip for every domain's state (name and UUID come with the handle),
+            # not one per domain: 100 VMs on a remote host list in one RTT, not a hundred
+            stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE)
+            return [(dom.name(), dom.UUIDString(),
+                     DOMAIN_STATES.get(int(values.get("state.state", -1)), "unknown"))
+                    for dom, values in stats]
 
         results = await asyncio.gather(
             *(self._call(h, listing, timeout) for h in self.host_ids), return_exceptions=True
