@@ -3,6 +3,7 @@ and recovery after libvirtd dies."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -253,3 +254,37 @@ def test_close_during_a_blocked_registration_returns(
     # once libvirtd answers again the registering thread finishes and closes it
     wait_until(lambda: libvirtd_clients("tcp") == baseline,
                "the late close of the connection", timeout=30)
+
+
+def test_many_callers_at_once_share_one_open(lab: LabStatus) -> None:
+    uri = next(h.uri for h in lab_hosts(LabPaths.default()) if h.id == "tcp")
+    before = libvirtd_clients("tcp")
+    host = HostConnection("tcp", uri)
+    start = threading.Barrier(17)
+    got: list[libvirt.virConnect] = []
+    lock = threading.Lock()
+
+    def blocking_caller() -> None:
+        start.wait(10)
+        conn = host.connection(timeout=15)
+        with lock:
+            got.append(conn)
+
+    async def async_callers() -> list[libvirt.virConnect]:
+        await asyncio.to_thread(start.wait, 10)
+        return await asyncio.gather(*(host.get(timeout=15) for _ in range(8)))
+
+    threads = [threading.Thread(target=blocking_caller) for _ in range(16)]
+    for t in threads:
+        t.start()
+    got_async = asyncio.run(async_callers())
+    for t in threads:
+        t.join(20)
+    try:
+        assert len(got) == 16 and len(got_async) == 8
+        assert len({id(c) for c in [*got, *got_async]}) == 1  # one connection for all 24
+        assert host.stats.opens == 1 and host.stats.failures == 0
+        assert host.state is HostState.READY
+        assert libvirtd_clients("tcp") == before + 1
+    finally:
+        run(host.close(), timeout=30)
