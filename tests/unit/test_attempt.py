@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from atp_notebook.virt.attempt import Attempt
+from tests.unit.loop_ticks import loop_ticks
 
 
 def finish_soon(attempt: Attempt[int], delay: float, *, value: int | None = None,
@@ -102,18 +103,9 @@ def test_an_async_wait_times_out_without_blocking_its_loop() -> None:
     attempt: Attempt[int] = Attempt()
 
     async def scenario() -> tuple[bool, int]:
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.005)
-                ticks += 1
-
-        task = asyncio.create_task(ticker())
-        finished = await attempt.wait_async(0.1)
-        task.cancel()
-        return finished, ticks
+        async with loop_ticks() as ticks:
+            finished = await attempt.wait_async(0.1)
+        return finished, ticks.count
 
     finished, ticks = asyncio.run(scenario())
     assert not finished

@@ -18,6 +18,7 @@ import pytest
 from atp_notebook.errors import HostUnavailable
 from atp_notebook.loop import run
 from atp_notebook.virt.host import HostConnection, HostState
+from tests.unit.loop_ticks import loop_ticks
 
 
 class WedgedPeer:
@@ -71,20 +72,11 @@ def test_blocking_and_async_callers_give_up_in_time_and_share_one_attempt(
     assert state_of(host) is HostState.CONNECTING
 
     async def async_caller() -> tuple[float, int]:
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        task = asyncio.create_task(ticker())
         began = time.monotonic()
-        with pytest.raises(HostUnavailable, match=r"within 0\.3 s"):
-            await host.get(timeout=0.3)
-        task.cancel()
-        return time.monotonic() - began, ticks
+        async with loop_ticks() as ticks:
+            with pytest.raises(HostUnavailable, match=r"within 0\.3 s"):
+                await host.get(timeout=0.3)
+        return time.monotonic() - began, ticks.count
 
     took, ticks = asyncio.run(async_caller())
     assert 0.3 <= took < 2.0
