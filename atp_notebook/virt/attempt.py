@@ -101,7 +101,16 @@ class Attempt(Generic[T]):
             await asyncio.wait_for(woken, timeout)
         except TimeoutError:
             return False
+        finally:
+            # an attempt that never finishes (a wedged host) must not collect one closure
+            # per caller that gave up on it
+            self._discard_callback(wake)
         return True
+
+    def _discard_callback(self, callback: Callable[[], object]) -> None:
+        # ValueError: already run and dropped by finish()
+        with self._guard, contextlib.suppress(ValueError):
+            self._callbacks.remove(callback)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

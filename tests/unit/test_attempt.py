@@ -110,6 +110,7 @@ def test_an_async_wait_times_out_without_blocking_its_loop() -> None:
     finished, ticks = asyncio.run(scenario())
     assert not finished
     assert ticks > 3  # the loop kept running while it waited
+    assert attempt._callbacks == []  # the waiter that gave up left nothing behind
     attempt.finish(1)  # a late outcome finds the timed-out waiter's loop closed: no error
     assert attempt.result() == 1
 
@@ -119,3 +120,15 @@ def test_an_async_wait_on_a_finished_attempt_returns_at_once() -> None:
     attempt.finish(9)
     assert asyncio.run(attempt.wait_async(0))
     assert repr(attempt) == "<Attempt done>"
+
+
+def test_waiters_that_give_up_on_an_attempt_that_never_ends_leave_nothing_behind() -> None:
+    attempt: Attempt[int] = Attempt()
+
+    async def impatient() -> bool:
+        return await attempt.wait_async(0.001)
+
+    for _ in range(200):
+        assert not asyncio.run(impatient())
+    assert attempt._callbacks == []
+    assert not attempt.done()
