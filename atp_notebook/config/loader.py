@@ -66,8 +66,11 @@ from atp_notebook.config.schema import (
     SpiceVmConfig,
     TransportConfig,
 )
-from atp_notebook.config.uri import parse_libvirt_uri
+from atp_notebook.config.uri import LibvirtUri, parse_libvirt_uri
 from atp_notebook.errors import ConfigError
+
+PKI_HINT = ("libvirt's TLS client reads cacert.pem, clientcert.pem and clientkey.pem from "
+            "that directory")
 
 log = logging.getLogger("atp.config")
 _T = TypeVar("_T")
@@ -278,11 +281,34 @@ def _host(doc: _Document, node: Node, path: str) -> tuple[HostInfo, Fields, Node
             if exc.source is not None:
                 raise
             doc.fail(exc.message, uri_node, f"{path}.uri", exc.hint)
+        _check_client_files(doc, uri, uri_node, f"{path}.uri")
     tags = doc.names(fields["tags"][1], f"{path}.tags") if "tags" in fields else ()
     try:
         return HostInfo(host_id, address, uri, tags), fields, node
     except ConfigError as exc:
         doc.relocate(exc, fields, node, path)
+
+
+def _check_client_files(doc: _Document, uri: LibvirtUri, node: Node, where: str) -> None:
+    """Files the libvirt client reads on this machine must be there now: a missing key or
+    CA is a mistake in the file, not a host that is down (that would be retried for ever).
+    The URI parser has made them absolute already. ``socket`` is not checked: over ssh it
+    is a remote path, and a local one appears only once its daemon has started."""
+    if (keyfile := uri.param("keyfile")) is not None:
+        key = Path(keyfile)
+        if not key.is_file():
+            what = "is a directory" if key.is_dir() else "does not exist"
+            doc.fail(f"keyfile '{key}' {what}", node, where,
+                     hint="the ssh private key the client logs in with")
+        if not os.access(key, os.R_OK):
+            doc.fail(f"keyfile '{key}' cannot be read (permission denied)", node, where)
+    if (pkipath := uri.param("pkipath")) is not None:
+        pki = Path(pkipath)
+        if not pki.is_dir():
+            what = "is a file, not a directory" if pki.exists() else "does not exist"
+            doc.fail(f"pkipath '{pki}' {what}", node, where, hint=PKI_HINT)
+        if not (pki / "cacert.pem").is_file():
+            doc.fail(f"pkipath '{pki}' has no cacert.pem", node, where, hint=PKI_HINT)
 
 
 def _vm(doc: _Document, node: Node, path: str) -> tuple[SpiceVmConfig, Fields, Node]:

@@ -24,6 +24,7 @@ from atp_notebook.config import (
 from atp_notebook.errors import ConfigError
 from atp_notebook.lab.inventory import config_document
 from atp_notebook.lab.paths import LabPaths
+from tests.unit.lab_files import write_lab_client_files
 
 LAB_PASSWORD = "lab-vm2-Pa55word"
 PASSWORD = "s3cr3t-Value-42"
@@ -33,14 +34,7 @@ PASSWORD = "s3cr3t-Value-42"
 def lab_file(tmp_path: Path) -> tuple[Path, LabPaths]:
     """The lab's atp.yaml, written from the lab's own generator, with the files it names."""
     paths = LabPaths(tmp_path)
-    ca = paths.spice_pki / "ca-cert.pem"
-    ca.parent.mkdir(parents=True)
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    paths.secrets_dir.mkdir(parents=True)
-    for vm in ("atp-vm2", "atp-sasl"):  # the VMs with a password
-        secret = paths.spice_password_file(vm)
-        secret.write_text(LAB_PASSWORD + "\n")
-        secret.chmod(0o600)
+    write_lab_client_files(paths, LAB_PASSWORD)
     file = tmp_path / "atp.yaml"
     file.write_text(yaml.safe_dump(config_document(paths), sort_keys=False))
     return file, paths
@@ -102,7 +96,7 @@ transport:
   hosts:
   - id: h1
     host: 10.0.0.1
-    uri: qemu+tls://10.0.0.1/system?pkipath=/etc/pki/atp
+    uri: qemu+tls://10.0.0.1/system?pkipath=PKI
     tags: [prod, tls]
   - id: h2
     host: "::1"
@@ -127,12 +121,16 @@ transport:
       server_addr: vm2.example
       tls_port: 5902
 """
+    pki = workdir / "pki"
+    pki.mkdir()
+    (pki / "cacert.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    text = text.replace("PKI", str(pki))
     with caplog.at_level(logging.WARNING, logger="atp.config"):
         cfg = parse_config(text, "every.yaml", base_dir=workdir)
     assert ["tls_verify is false" in r.getMessage() for r in caplog.records] == [True]
     h1, h2, h3 = cfg.hosts
     assert h1 == HostInfo("h1", "10.0.0.1",
-                          parse_libvirt_uri("qemu+tls://10.0.0.1/system?pkipath=/etc/pki/atp"),
+                          parse_libvirt_uri(f"qemu+tls://10.0.0.1/system?pkipath={pki}"),
                           ("prod", "tls"))
     assert str(h2.effective_uri) == "qemu+ssh://[::1]/system"  # SSH is the default transport
     assert h3.host is None and h3.effective_uri == LibvirtUri()
@@ -274,6 +272,17 @@ ERRORS: list[tuple[str, str, int | None, str | None, str]] = [
      "transport.spice.vms[0].password_file", "empty-pw' is empty"),
     ("password empty", VA + "      port: 1\n      password: ''\n", 7,
      "transport.spice.vms[0].password", "is empty"),
+    # client-side files named in a URI (WORK: the test's work directory)
+    ("keyfile missing", H + "    uri: qemu+ssh://h/system?keyfile=WORK/no-key\n", 4,
+     "transport.hosts[0].uri", "keyfile 'WORK/no-key' does not exist"),
+    ("keyfile a directory", H + "    uri: qemu+libssh2://h/system?keyfile=WORK\n", 4,
+     "transport.hosts[0].uri", "keyfile 'WORK' is a directory"),
+    ("pkipath missing", H + "    uri: qemu+tls://h/system?pkipath=WORK/no-pki\n", 4,
+     "transport.hosts[0].uri", "pkipath 'WORK/no-pki' does not exist"),
+    ("pkipath a file", H + "    uri: qemu+tls://h/system?pkipath=WORK/ca.pem\n", 4,
+     "transport.hosts[0].uri", "pkipath 'WORK/ca.pem' is a file, not a directory"),
+    ("pkipath without a CA", H + "    uri: qemu+tls://h/system?pkipath=WORK\n", 4,
+     "transport.hosts[0].uri", "pkipath 'WORK' has no cacert.pem"),
 ]
 
 
@@ -285,10 +294,10 @@ def test_error_names_file_line_and_key(
 ) -> None:
     monkeypatch.delenv("ATP_TEST_UNSET_VAR", raising=False)
     with pytest.raises(ConfigError) as info:
-        parse_config(text, "cfg.yaml", base_dir=workdir)
+        parse_config(text.replace("WORK", str(workdir)), "cfg.yaml", base_dir=workdir)
     err = info.value
     assert (err.source, err.line, err.key_path) == ("cfg.yaml", line, key_path)
-    assert fragment in err.message
+    assert fragment.replace("WORK", str(workdir)) in err.message
     where = "cfg.yaml" if line is None else f"cfg.yaml:{line}"
     assert str(err).startswith(where + (f": {key_path}: " if key_path else ": "))
 

@@ -17,6 +17,7 @@ from atp_notebook.lab.guest import GuestImage
 from atp_notebook.lab.inventory import config_document
 from atp_notebook.lab.paths import SASL_USERNAME, SASL_VM, LabPaths
 from atp_notebook.lab.status import _probe_sasl_vm
+from tests.unit.lab_files import write_lab_client_files
 
 
 def _guest(tmp_path: Path) -> GuestImage:
@@ -65,13 +66,7 @@ def test_atp_yaml_entry_loads_with_username_password_file_and_ca(tmp_path: Path)
         "tls_verify": True, "ca_file": str(paths.spice_pki / "ca-cert.pem"),
         "username": "atp", "password_file": str(paths.spice_password_file("atp-sasl")),
     }
-    paths.spice_pki.mkdir(parents=True)
-    (paths.spice_pki / "ca-cert.pem").write_text("not parsed by the loader\n")
-    paths.secrets_dir.mkdir()
-    paths.spice_password_file("atp-sasl").write_text("pw\n")
-    paths.spice_password_file("atp-vm2").write_text("pw2\n")
-    for path in paths.secrets_dir.iterdir():
-        path.chmod(0o600)
+    write_lab_client_files(paths, "pw")
     config = parse_config(json.dumps(config_document(paths)), "atp.yaml")
     vm = config.spice_vm("atp-sasl")
     assert (vm.username, vm.tls, vm.tls_port, vm.port, vm.host) == ("atp", True, 5903, None, None)
