@@ -20,6 +20,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -64,7 +65,9 @@ class Attempt(Generic[T]):
         """Block until the outcome is known; False when ``timeout`` seconds passed first."""
         if self._done:
             return True
-        if not self._gate.acquire(True, -1 if timeout is None else max(timeout, 0.0)):
+        # a lock wait longer than TIMEOUT_MAX (~292 years here) raises OverflowError
+        limit = -1 if timeout is None else min(max(timeout, 0.0), threading.TIMEOUT_MAX)
+        if not self._gate.acquire(True, limit):
             return False
         self._gate.release()  # wake the next waiter, if any
         return True

@@ -58,6 +58,18 @@ def test_a_wait_that_times_out_says_so_and_leaves_the_attempt_usable() -> None:
     assert attempt.result() == 3
 
 
+@pytest.mark.parametrize("timeout", [None, 1e12, float("inf")])
+def test_an_unbounded_or_huge_timeout_waits_for_the_outcome(timeout: float | None) -> None:
+    attempt: Attempt[int] = Attempt()
+    finish_soon(attempt, 0.05, value=4)
+    assert attempt.wait(timeout)
+    assert attempt.result() == 4
+    later: Attempt[int] = Attempt()
+    finish_soon(later, 0.05, value=5)
+    assert asyncio.run(later.wait_async(timeout))
+    assert later.result() == 5
+
+
 def test_only_the_first_outcome_counts() -> None:
     attempt: Attempt[int] = Attempt()
     attempt.finish(1)
