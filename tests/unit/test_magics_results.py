@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from atp_notebook.errors import GuestTimeout, QmpCommandError, UnknownVm
+from atp_notebook.config import HostInfo, TransportConfig
+from atp_notebook.errors import GuestTimeout, HostUnavailable, QmpCommandError, UnknownVm
+from atp_notebook.notebook.commands.atp import hosts_table
 from atp_notebook.notebook.commands.qga import ExecOutput
 from atp_notebook.notebook.commands.qmp import EventsResult, QmpStep, ScriptResult
 from atp_notebook.notebook.failures import brief_traceback, errors_shown_briefly
@@ -22,6 +24,7 @@ from atp_notebook.notebook.results import (
     TableResult,
     TextResult,
 )
+from atp_notebook.session import connect
 from atp_notebook.virt.events import QmpEvent
 from atp_notebook.virt.guest_agent import ExecResult
 
@@ -246,3 +249,26 @@ def test_every_progress_state_compares_equal_under_nbval() -> None:
     assert first["text/html"] != last["text/html"]
     assert nbval_sanitize(first["text/html"]) == nbval_sanitize(last["text/html"])
     assert "<script>" not in ProgressView(EVIL, 0, 1)._repr_mimebundle_()["text/html"]
+
+
+def test_hosts_table_says_why_a_host_failed() -> None:
+    # a real libvirt client against a port nothing listens on: refused at once
+    config = TransportConfig(hosts=(
+        HostInfo("dead", "127.0.0.1").with_uri("qemu+tcp://127.0.0.1:1/system"),
+        HostInfo("idle", "127.0.0.1").with_uri("qemu+tcp://127.0.0.1:2/system"),
+    ))
+    session = connect(config)
+    try:
+        with pytest.raises(HostUnavailable):
+            session.host("dead").connection(timeout=10)
+        table = hosts_table(session)
+        assert table.columns == ["host", "uri", "tags", "state", "opens", "losses",
+                                 "last error"]
+        dead, idle = table.rows
+        assert dead[:3] == ["dead", "qemu+tcp://127.0.0.1:1/system", ""]
+        assert dead[3:6] == ["lost", "0", "0"]
+        assert "127.0.0.1:1" in dead[6] and "refused" in dead[6].lower()
+        assert idle[3:] == ["idle", "0", "0", ""]
+        assert "refused" in bundle(table)["text/plain"].lower()
+    finally:
+        session.close()

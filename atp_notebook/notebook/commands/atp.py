@@ -84,10 +84,13 @@ def redact_uri(uri: str) -> str:
 
 
 def hosts_table(session: Session) -> TableResult:
+    """Each host's connection: its state, how often it was opened and lost, and why it last
+    failed (what a test engineer asks first of a host shown ``lost``)."""
     hosts = session.hosts()
-    rows = [[h.id, redact_uri(h.uri), ", ".join(h.tags), h.state] for h in hosts]
-    return TableResult(["host", "uri", "tags", "state"], rows, hosts,
-                       f"{len(rows)} host{'s' * (len(rows) != 1)}")
+    rows = [[h.id, redact_uri(h.uri), ", ".join(h.tags), h.state, str(h.stats.opens),
+             str(h.stats.losses), redact_uri(h.stats.last_error or "")] for h in hosts]
+    return TableResult(["host", "uri", "tags", "state", "opens", "losses", "last error"],
+                       rows, hosts, f"{len(rows)} host{'s' * (len(rows) != 1)}")
 
 
 def vms_table(session: Session) -> TableResult:
