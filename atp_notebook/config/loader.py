@@ -289,19 +289,24 @@ def _host(doc: _Document, node: Node, path: str) -> tuple[HostInfo, Fields, Node
         doc.relocate(exc, fields, node, path)
 
 
+def _require_readable_file(doc: _Document, label: str, file: Path, node: Node, where: str,
+                           *, hint: str | None = None) -> None:
+    """Fail unless ``file`` is a regular file this process can read."""
+    if not file.is_file():
+        what = "is a directory" if file.is_dir() else "does not exist"
+        doc.fail(f"{label} '{file}' {what}", node, where, hint=hint)
+    if not os.access(file, os.R_OK):
+        doc.fail(f"{label} '{file}' cannot be read (permission denied)", node, where)
+
+
 def _check_client_files(doc: _Document, uri: LibvirtUri, node: Node, where: str) -> None:
     """Files the libvirt client reads on this machine must be there now: a missing key or
     CA is a mistake in the file, not a host that is down (that would be retried for ever).
     The URI parser has made them absolute already. ``socket`` is not checked: over ssh it
     is a remote path, and a local one appears only once its daemon has started."""
     if (keyfile := uri.param("keyfile")) is not None:
-        key = Path(keyfile)
-        if not key.is_file():
-            what = "is a directory" if key.is_dir() else "does not exist"
-            doc.fail(f"keyfile '{key}' {what}", node, where,
-                     hint="the ssh private key the client logs in with")
-        if not os.access(key, os.R_OK):
-            doc.fail(f"keyfile '{key}' cannot be read (permission denied)", node, where)
+        _require_readable_file(doc, "keyfile", Path(keyfile), node, where,
+                               hint="the ssh private key the client logs in with")
     if (pkipath := uri.param("pkipath")) is not None:
         pki = Path(pkipath)
         if not pki.is_dir():
@@ -326,11 +331,7 @@ def _vm(doc: _Document, node: Node, path: str) -> tuple[SpiceVmConfig, Fields, N
     ca_file = None
     if (v := value("ca_file")) is not None:
         ca_file = doc.path(*v)
-        if not ca_file.is_file():
-            what = "is a directory" if ca_file.is_dir() else "does not exist"
-            doc.fail(f"ca_file '{ca_file}' {what}", *v)
-        if not os.access(ca_file, os.R_OK):
-            doc.fail(f"ca_file '{ca_file}' cannot be read (permission denied)", *v)
+        _require_readable_file(doc, "ca_file", ca_file, *v)
     channels: tuple[str, ...] = ()
     if (v := value("channels")) is not None:
         channels = doc.names(*v)
