@@ -86,8 +86,13 @@ DOMAIN_STATES = {
 }
 
 
+def state_name(code: int) -> str:
+    """libvirt's domain state number as a word: ``running``, ``shut off``, ..."""
+    return DOMAIN_STATES.get(code, "unknown")
+
+
 def domain_state(dom: libvirt.virDomain) -> str:
-    return DOMAIN_STATES.get(dom.state()[0], "unknown")
+    return state_name(dom.state()[0])
 
 
 class TransportManager:
@@ -184,7 +189,7 @@ class TransportManager:
             # not one per domain: 100 VMs on a remote host list in one RTT, not a hundred
             stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE)
             return [(dom.name(), dom.UUIDString(),
-                     DOMAIN_STATES.get(int(values.get("state.state", -1)), "unknown"))
+                     state_name(int(values.get("state.state", -1))))
                     for dom, values in stats]
 
         results = await asyncio.gather(
