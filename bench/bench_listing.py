@@ -21,7 +21,7 @@ import libvirt
 
 from atp_notebook.config import TransportConfig, load_config
 from atp_notebook.lab.paths import LabPaths
-from atp_notebook.lab.scale import define_inert_domains, undefine_inert_domains
+from atp_notebook.lab.scale import inert_domains
 from atp_notebook.session import Session, connect
 from bench.measure import emit, interleave, iterations, median, ms, sample
 
@@ -71,12 +71,11 @@ def main() -> int:
     config = load_config(paths.config_file)
     admin = libvirt.open("qemu:///system")
     try:
-        names = define_inert_domains(admin, COUNT)
-        for host_id in HOSTS:
-            bench_host(config, host_id, names)
-            print(f"listing: {host_id} done", file=sys.stderr)
+        with inert_domains(admin, COUNT) as names:
+            for host_id in HOSTS:
+                bench_host(config, host_id, names)
+                print(f"listing: {host_id} done", file=sys.stderr)
     finally:
-        undefine_inert_domains(admin)
         admin.close()
     return 0
 

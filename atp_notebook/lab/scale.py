@@ -7,14 +7,14 @@ Only shut-off domains whose names carry the prefix are ever undefined.
 
 Example::
 
-    names = define_inert_domains(conn, 100)     # atp-scale-000 ... atp-scale-099
-    ...
-    undefine_inert_domains(conn)
+    with inert_domains(conn, 100) as names:     # atp-scale-000 ... atp-scale-099
+        ...                                      # undefined again on the way out
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from xml.sax.saxutils import escape
 
 import libvirt
@@ -63,3 +63,14 @@ def undefine_inert_domains(conn: libvirt.virConnect, prefix: str = SCALE_PREFIX)
                 dom.undefine()
                 gone += 1
     return gone
+
+
+@contextlib.contextmanager
+def inert_domains(conn: libvirt.virConnect, count: int,
+                  prefix: str = SCALE_PREFIX) -> Iterator[list[str]]:
+    """``count`` inert domains for the ``with`` block, undefined again however it ends."""
+    names = define_inert_domains(conn, count, prefix)
+    try:
+        yield names
+    finally:
+        undefine_inert_domains(conn, prefix)

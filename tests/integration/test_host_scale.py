@@ -17,6 +17,7 @@ from atp_notebook.lab.scale import (
     SCALE_PREFIX,
     define_inert_domains,
     inert_domain_xml,
+    inert_domains,
     undefine_inert_domains,
 )
 from atp_notebook.lab.status import LabStatus
@@ -30,10 +31,9 @@ COUNT = 100
 def hundred_domains(lab: LabStatus) -> Iterator[list[str]]:
     conn = libvirt.open("qemu:///system")
     try:
-        names = define_inert_domains(conn, COUNT)
-        yield names
+        with inert_domains(conn, COUNT) as names:
+            yield names
     finally:
-        undefine_inert_domains(conn)
         conn.close()
 
 
