@@ -2,11 +2,12 @@
 
 What a connection costs over each transport: tcp adds a TCP handshake and SASL-less
 negotiation, tls a TLS handshake with client certificates, ssh a whole ``ssh`` process
-(key exchange, login, remote ``virt-ssh-helper``/``nc``). The anchor is the local UNIX-socket
-median of the same run — the cheapest way to reach the same libvirtd — so each ratio is that
-transport's cost in units of a local open (``local`` itself: 1). Local opens are interleaved
-with every other transport's opens, so drift during the run hits anchor and figure alike;
-all local samples pool into the one anchor.
+(key exchange, login, remote ``virt-ssh-helper``/``nc``). Every figure is the same raw call,
+so the anchor of ``libvirt_open.<tcp|tls|ssh>`` is the local UNIX-socket open — the cheapest
+way to reach the same libvirtd — interleaved with that transport's opens in the same run, and
+the ratio is that transport's cost in units of a local open. ``libvirt_open.local`` is a
+plain figure (all local samples of the run pooled): against itself its ratio would be 1 by
+construction.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import libvirt
 
 from atp_notebook.lab.inventory import lab_hosts
 from atp_notebook.lab.paths import LabPaths
-from bench.measure import emit, interleave, iterations, median, ms
+from bench.measure import emit, emit_plain, interleave, iterations, median, ms
 
 ANCHOR_ID = "local"
 
@@ -32,7 +33,7 @@ def main() -> int:
     hosts = {h.id: h.uri for h in lab_hosts(LabPaths.default())}
     anchor_uri = hosts[ANCHOR_ID]
     local: list[int] = []
-    per_host: dict[str, list[int]] = {}
+    per_host: dict[str, tuple[list[int], list[int]]] = {}
     for host_id, uri in hosts.items():
         if host_id == ANCHOR_ID:
             continue
@@ -43,12 +44,14 @@ def main() -> int:
             partial(open_close, anchor_uri), partial(open_close, uri), n
         )
         local += anchor_ns
-        per_host[host_id] = ours_ns
+        per_host[host_id] = (anchor_ns, ours_ns)
         print(f"libvirt_open: {host_id} done ({n} opens)", file=sys.stderr)
-    anchor = ms(median(local))
-    emit(f"libvirt_open.{ANCHOR_ID}", anchor, anchor, "ms", n=len(local), p="p50")
-    for host_id, samples in per_host.items():
-        emit(f"libvirt_open.{host_id}", ms(median(samples)), anchor, "ms", n=len(samples),
+    emit_plain(f"libvirt_open.{ANCHOR_ID}", ms(median(local)), "ms",
+               ours_is=f"libvirt.open({anchor_uri!r}).close()", n=len(local), p="p50")
+    for host_id, (anchor_ns, ours_ns) in per_host.items():
+        emit(f"libvirt_open.{host_id}", ms(median(ours_ns)), ms(median(anchor_ns)), "ms",
+             ours_is=f"libvirt.open({hosts[host_id]!r}).close()",
+             anchor_is=f"libvirt.open({anchor_uri!r}).close(), interleaved", n=len(ours_ns),
              p="p50")
     return 0
 

@@ -8,7 +8,8 @@ the same statistic over ``qemu:///system``: the local UNIX socket, the shortest 
 same libvirtd. Each transport's calls are interleaved one for one with calls on the anchor
 connection, so drift hits both; the anchor of each figure is the local calls of that
 interleaved run. ``local`` itself is a second, separate ``qemu:///system`` connection
-measured the same way, so its ratio shows the noise floor of the method (about 1).
+measured the same way: two connections and two sets of samples, so its ratio is not 1 by
+construction but the noise floor of the method (how far from 1 two identical paths land).
 """
 
 from __future__ import annotations
@@ -57,13 +58,16 @@ def measure(
     anchor_call: Callable[[], str],
     ours_call: Callable[[], str],
     n: int,
+    *,
+    what: str,
 ) -> None:
     warm_up(anchor_call)
     warm_up(ours_call)
     anchor_ns, ours_ns = interleave(anchor_call, ours_call, n)
     for label, p in STATS:
         emit(f"{figure}.{host_id}.{label}", ms(percentile(ours_ns, p)),
-             ms(percentile(anchor_ns, p)), "ms", n=n, p=label)
+             ms(percentile(anchor_ns, p)), "ms", ours_is=f"{what} over {host_id}",
+             anchor_is=f"{what} over the anchor {ANCHOR_URI} connection", n=n, p=label)
     print(f"roundtrip: {figure} over {host_id} done ({n} calls each)", file=sys.stderr)
 
 
@@ -79,9 +83,9 @@ def main() -> int:
             try:
                 dom = conn.lookupByName(VM)
                 measure("qmp_query_status", host.id, partial(qmp_call, anchor_dom),
-                        partial(qmp_call, dom), n_qmp)
+                        partial(qmp_call, dom), n_qmp, what="raw qemuMonitorCommand")
                 measure("qga_guest_ping", host.id, partial(qga_call, anchor_dom),
-                        partial(qga_call, dom), n_qga)
+                        partial(qga_call, dom), n_qga, what="raw qemuAgentCommand")
             finally:
                 conn.close()
     finally:

@@ -27,14 +27,14 @@ STATS = (("p50", 50.0), ("p99", 99.0))
 
 
 def measure(figure: str, anchor: Callable[[], object], ours: Callable[[], object],
-            n: int) -> None:
+            n: int, *, ours_is: str, anchor_is: str) -> None:
     for _ in range(5):  # unmeasured warm-up
         anchor()
         ours()
     anchor_ns, ours_ns = interleave(anchor, ours, n)
     for label, p in STATS:
         emit(f"{figure}.{label}", ms(percentile(ours_ns, p)), ms(percentile(anchor_ns, p)),
-             "ms", n=n, p=label)
+             "ms", ours_is=ours_is, anchor_is=anchor_is, n=n, p=label)
 
 
 def main() -> int:
@@ -46,12 +46,13 @@ def main() -> int:
             measure(f"vm_qmp_query_status.{host_id}",
                     lambda: libvirt_qemu.qemuMonitorCommand(dom, QMP, 0),  # noqa: B023
                     lambda: vm.qmp("query-status"),  # noqa: B023
-                    iterations(500, 20))
-            if hasattr(vm, "qga"):
-                measure(f"vm_qga_guest_ping.{host_id}",
-                        lambda: libvirt_qemu.qemuAgentCommand(dom, QGA, 10, 0),  # noqa: B023
-                        lambda: vm.qga("guest-ping"),  # noqa: B023
-                        iterations(300, 20))
+                    iterations(500, 20), ours_is='vm.qmp("query-status")',
+                    anchor_is="libvirt_qemu.qemuMonitorCommand, same connection")
+            measure(f"vm_qga_guest_ping.{host_id}",
+                    lambda: libvirt_qemu.qemuAgentCommand(dom, QGA, 10, 0),  # noqa: B023
+                    lambda: vm.qga("guest-ping"),  # noqa: B023
+                    iterations(300, 20), ours_is='vm.qga("guest-ping")',
+                    anchor_is="libvirt_qemu.qemuAgentCommand, same connection")
             print(f"vm_calls: {host_id} done", file=sys.stderr)
     finally:
         session.close()

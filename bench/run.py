@@ -4,17 +4,17 @@
 
 NAME is a module name without ``bench_`` (``libvirt_open``, ``roundtrip``, ``lab_up``).
 Each module runs as ``python -m bench.bench_NAME`` from the repository root with this
-interpreter; its stdout must be figure lines ``{"name", "ours", "anchor", "ratio", "unit",
-...}`` with ratio = ours / anchor. Valid figures go to stdout and to
-``bench/results/latest.jsonl``, a table to stderr. Exit status 1 when any module fails or
-prints a bad line (named on stderr), 2 on a usage error.
+interpreter; its stdout must be figure lines that ``bench.measure.check_line`` accepts: a
+ratio figure ``{"name", "ours", "anchor", "ratio", "unit", "ours_is", "anchor_is", ...}``
+with ratio = ours / anchor, or a plain one with ``anchor`` and ``ratio`` null. Valid figures
+go to stdout and to ``bench/results/latest.jsonl``, a table to stderr. Exit status 1 when any
+module fails or prints a bad line (named on stderr), 2 on a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import time
@@ -25,13 +25,15 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
+if __package__ in (None, ""):  # run as `python bench/run.py`: make the `bench` package importable
+    sys.path.insert(0, str(ROOT))
+
+from bench.measure import check_line  # noqa: E402
+
 DEFAULT_OUTPUT = BENCH_DIR / "results" / "latest.jsonl"
 PREFIX = "bench_"
-NUMERIC_KEYS = ("ours", "anchor", "ratio")
-STRING_KEYS = ("name", "unit")
 # modules that restart the lab run after the rest: freshly booted VMs would skew them
 RUN_LAST = ("lab_up",)
-RATIO_REL_TOL = 1e-9
 
 
 @dataclass
@@ -45,33 +47,6 @@ class Outcome:
 def discover() -> list[str]:
     names = sorted(p.stem.removeprefix(PREFIX) for p in BENCH_DIR.glob(f"{PREFIX}*.py"))
     return sorted(names, key=lambda n: n in RUN_LAST)
-
-
-def check_line(line: str) -> tuple[dict[str, Any] | None, str | None]:
-    """The figure of one stdout line, or why it is not one."""
-    try:
-        doc = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return None, f"not JSON ({exc.msg}): {line!r}"
-    if not isinstance(doc, dict):
-        return None, f"not a JSON object: {line!r}"
-    missing = [k for k in (*STRING_KEYS, *NUMERIC_KEYS) if k not in doc]
-    if missing:
-        return None, f"missing {', '.join(missing)}: {line!r}"
-    for key in STRING_KEYS:
-        if not isinstance(doc[key], str) or not doc[key]:
-            return None, f"{key} is not a non-empty string: {line!r}"
-    for key in NUMERIC_KEYS:
-        value = doc[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not math.isfinite(value):
-            return None, f"{key} is not a finite number: {line!r}"
-    if doc["anchor"] <= 0:
-        return None, f"anchor is not positive: {line!r}"
-    expected = doc["ours"] / doc["anchor"]
-    if not math.isclose(doc["ratio"], expected, rel_tol=RATIO_REL_TOL):
-        return None, f"ratio {doc['ratio']} is not ours/anchor = {expected}: {line!r}"
-    return doc, None
 
 
 def run_one(name: str, quick: bool) -> Outcome:
@@ -97,13 +72,17 @@ def run_one(name: str, quick: bool) -> Outcome:
     return outcome
 
 
+def _cell(value: float | None, width: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.3f}"
+
+
 def table(outcomes: Sequence[Outcome]) -> str:
     figures = [f for o in outcomes for f in o.figures]
     width = max((len(f["name"]) for f in figures), default=4)
     rows = [f"{'name':<{width}}  {'ours':>11}  {'anchor':>11}  {'ratio':>8}  unit"]
     rows += [
-        f"{f['name']:<{width}}  {f['ours']:>11.3f}  {f['anchor']:>11.3f}  "
-        f"{f['ratio']:>8.3f}  {f['unit']}"
+        f"{f['name']:<{width}}  {f['ours']:>11.3f}  {_cell(f['anchor'], 11)}  "
+        f"{_cell(f['ratio'], 8)}  {f['unit']}"
         for f in figures
     ]
     rows += [

@@ -1,4 +1,4 @@
-"""spice-gtk's Inputs channel connect time: the anchor of ``spice_connect_gtk`` (bench_spice).
+"""spice-gtk's Inputs channel connect time: the anchor of ``spice_connect`` (bench_spice).
 
 Runs under the system interpreter, which has spice-gtk's SpiceClientGLib through GObject
 introspection (Debian ``gir1.2-spiceclientglib-2.0`` and ``python3-gi``; the project's venv
@@ -8,7 +8,9 @@ object on stdin, so the password appears in no command line::
     {"host": "127.0.0.1", "port": 5901, "tls_port": null, "ca_file": null,
      "password": null, "n": 50, "timeout": 60}
 
-and prints one JSON object on stdout: ``{"spice_gtk": "0.42", "connect_ns": [...]}``.
+and prints one JSON object on stdout: ``{"spice_gtk": "0.42", "connect_ns": [...]}``, where
+``spice_gtk`` is the library's own ``spice_util_get_version_string()``: bench_spice records
+it in the figure's line, since another spice-gtk is another anchor.
 
 What is timed matches ``SpiceChannel.open`` in ``time_connect``: the session's Main channel
 is linked and has given the connection id (its channels list has arrived) before anything is
