@@ -24,10 +24,10 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-import libvirt
 import libvirtaio
 
 from atp_notebook.errors import OperationTimeout
+from atp_notebook.libvirt_errors import silence_libvirt
 
 log = logging.getLogger("atp.loop")
 T = TypeVar("T")
@@ -36,10 +36,6 @@ T = TypeVar("T")
 # this loop without waking it; a short heartbeat bounds how late such a timer can fire.
 HEARTBEAT_S = 0.25
 SHUTDOWN_TIMEOUT_S = 5.0
-
-
-def _silence_libvirt(_ctx: object, _err: object) -> None:
-    """libvirt prints every error on stderr by default; we raise them as exceptions."""
 
 
 class DaemonThreadPool:
@@ -114,7 +110,7 @@ class AtpLoop:
         self._thread = threading.Thread(target=self._main, name="atp-loop", daemon=True)
         self._thread.start()
         self._ready.wait()
-        libvirt.registerErrorHandler(_silence_libvirt, None)
+        silence_libvirt()
         # register on the loop's own thread, before anyone can open a connection
         self.call(self._register_libvirt())
 

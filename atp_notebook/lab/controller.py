@@ -22,6 +22,7 @@ import libvirt
 
 from atp_notebook.errors import LabError
 from atp_notebook.lab import daemons, domains, sasl_vm
+from atp_notebook.lab.files import write_if_changed
 from atp_notebook.lab.guest import GuestImage, build_guest
 from atp_notebook.lab.inventory import write_config
 from atp_notebook.lab.paths import LAB_VMS, SASL_VM, LabPaths
@@ -113,22 +114,17 @@ def _bring_up(
 ) -> None:
     for directory in (paths.root, paths.run_dir, paths.log_dir, paths.etc_dir, paths.vm_dir):
         directory.mkdir(parents=True, exist_ok=True)
-    written = ensure_lab_pki(paths).written
-    # daemons read their certificates and keys at start: renewed files need a restart
-    certs_changed = {
-        part for part, directory in (
-            ("libvirtd", paths.libvirt_server_pki), ("sshd", paths.ssh_dir),
-            ("spice", paths.spice_pki),
-        ) if any(directory in w.parents for w in written)
-    }
+    # daemons and QEMU read their certificates and keys at start: renewed files need a
+    # restart (a Spice certificate re-issued for new names restarts every VM, once)
+    certs_changed = ensure_lab_pki(paths).restarts()
     guest = build_guest(paths.guest_dir)
 
-    qemu_changed = daemons.write_if_changed(daemons.QEMU_CONF, daemons.qemu_conf(paths))
-    libvirtd_changed = daemons.write_if_changed(
-        paths.etc_dir / "libvirtd.conf", daemons.libvirtd_conf(paths)
+    qemu_changed = write_if_changed(daemons.QEMU_CONF, daemons.qemu_conf(paths), 0o644)
+    libvirtd_changed = write_if_changed(
+        paths.etc_dir / "libvirtd.conf", daemons.libvirtd_conf(paths), 0o644
     )
-    sshd_changed = daemons.write_if_changed(paths.etc_dir / "sshd_config",
-                                            daemons.sshd_conf(paths))
+    sshd_changed = write_if_changed(paths.etc_dir / "sshd_config", daemons.sshd_conf(paths),
+                                    0o644)
 
     # running VMs survive a libvirtd restart; new settings apply from here on
     _ensure_daemon(daemons.libvirtd(paths), daemons.start_libvirtd, paths, report, undo,
@@ -136,7 +132,7 @@ def _bring_up(
     _ensure_daemon(daemons.sshd(paths), daemons.start_sshd, paths, report, undo,
                    restart=sshd_changed or "sshd" in certs_changed)
 
-    conn = libvirt.open("qemu:///system")
+    conn = domains.open_libvirt()
     try:
         doms = []
         for vm in LAB_VMS:
@@ -212,7 +208,7 @@ def _down(paths: LabPaths) -> DownReport:
         report.stopped.append(SASL_VM.name)
     libvirtd = daemons.libvirtd(paths)
     if libvirtd.pid() is not None:
-        conn = libvirt.open("qemu:///system")
+        conn = domains.open_libvirt()
         try:
             for vm in LAB_VMS:
                 if domains.destroy_and_undefine(conn, vm.name):

@@ -168,21 +168,6 @@ PrintMotd no
 """
 
 
-def write_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
-    """Write ``text`` atomically unless the file already holds it; True if written."""
-    try:
-        if path.read_text() == text:
-            return False
-    except OSError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.chmod(mode)
-    os.replace(tmp, path)
-    return True
-
-
 # --- starting --------------------------------------------------------------------------
 
 
@@ -288,11 +273,17 @@ def run_daemonizing(argv: list[str], name: str, env: dict[str, str] | None = Non
         raise LabError(f"{name} failed to start (exit {proc.returncode}): {proc.stderr.strip()}")
 
 
-def run_tool(argv: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """Run a short command line tool; a missing or hanging tool is a :class:`LabError`."""
+def run_tool(
+    argv: list[str], stdin: str = "", *, umask: int = -1
+) -> subprocess.CompletedProcess[str]:
+    """Run a short command line tool; a missing or hanging tool is a :class:`LabError`.
+
+    ``umask`` (default: inherit ours) limits the modes of the files the tool creates: a
+    tool that writes a secret gets 0o077, so the file is private from its first byte.
+    """
     try:
         return subprocess.run(argv, input=stdin, capture_output=True, text=True,
-                              timeout=START_TIMEOUT_S, check=False)
+                              timeout=START_TIMEOUT_S, check=False, umask=umask)
     except FileNotFoundError as exc:
         raise LabError(f"{argv[0]} is missing", hint="run `atp-lab up` as root so it "
                        "installs its Debian packages") from exc

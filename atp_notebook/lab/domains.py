@@ -20,24 +20,26 @@ import libvirt
 import libvirt_qemu
 
 from atp_notebook.errors import LabError
+from atp_notebook.lab.files import write_atomic
 from atp_notebook.lab.guest import GuestImage
 from atp_notebook.lab.paths import AGENT_PORT_NAME, LOOPBACK, TEST_PORT_NAME, LabPaths, VmSpec
+from atp_notebook.libvirt_errors import silence_libvirt
 
 log = logging.getLogger("atp.lab")
 
 LAB_NAMESPACE = "https://atp-notebook.invalid/lab"
 # Bumped when the domain XML changes in a way a running VM must be restarted for.
-DOMAIN_REVISION = "3"
+DOMAIN_REVISION = "4"  # 4: atp-vm2 gained a plain port that serves only main
 MEMORY_MIB = 256
 DISK_SIZE = "64M"
 AGENT_PING = json.dumps({"execute": "guest-ping"})
 
 
-def _silence_libvirt(_ctx: object, _err: object) -> None:
-    """libvirt prints every error to stderr by default; we raise them instead."""
-
-
-libvirt.registerErrorHandler(_silence_libvirt, None)
+def open_libvirt(uri: str = "qemu:///system") -> libvirt.virConnect:
+    """The lab's libvirt connection; libvirt's own printing of errors is silenced first
+    (here, not at import: importing the lab must not change libvirt for the process)."""
+    silence_libvirt()
+    return libvirt.open(uri)
 
 
 def spice_password(paths: LabPaths, vm: VmSpec) -> str | None:
@@ -49,10 +51,7 @@ def spice_password(paths: LabPaths, vm: VmSpec) -> str | None:
         return path.read_text().strip()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     password = secrets.token_urlsafe(12)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.touch(mode=0o600)
-    tmp.write_text(password + "\n")
-    tmp.replace(path)
+    write_atomic(path, password + "\n", 0o600)
     return password
 
 
@@ -98,11 +97,12 @@ def domain_xml(
         graphics.set("port", str(vm.spice_port))
     if vm.spice_tls_port is not None:
         graphics.set("tlsPort", str(vm.spice_tls_port))
-        if vm.spice_port is None:
-            graphics.set("defaultMode", "secure")
+        graphics.set("defaultMode", "secure")
     if password is not None:
         graphics.set("passwd", password)
     ET.SubElement(graphics, "listen", type="address", address=LOOPBACK)
+    for channel_name in vm.spice_plain_channels:  # 'any': this one links on either port
+        ET.SubElement(graphics, "channel", name=channel_name, mode="any")
 
     video = ET.SubElement(dev, "video")
     ET.SubElement(video, "model", type="qxl", vram="16384", heads="1")

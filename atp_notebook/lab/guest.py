@@ -26,7 +26,6 @@ import os
 import re
 import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 
 from atp_notebook.errors import LabError
+from atp_notebook.lab.files import write_atomic
 from atp_notebook.lab.paths import AGENT_PORT_NAME, TEST_PORT_NAME
 
 log = logging.getLogger(__name__)
@@ -461,12 +461,14 @@ def build_guest(guest_dir: Path, *, kernel_version: str | None = None) -> GuestI
     # mtime=0 and no file name: the same archive always compresses to the same bytes.
     initrd = gzip.compress(archive, compresslevel=6, mtime=0)
     guest_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(image.kernel, kernel)
-    _write_atomic(image.initrd, initrd)
+    # written atomically: a VM starting meanwhile (or a second ``atp-lab up``) sees the old
+    # file or the new one; 0644 because libvirt's QEMU runs as another user and reads them
+    write_atomic(image.kernel, kernel, 0o644)
+    write_atomic(image.initrd, initrd, 0o644)
     # The stamp goes last: a build cut short leaves no stamp that claims it finished.
     stamp = {"digest": image.digest, "kernel_version": version, "cmdline": image.cmdline,
              "kernel_size": len(kernel), "initrd_size": len(initrd)}
-    _write_atomic(guest_dir / STAMP_FILE, (json.dumps(stamp, indent=2) + "\n").encode())
+    write_atomic(guest_dir / STAMP_FILE, json.dumps(stamp, indent=2) + "\n", 0o644)
     log.info("built guest image %s for kernel %s (%d KiB) in %.1f s", image.digest[:12],
              version, len(initrd) // 1024, time.monotonic() - started)
     return image
@@ -480,20 +482,3 @@ def _is_current(image: GuestImage) -> bool:
                     and image.initrd.stat().st_size == stamp["initrd_size"])
     except (OSError, ValueError, KeyError, TypeError):
         return False
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a VM starting meanwhile (or a second
-    ``atp-lab up``) sees the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        # libvirt's qemu runs as another user and must read the kernel and initrd.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

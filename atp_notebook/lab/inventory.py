@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from atp_notebook.lab.daemons import write_if_changed
+from atp_notebook.lab.files import write_if_changed
 from atp_notebook.lab.paths import (
     LAB_VMS,
     LOOPBACK,
@@ -56,7 +56,9 @@ def spice_entry(paths: LabPaths, vm: VmSpec, host: str | None) -> dict[str, Any]
         entry["port"] = vm.spice_port
     if vm.spice_tls_port is not None:
         entry["tls_port"] = vm.spice_tls_port
-    entry["tls"] = vm.spice_port is None
+    # where a TLS port exists the lab's clients start every channel on it (atp-vm2's plain
+    # port serves only main, for tests of the move to TLS: they set tls: false themselves)
+    entry["tls"] = vm.spice_tls_port is not None
     if vm.spice_tls_port is not None:
         entry["tls_verify"] = True
         entry["ca_file"] = str(paths.spice_pki / "ca-cert.pem")
@@ -88,5 +90,5 @@ HEADER = """\
 
 def write_config(paths: LabPaths) -> Path:
     text = HEADER + yaml.safe_dump(config_document(paths), sort_keys=False)
-    write_if_changed(paths.config_file, text, mode=0o644)
+    write_if_changed(paths.config_file, text, 0o644)
     return paths.config_file

@@ -25,14 +25,24 @@ TEST_PORT_NAME = "com.atp.test.0"
 AGENT_PORT_NAME = "org.qemu.guest_agent.0"
 
 
+# The name the lab's Spice server certificate is issued for (besides 127.0.0.1). ``.test``
+# is reserved (RFC 2606): it never resolves, so only a client told the name uses it.
+SPICE_SERVER_NAME = "spice.atp-lab.test"
+
+
 @dataclass(frozen=True)
 class VmSpec:
-    """One lab VM: its libvirt name and how its Spice server listens."""
+    """One lab VM: its libvirt name and how its Spice server listens.
+
+    With a TLS port every channel needs TLS, except ``spice_plain_channels``, which may also
+    link on the plain port; any other channel linked there is told NEED_SECURED.
+    """
 
     name: str
     spice_port: int | None  # plain port; None = TLS only
     spice_tls_port: int | None
     spice_password: bool
+    spice_plain_channels: tuple[str, ...] = ()
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -42,7 +52,11 @@ class VmSpec:
 # The lab's libvirt domains.
 LAB_VMS: tuple[VmSpec, ...] = (
     VmSpec("atp-vm1", spice_port=5901, spice_tls_port=None, spice_password=False),
-    VmSpec("atp-vm2", spice_port=None, spice_tls_port=5902, spice_password=True),
+    # Main may link in the clear on 5904, every other channel is told NEED_SECURED there
+    # and must relink on 5902: how a client's move to TLS is tested against a real server.
+    # The lab's config still starts every channel on TLS (tls: true).
+    VmSpec("atp-vm2", spice_port=5904, spice_tls_port=5902, spice_password=True,
+           spice_plain_channels=("main",)),
 )
 
 # The Spice SASL VM: a plain QEMU process the lab starts itself, not a libvirt domain,

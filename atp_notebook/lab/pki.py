@@ -10,18 +10,20 @@ what it depends on (a cert on its key and its CA), so losing one file redoes onl
 and what hangs off it: a re-made CA no longer verifies its old leaves, which are re-issued.
 
 Private keys are unencrypted PKCS#8 because libvirtd and QEMU read them without a passphrase.
-They are protected by mode 0600 in 0700 directories instead, are written through a 0600 temp
-file so they are never briefly readable by others, and never appear in a repr, log line or
-exception message: only their paths do.
+They are protected by mode 0600 in 0700 directories instead, are created 0600 from the start
+(:mod:`atp_notebook.lab.files`) so they are never briefly readable by others, and never
+appear in a repr, log line or exception message: only their paths do.
+
+The Spice server certificate names ``spice.atp-lab.test`` and 127.0.0.1, and not
+``localhost``: the lab's config dials 127.0.0.1, and a client that dials ``localhost`` (the
+same socket) must fail verification unless it is told the server's name (``server_name``),
+which is what the tests of that setting need.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
@@ -35,7 +37,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from atp_notebook.errors import LabError
-from atp_notebook.lab.paths import LOOPBACK, LabPaths
+from atp_notebook.lab.files import HINT, ensure_mode, read_or_none, write_atomic, write_if_changed
+from atp_notebook.lab.paths import LOOPBACK, SPICE_SERVER_NAME, LabPaths
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +53,13 @@ SPICE_CA_CN = "atp-lab spice CA"
 SERVER_CN = LOOPBACK  # clients check the name they dialled, which for the lab is loopback
 CLIENT_CN = "atp-lab client"
 LOOPBACK_SANS: tuple[str, ...] = ("localhost", LOOPBACK, "::1")
+# The IP stays: spice-gtk (the bench's reference client) and the lab's own probes dial it.
+SPICE_SERVER_SANS: tuple[str, ...] = (SPICE_SERVER_NAME, LOOPBACK)
 SSH_COMMENT = "atp-lab"
 
 _KEY_MODE = 0o600
 _PUBLIC_MODE = 0o644
 _DIR_MODE = 0o700
-_HINT = "run atp-lab as root, or point ATP_LAB_DIR at a writable directory"
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,21 @@ class LabPki:
         """The directories holding those files; every one holds a key, so all are 0700."""
         return tuple(dict.fromkeys(p.parent for p in self.files()))
 
+    def restarts(self) -> frozenset[str]:
+        """What must restart to load ``written``: "libvirtd", "sshd" and/or "spice" (every
+        QEMU serving Spice TLS). Each reads its files only at start; an empty ``written``
+        (a lab whose PKI was already good) restarts nothing.
+        """
+        readers = {
+            "libvirtd": self.libvirt_server_cert.parent,
+            "sshd": self.ssh_host_key.parent,
+            "spice": self.spice_server_cert.parent,
+        }
+        return frozenset(
+            part for part, directory in readers.items()
+            if any(directory in path.parents for path in self.written)
+        )
+
 
 # --- certificate profiles ------------------------------------------------------------------
 
@@ -134,6 +153,7 @@ class _Profile:
 
 
 _SERVER = _Profile(SERVER_CN, ExtendedKeyUsageOID.SERVER_AUTH, LOOPBACK_SANS)
+_SPICE_SERVER = _Profile(SPICE_SERVER_NAME, ExtendedKeyUsageOID.SERVER_AUTH, SPICE_SERVER_SANS)
 _CLIENT = _Profile(CLIENT_CN, ExtendedKeyUsageOID.CLIENT_AUTH)
 
 
@@ -303,7 +323,7 @@ def ensure_lab_pki(paths: LabPaths, *, now: datetime | None = None) -> LabPki:
     sp_ca = run.cert(pki.spice_ca_cert, pki.spice_ca_key, _Profile(SPICE_CA_CN, None))
     run.cert(pki.libvirt_server_cert, pki.libvirt_server_key, _SERVER, issuer=lv_ca)
     run.cert(pki.libvirt_client_cert, pki.libvirt_client_key, _CLIENT, issuer=lv_ca)
-    run.cert(pki.spice_server_cert, pki.spice_server_key, _SERVER, issuer=sp_ca)
+    run.cert(pki.spice_server_cert, pki.spice_server_key, _SPICE_SERVER, issuer=sp_ca)
     run.exact(pki.libvirt_server_ca, pem_cert(lv_ca[0]), _PUBLIC_MODE)
     run.exact(pki.libvirt_client_ca, pem_cert(lv_ca[0]), _PUBLIC_MODE)
     run.exact(pki.spice_server_ca, pem_cert(sp_ca[0]), _PUBLIC_MODE)
@@ -347,7 +367,7 @@ class _Run:
             key = _new_rsa_key()
             self.write(path, pem_key(key), _KEY_MODE)
         else:
-            _ensure_mode(path, _KEY_MODE)
+            ensure_mode(path, _KEY_MODE)
         return key
 
     def ssh_key(self, path: Path, pub_path: Path) -> bytes:
@@ -362,7 +382,7 @@ class _Run:
             )
             self.write(path, private, _KEY_MODE)
         else:
-            _ensure_mode(path, _KEY_MODE)
+            ensure_mode(path, _KEY_MODE)
         public = key.public_key().public_bytes(
             serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
         )
@@ -372,13 +392,14 @@ class _Run:
 
     def exact(self, path: Path, data: bytes, mode: int) -> None:
         """A file derived from another (CA copy, .pub): rewritten only if it differs."""
-        if _read(path) == data:
-            _ensure_mode(path, mode)
-        else:
-            self.write(path, data, mode)
+        if write_if_changed(path, data, mode):
+            self._wrote(path)
 
     def write(self, path: Path, data: bytes, mode: int) -> None:
-        _write_atomic(path, data, mode)
+        write_atomic(path, data, mode)
+        self._wrote(path)
+
+    def _wrote(self, path: Path) -> None:
         self.written.append(path)
         log.info("wrote %s", path)
 
@@ -390,7 +411,7 @@ _T = TypeVar("_T")
 
 def _load(path: Path, parse: Callable[[bytes], _T]) -> _T | None:
     """The parsed file, or None if it is missing or unusable (the caller then re-makes it)."""
-    data = _read(path)
+    data = read_or_none(path)
     if data is None:
         return None
     try:
@@ -418,49 +439,12 @@ def _parse_ed25519_key(data: bytes) -> ed25519.Ed25519PrivateKey:
 # --- file system ---------------------------------------------------------------------------
 
 
-def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise LabError(f"cannot read {path}: {exc.strerror}", hint=_HINT) from exc
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Replace ``path`` so that readers see the old file or the new one, never half of one."""
-    tmp: str | None = None
-    try:
-        # mkstemp creates the file 0600, so key bytes are never readable by others.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        raise LabError(f"cannot write {path}: {exc.strerror}", hint=_HINT) from exc
-
-
 def _ensure_dir(path: Path) -> None:
     try:
         path.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
     except OSError as exc:
-        raise LabError(f"cannot create directory {path}: {exc.strerror}", hint=_HINT) from exc
-    _ensure_mode(path, _DIR_MODE)  # mkdir's mode is cut by the umask, and the dir may be old
-
-
-def _ensure_mode(path: Path, mode: int) -> None:
-    # chmod changes neither content nor mtime, so a good file still counts as untouched.
-    try:
-        if path.stat().st_mode & 0o777 != mode:
-            path.chmod(mode)
-    except OSError as exc:
-        raise LabError(f"cannot chmod {path}: {exc.strerror}", hint=_HINT) from exc
+        raise LabError(f"cannot create directory {path}: {exc.strerror}", hint=HINT) from exc
+    ensure_mode(path, _DIR_MODE)  # mkdir's mode is cut by the umask, and the dir may be old
 
 
 def _utc(now: datetime | None) -> datetime:

@@ -39,6 +39,7 @@ from pathlib import Path
 from atp_notebook.errors import LabError
 from atp_notebook.lab import daemons
 from atp_notebook.lab.domains import spice_password
+from atp_notebook.lab.files import ensure_mode, write_if_changed
 from atp_notebook.lab.guest import GuestImage
 from atp_notebook.lab.paths import AGENT_PORT_NAME, LOOPBACK, SASL_USERNAME, SASL_VM, LabPaths
 from atp_notebook.lab.system import check_ports_free, require_tool
@@ -153,13 +154,15 @@ def ensure_user(paths: LabPaths, password: str) -> bool:
     # -c: create the user, or set the password of an existing one
     proc = daemons.run_tool(
         [SASLPASSWD2, "-p", "-c", "-a", "qemu", "-f", str(files.sasl_db), SASL_USERNAME],
-        stdin=password,
+        stdin=password, umask=0o077,
     )
     if proc.returncode != 0:
         raise LabError(f"saslpasswd2 could not add the SASL user: {proc.stderr.strip()}",
                        hint="apt-get install sasl2-bin libsasl2-modules")
-    files.sasl_db.chmod(0o600)
-    daemons.write_if_changed(files.sasl_db_stamp, want + "\n", mode=0o600)
+    # a new database is 0600 from the start (the umask above); one an older lab made keeps
+    # the mode it had, as saslpasswd2 updates it in place: repair that
+    ensure_mode(files.sasl_db, 0o600)
+    write_if_changed(files.sasl_db_stamp, want + "\n", 0o600)
     log.info("SASL user %s written to %s", SASL_USERNAME, files.sasl_db)
     return True
 
@@ -172,11 +175,11 @@ def ensure_running(paths: LabPaths, guest: GuestImage, *, restart: bool = False)
     """
     files = SaslVmFiles.at(paths)
     paths.sasl_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    paths.sasl_dir.chmod(0o700)
+    ensure_mode(paths.sasl_dir, 0o700)
     files.console_log.parent.mkdir(parents=True, exist_ok=True)
     password = spice_password(paths, SASL_VM)
     assert password is not None  # SASL_VM.spice_password is set
-    conf_changed = daemons.write_if_changed(files.sasl_conf, sasl_conf(paths), mode=0o600)
+    conf_changed = write_if_changed(files.sasl_conf, sasl_conf(paths), 0o600)
     ensure_user(paths, password)
 
     argv = qemu_argv(paths, guest)
@@ -195,7 +198,7 @@ def ensure_running(paths: LabPaths, guest: GuestImage, *, restart: bool = False)
     if qemu.pid() is not None:
         return None
     start(paths, argv)
-    daemons.write_if_changed(files.argv_stamp, stamp)
+    write_if_changed(files.argv_stamp, stamp, 0o644)
     return "restarted" if restarted else "started"
 
 

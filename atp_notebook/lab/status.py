@@ -108,7 +108,7 @@ def state_name(state: int) -> str:
 
 
 def _probe_host(uri: str) -> tuple[str, ...]:
-    conn = libvirt.open(uri)
+    conn = domains.open_libvirt(uri)
     try:
         return tuple(sorted(d.name() for d in conn.listAllDomains()))
     finally:
@@ -126,7 +126,7 @@ def _listening(port: int | None) -> bool:
 
 
 def _probe_vms() -> tuple[VmStatus, ...]:
-    conn = libvirt.open("qemu:///system")
+    conn = domains.open_libvirt()
     try:
         out = []
         for vm in LAB_VMS:

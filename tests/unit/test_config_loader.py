@@ -73,7 +73,7 @@ def test_lab_file_parses_with_every_field(
     assert (vm1.tls, vm1.tls_verify, vm1.password, vm1.ca_file) == (False, True, None, None)
     assert vm1.libvirt_name == "atp-vm1" and vm1.channels == ()
     vm2 = cfg.spice_vm("atp-vm2")
-    assert (vm2.port, vm2.tls_port, vm2.tls, vm2.tls_verify) == (None, 5902, True, True)
+    assert (vm2.port, vm2.tls_port, vm2.tls, vm2.tls_verify) == (5904, 5902, True, True)
     assert vm2.ca_file == (paths.spice_pki / "ca-cert.pem").resolve()
     assert vm2.password is not None and vm2.password.reveal() == LAB_PASSWORD
     for text in (repr(cfg), str(cfg), repr(vm2), str(vm2)):

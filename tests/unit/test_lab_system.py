@@ -90,14 +90,6 @@ def test_libvirtd_listens_on_loopback_with_the_lab_certificates(tmp_path: Path) 
     assert "ListenAddress 127.0.0.1" in daemons.sshd_conf(paths)
 
 
-def test_write_if_changed_writes_only_changes(tmp_path: Path) -> None:
-    target = tmp_path / "a" / "conf"
-    assert daemons.write_if_changed(target, "one\n")
-    assert not daemons.write_if_changed(target, "one\n")
-    assert daemons.write_if_changed(target, "two\n")
-    assert target.read_text() == "two\n"
-
-
 def test_four_hosts_reach_one_libvirtd_by_each_transport(tmp_path: Path) -> None:
     paths = LabPaths(tmp_path)
     uris = {h.id: h.uri for h in lab_hosts(paths)}
@@ -116,7 +108,9 @@ def test_the_config_names_the_password_file_not_the_password(tmp_path: Path) -> 
     vm1, vm2, sasl = doc["transport"]["spice"]["vms"]
     assert vm1 == {"vm_id": "atp-vm1", "host": "local", "server_addr": "127.0.0.1",
                    "port": 5901, "tls": False}
-    assert vm2["tls_port"] == 5902 and vm2["tls"] is True and "port" not in vm2
+    # the plain port serves only main (tests of NEED_SECURED); the lab's clients start on TLS
+    assert (vm2["port"], vm2["tls_port"], vm2["tls"]) == (5904, 5902, True)
+    assert vm2["ca_file"] == str(paths.spice_pki / "ca-cert.pem")
     assert vm2["password_file"] == str(paths.spice_password_file("atp-vm2"))
     assert "password" not in vm2
     assert sasl["vm_id"] == "atp-sasl" and "host" not in sasl  # a QEMU outside libvirt
@@ -139,5 +133,8 @@ def test_domain_xml_has_unix_channels_spice_and_the_guest(tmp_path: Path) -> Non
     g2 = vm2.find("devices/graphics")
     assert g1 is not None and g2 is not None
     assert (g1.get("port"), g1.get("tlsPort"), g1.get("passwd")) == ("5901", None, None)
-    assert (g2.get("port"), g2.get("tlsPort"), g2.get("passwd")) == (None, "5902", "s3cret")
+    assert (g2.get("port"), g2.get("tlsPort"), g2.get("passwd")) == ("5904", "5902", "s3cret")
+    # every channel needs TLS but main, which may also link on the plain port
     assert g2.get("defaultMode") == "secure"
+    assert [(c.get("name"), c.get("mode")) for c in g2.findall("channel")] == [("main", "any")]
+    assert g1.get("defaultMode") is None and g1.findall("channel") == []

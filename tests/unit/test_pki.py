@@ -234,6 +234,12 @@ LOOPBACK_SAN: set[x509.GeneralName] = {
     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
     x509.IPAddress(ipaddress.ip_address("::1")),
 }
+# A name that is not an address, and not localhost: a client dialling localhost must be
+# told the name (server_name) to verify the Spice server.
+SPICE_SAN: set[x509.GeneralName] = {
+    x509.DNSName("spice.atp-lab.test"),
+    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+}
 
 
 @pytest.mark.parametrize(
@@ -241,7 +247,7 @@ LOOPBACK_SAN: set[x509.GeneralName] = {
     [
         (SRV, LV_CA, "127.0.0.1", ExtendedKeyUsageOID.SERVER_AUTH, LOOPBACK_SAN),
         (CLI, LV_CA, "atp-lab client", ExtendedKeyUsageOID.CLIENT_AUTH, None),
-        (SP, SP_CA, "127.0.0.1", ExtendedKeyUsageOID.SERVER_AUTH, LOOPBACK_SAN),
+        (SP, SP_CA, "spice.atp-lab.test", ExtendedKeyUsageOID.SERVER_AUTH, SPICE_SAN),
     ],
 )
 def test_leaf_profile(
@@ -353,11 +359,12 @@ def _reissue(
     *,
     not_after: datetime | None = None,
     ext: x509.ExtensionType | None = None,
+    subject: x509.Name | None = None,
 ) -> bytes:
-    """``cert`` re-signed by ``signer``, with one extension or the end date swapped."""
+    """``cert`` re-signed by ``signer``, with one extension, the end date or subject swapped."""
     builder = (
         x509.CertificateBuilder()
-        .subject_name(cert.subject)
+        .subject_name(subject or cert.subject)
         .issuer_name(signer[0].subject)
         .public_key(cert.public_key())
         .serial_number(x509.random_serial_number())
@@ -408,6 +415,59 @@ def test_an_equivalent_cert_is_kept(root: Path) -> None:
     assert _snapshot(root) == before
 
 
+def _older_spice_cert(root: Path) -> bytes:
+    """The Spice server cert as labs made it before it had a name: CN and SANs of loopback,
+    same key and CA, still valid for years."""
+    spice_ca = (_cert(root, SP_CA), _rsa_key(root, SP_CA_KEY))
+    loopback = x509.SubjectAlternativeName(
+        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+         x509.IPAddress(ipaddress.ip_address("::1"))])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    return _reissue(_cert(root, SP), spice_ca, ext=loopback, subject=subject)
+
+
+def test_an_older_labs_spice_cert_is_reissued_for_the_name_and_restarts_spice(
+    root: Path,
+) -> None:
+    (root / SP).write_bytes(_older_spice_cert(root))
+    key_before = (root / SP_KEY).read_bytes()
+    before = _snapshot(root)
+    pki = ensure_lab_pki(LabPaths(root), now=T0)
+    assert _changed(before, _snapshot(root)) == {SP}  # the key and the CA stay
+    assert pki.restarts() == {"spice"}  # every QEMU serving Spice TLS reloads it
+    san = _ext(_cert(root, SP), x509.SubjectAlternativeName).value
+    assert isinstance(san, x509.SubjectAlternativeName) and set(san) == SPICE_SAN
+    assert (root / SP_KEY).read_bytes() == key_before
+    _assert_sound(root, T0)
+    # and from then on it is left alone: nothing rewritten, nothing restarted
+    again = ensure_lab_pki(LabPaths(root), now=T0 + timedelta(days=1))
+    assert again.written == () and again.restarts() == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("lost", "restarts"),
+    [
+        (SRV_KEY, {"libvirtd"}),
+        (LV_CA_KEY, {"libvirtd"}),  # a new CA re-issues libvirtd's cert
+        (CLI_KEY, set()),  # only clients read it, at each connect
+        (SP_KEY, {"spice"}),
+        (SP_CA_KEY, {"spice"}),
+        (SP_COPY, {"spice"}),
+        (HOST_KEY, {"sshd"}),
+        (SSH_KEY, {"sshd"}),  # authorized_keys changes with it
+    ],
+)
+def test_what_restarts_follows_what_was_rewritten(
+    root: Path, lost: str, restarts: set[str]
+) -> None:
+    (root / lost).unlink()
+    assert ensure_lab_pki(LabPaths(root), now=T0).restarts() == restarts
+
+
+def test_a_good_pki_restarts_nothing(root: Path) -> None:
+    assert ensure_lab_pki(LabPaths(root), now=T0).restarts() == frozenset()
+
+
 # --- ssh -------------------------------------------------------------------------------------
 
 
@@ -436,7 +496,10 @@ OPENSSL_CASES = [
     (SRV_CA, SRV, ["-purpose", "sslserver", "-verify_ip", "127.0.0.1"], True),
     (SRV_CA, SRV, ["-purpose", "sslserver", "-verify_ip", "::1"], True),
     (CLI_CA, CLI, ["-purpose", "sslclient"], True),
-    (SP_COPY, SP, ["-purpose", "sslserver", "-verify_hostname", "localhost"], True),
+    (SP_COPY, SP, ["-purpose", "sslserver", "-verify_hostname", "spice.atp-lab.test"], True),
+    (SP_COPY, SP, ["-purpose", "sslserver", "-verify_ip", "127.0.0.1"], True),
+    (SP_COPY, SP, ["-verify_hostname", "localhost"], False),  # same socket, not its name
+    (SP_COPY, SP, ["-verify_ip", "::1"], False),
     (SRV_CA, SP, [], False),  # the spice server must not pass for libvirt's CA
     (SP_COPY, SRV, [], False),
     (SRV_CA, SRV, ["-purpose", "sslclient"], False),  # EKU serverAuth only
