@@ -69,6 +69,10 @@ class UnknownHost(AtpError, LookupError):
     """A host id that the configuration does not name."""
 
 
+class NoLibvirtHost(AtpError, LookupError):
+    """A Spice-only VM (no libvirt host) was asked for QMP, the guest agent or virtio-serial."""
+
+
 # --- the lab --------------------------------------------------------------------------
 
 
@@ -154,3 +158,26 @@ class AgentCommandDisabled(GuestAgentError):
 
 class GuestTimeout(GuestAgentError, builtins.TimeoutError):
     """A command in the guest did not finish in time."""
+
+
+# --- interrupts ---------------------------------------------------------------------
+
+
+class Interrupted(KeyboardInterrupt):
+    """The user interrupted a wait (Kernel > Interrupt, Ctrl-C); what it started in the
+    guest was stopped where it could be, and the connection stays usable.
+
+    A KeyboardInterrupt, not an :class:`AtpError`, on purpose: code that catches
+    ``Exception`` must not swallow a user's interrupt. IPython shows it as one line
+    (``_render_traceback_``), not a traceback through the toolkit.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"Interrupted: {self.message}"]

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import libvirtaio
 
-from atp_notebook.errors import OperationTimeout
+from atp_notebook.errors import Interrupted, OperationTimeout
 from atp_notebook.libvirt_errors import silence_libvirt
 
 log = logging.getLogger("atp.loop")
@@ -36,6 +36,8 @@ T = TypeVar("T")
 # this loop without waking it; a short heartbeat bounds how late such a timer can fire.
 HEARTBEAT_S = 0.25
 SHUTDOWN_TIMEOUT_S = 5.0
+# how long an interrupted call waits for its coroutine's cleanup (a guest-side kill)
+INTERRUPT_CLEANUP_S = 5.0
 
 
 class DaemonThreadPool:
@@ -133,15 +135,33 @@ class AtpLoop:
     def in_loop_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run ``coro`` on the loop from another thread and wait for its result."""
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None, *,
+             what: str | None = None) -> T:
+        """Run ``coro`` on the loop from another thread and wait for its result.
+
+        Kernel > Interrupt (Ctrl-C) while waiting cancels the coroutine, gives its cleanup
+        (killing a guest process, closing a stream) up to :data:`INTERRUPT_CLEANUP_S` to
+        finish, and raises :class:`Interrupted` naming ``what`` was interrupted.
+        """
         if self.in_loop_thread():
             coro.close()
             raise RuntimeError("atp loop: a blocking call was made on the loop's own thread; "
                                "await the coroutine instead")
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        ended = threading.Event()
+
+        async def tracked() -> T:
+            try:
+                return await coro
+            finally:
+                ended.set()
+
+        future = asyncio.run_coroutine_threadsafe(tracked(), self.loop)
         try:
             return future.result(timeout)
+        except KeyboardInterrupt:
+            future.cancel()  # the task is cancelled on the loop; its finally blocks run there
+            ended.wait(INTERRUPT_CLEANUP_S)
+            raise Interrupted(f"{what or 'the call'}: interrupted") from None
         except concurrent.futures.TimeoutError as exc:
             # OperationTimeout is a TimeoutError too: a finished future means the coroutine
             # raised its own timeout, which must reach the caller as it is

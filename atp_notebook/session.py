@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import libvirt
-from PIL import Image
 
+from atp_notebook.bridge import async_twin, atp_async, atp_blocking, delegate
 from atp_notebook.config import TransportConfig, find_config, load_config
-from atp_notebook.errors import ConfigError, UnknownVm
+from atp_notebook.errors import ConfigError, NoLibvirtHost, UnknownVm
 from atp_notebook.loop import AtpLoop, get_loop
 from atp_notebook.spice.facade import VmSpice
-from atp_notebook.spice.proto.constants import MouseMode
 from atp_notebook.spice.vm import SpiceVmConnection
 from atp_notebook.transport import (
     LOOKUP_TIMEOUT_S,
@@ -37,13 +36,15 @@ from atp_notebook.transport import (
     domain_state,
 )
 from atp_notebook.virt.events import EventSubscription, QmpEvent
-from atp_notebook.virt.guest_agent import ExecResult, GuestAgent
+from atp_notebook.virt.guest_agent import GuestAgent
 from atp_notebook.virt.host import HostConnection, HostStats
-from atp_notebook.virt.protocols import ProtocolType, create_client
+from atp_notebook.virt.protocols import ProtocolKind, ProtocolType, VirtioSerialProtocol
 from atp_notebook.virt.qmp import Qmp
+from atp_notebook.virt.virtio_serial import OPEN_TIMEOUT_S as SERIAL_OPEN_TIMEOUT_S
 from atp_notebook.virt.virtio_serial import VirtioSerial
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,10 @@ class Session:
 
     def vm(self, name: str, host: str | None = None,
            timeout: float = LOOKUP_TIMEOUT_S) -> Vm:
-        """The VM ``name`` on ``host`` (or the first host that has it)."""
+        """The VM ``name`` on ``host`` (or the first host that has it); a VM listed only
+        under ``transport.spice.vms`` (no ``host``) is a Spice-only VM."""
+        if host is None and self.manager.is_spice_only(name):
+            return Vm(self, None, name=name)
         location = self._run(self.manager.find_vm(name, host, timeout), timeout)
         return Vm(self, location)
 
@@ -131,14 +135,22 @@ class Session:
 
 
 class Vm:
-    """One VM, bound to its host's shared libvirt connection."""
+    """One VM: bound to its host's shared libvirt connection, and/or reached through Spice.
 
-    def __init__(self, session: Session, location: VmLocation) -> None:
+    A VM listed only under ``transport.spice.vms`` (no ``host``) is Spice-only: typing,
+    clicks and ``vm.spice`` work; QMP, the guest agent and virtio-serial raise
+    ``NoLibvirtHost``. Every blocking operation has an ``_async`` form made from the same
+    definition (:mod:`atp_notebook.bridge`), so both take the same arguments.
+    """
+
+    def __init__(self, session: Session, location: VmLocation | None, *,
+                 name: str | None = None) -> None:
         self.session = session
-        self.name = location.name
-        self.host_id = location.host_id
-        self.uuid = location.uuid
-        self._host = session.manager.host(location.host_id)
+        self.name = location.name if location is not None else str(name)
+        self.host_id = location.host_id if location is not None else None
+        self.uuid = location.uuid if location is not None else None
+        self._host = (session.manager.host(location.host_id) if location is not None
+                      else None)
         self._cached: tuple[libvirt.virConnect, libvirt.virDomain] | None = None
         self._qmp: Qmp | None = None
         self._agent: GuestAgent | None = None
@@ -146,20 +158,35 @@ class Vm:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"<Vm {self.name} on {self.host_id}>"
+        return f"<Vm {self.name} on {self.host_id or 'Spice only'}>"
+
+    @property
+    def spice_only(self) -> bool:
+        """True when the VM has no libvirt host (reached through Spice alone)."""
+        return self._host is None
+
+    def _no_libvirt(self) -> NoLibvirtHost:
+        return NoLibvirtHost(
+            f"VM {self.name!r} has no libvirt host: it is reached through Spice only, so "
+            "QMP, the guest agent and virtio-serial are not available",
+            hint="give its transport.spice.vms entry a `host` (a transport.hosts id whose "
+                 "libvirtd runs it) to use them")
 
     @property
     def host(self) -> HostConnection:
+        if self._host is None:
+            raise self._no_libvirt()
         return self._host
 
     def domain(self, timeout: float | None = None) -> libvirt.virDomain:
         """The libvirt domain on the current connection (looked up again after a reconnect)."""
-        conn = self._host.connection(timeout)
+        conn = self.host.connection(timeout)
         with self._lock:
             cached = self._cached
             if cached is not None and cached[0] is conn:
                 return cached[1]
-        dom = self.call(lambda: conn.lookupByUUIDString(self.uuid))
+        uuid = self.uuid
+        dom = self.call(lambda: conn.lookupByUUIDString(uuid))
         with self._lock:
             self._cached = (conn, dom)
         return dom
@@ -169,45 +196,17 @@ class Vm:
         try:
             return fn()
         except libvirt.libvirtError as exc:
-            self._host.check_error(exc)
+            self.host.check_error(exc)
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 raise UnknownVm(f"VM {self.name!r} no longer exists on {self.host_id!r}",
-                                hint="it was undefined; look it up again") from exc
+                                hint="it was undefined; look it up again (%atp vms lists "
+                                     "the VMs)") from exc
             raise
 
     def state(self, timeout: float | None = None) -> str:
-        """The domain state: running, paused, shut off, ..."""
+        """The domain state: running, paused, shut off, ... ``vm.state()``"""
         dom = self.domain(timeout)
         return self.call(lambda: domain_state(dom))
-
-    # --- protocols (all share the host's one libvirt connection) ----------------------
-
-    def protocol(self, protocol: ProtocolType) -> object:
-        """The client of ``protocol`` for this VM, e.g. ``vm.protocol(ProtocolType.QGA)``."""
-        return create_client(self, protocol)
-
-    @property
-    def monitor(self) -> Qmp:
-        """The VM's QMP client (typed helpers: status, stop, cont, screendump, ...)."""
-        if self._qmp is None:
-            self._qmp = Qmp(self)
-        return self._qmp
-
-    def qmp(self, command: str, arguments: Mapping[str, Any] | None = None, /,
-            **kwargs: Any) -> Any:
-        """Run a QMP command; returns its ``return`` value. ``vm.qmp("query-status")``"""
-        return self.monitor.execute(command, arguments, **kwargs)
-
-    async def qmp_async(self, command: str, arguments: Mapping[str, Any] | None = None, /,
-                        **kwargs: Any) -> Any:
-        return await self.monitor.execute_async(command, arguments, **kwargs)
-
-    def hmp(self, line: str) -> str:
-        """Run a human-monitor command line. ``vm.hmp("info block")``"""
-        return self.monitor.hmp(line)
-
-    async def hmp_async(self, line: str) -> str:
-        return await self.monitor.hmp_async(line)
 
     def events(self, names: Iterable[str] | None = None,
                callback: Callable[[QmpEvent], None] | None = None) -> EventSubscription:
@@ -217,111 +216,103 @@ class Vm:
         """
         return EventSubscription(self, names, callback).open()
 
-    def screendump(self) -> Image.Image:
-        """The screen as a PIL image (from QEMU, over the libvirt connection)."""
-        return self.monitor.screendump()
+    domain_async = async_twin(domain)
+    state_async = async_twin(state)
+    events_async = async_twin(events)
+
+    # --- protocols (all share the host's one libvirt connection) ----------------------
+
+    @overload
+    def protocol(self, protocol: ProtocolType[C]) -> C: ...
+    @overload
+    def protocol(self, protocol: VirtioSerialProtocol) -> VirtioSerial: ...
+
+    def protocol(self, protocol: ProtocolType[Any] | VirtioSerialProtocol) -> object:
+        """The VM's client for ``protocol``: ``vm.protocol(ProtocolType.QGA)`` is
+        ``vm.agent``; ``ProtocolType.QMP`` ``vm.monitor``; ``ProtocolType.SPICE``
+        ``vm.spice_input``; ``ProtocolType.virtio_serial(name)`` an unopened port."""
+        if isinstance(protocol, VirtioSerialProtocol):
+            self.host  # noqa: B018 - raises NoLibvirtHost for a Spice-only VM
+            return VirtioSerial(self, protocol.port)
+        clients: dict[ProtocolKind, Callable[[], object]] = {
+            ProtocolKind.QMP: lambda: self.monitor,
+            ProtocolKind.QGA: lambda: self.agent,
+            ProtocolKind.SPICE: lambda: self.spice_input,
+        }
+        return clients[protocol.kind]()
+
+    @property
+    def monitor(self) -> Qmp:
+        """The VM's QMP client (typed helpers: status, stop, cont, screendump, ...)."""
+        self.host  # noqa: B018 - raises NoLibvirtHost for a Spice-only VM
+        if self._qmp is None:
+            self._qmp = Qmp(self)
+        return self._qmp
 
     @property
     def agent(self) -> GuestAgent:
         """The VM's guest-agent client (exec, files, OS info, ...)."""
+        self.host  # noqa: B018 - raises NoLibvirtHost for a Spice-only VM
         if self._agent is None:
             self._agent = GuestAgent(self)
         return self._agent
 
-    def qga(self, command: str, arguments: Mapping[str, Any] | None = None, /,
-            **kwargs: Any) -> Any:
-        """Run a guest-agent command; returns its ``return`` value. ``vm.qga("guest-ping")``"""
-        return self.agent.command(command, arguments, **kwargs)
+    # QMP, through vm.monitor: vm.qmp("query-status"), vm.hmp("info block")
+    qmp = delegate("monitor", Qmp.execute)
+    qmp_async = delegate("monitor", Qmp.execute_async)
+    hmp = delegate("monitor", Qmp.hmp)
+    hmp_async = delegate("monitor", Qmp.hmp_async)
+    screendump = delegate("monitor", Qmp.screendump)  # the screen as QEMU sees it (PIL)
+    screendump_async = delegate("monitor", Qmp.screendump_async)
 
-    async def qga_async(self, command: str, arguments: Mapping[str, Any] | None = None, /,
-                        **kwargs: Any) -> Any:
-        return await self.agent.command_async(command, arguments, **kwargs)
+    # the guest agent, through vm.agent: vm.qga("guest-ping"), vm.exec(["ls"]), files
+    qga = delegate("agent", GuestAgent.command)
+    qga_async = delegate("agent", GuestAgent.command_async)
+    exec = delegate("agent", GuestAgent.exec)
+    exec_async = delegate("agent", GuestAgent.exec_async)
+    read_file = delegate("agent", GuestAgent.read_file)
+    read_file_async = delegate("agent", GuestAgent.read_file_async)
+    write_file = delegate("agent", GuestAgent.write_file)
+    write_file_async = delegate("agent", GuestAgent.write_file_async)
+    wait_for_agent = delegate("agent", GuestAgent.wait_for_agent)
+    wait_for_agent_async = delegate("agent", GuestAgent.wait_for_agent_async)
 
-    def exec(self, argv: Sequence[str], input: bytes | None = None,
-             env: Mapping[str, str] | None = None, timeout: float = 60.0) -> ExecResult:
-        """Run a program in the guest and wait for it. ``vm.exec(["cat", "/etc/hostname"])``"""
-        return self.agent.exec(argv, input=input, env=env, timeout=timeout)
+    async def _serial(self, port: str, *, force: bool = False,
+                      timeout: float = SERIAL_OPEN_TIMEOUT_S) -> VirtioSerial:
+        """An open virtio-serial port:
+        ``with vm.serial("com.atp.test.0") as p: p.send(b"x")``"""
+        self.host  # noqa: B018 - raises NoLibvirtHost for a Spice-only VM
+        return await VirtioSerial(self, port, force=force).open_async(timeout)
 
-    async def exec_async(self, argv: Sequence[str], input: bytes | None = None,
-                         env: Mapping[str, str] | None = None,
-                         timeout: float = 60.0) -> ExecResult:
-        return await self.agent.exec_async(argv, input=input, env=env, timeout=timeout)
+    serial = atp_blocking(_serial)
+    serial_async = atp_async(_serial)
 
-    def read_file(self, path: str) -> bytes:
-        """A guest file's bytes. ``vm.read_file("/etc/hostname")``"""
-        return self.agent.read_file(path)
-
-    async def read_file_async(self, path: str) -> bytes:
-        return await self.agent.read_file_async(path)
-
-    def write_file(self, path: str, data: bytes) -> None:
-        """Write (replace) a guest file. ``vm.write_file("/tmp/x", b"data")``"""
-        self.agent.write_file(path, data)
-
-    async def write_file_async(self, path: str, data: bytes) -> None:
-        await self.agent.write_file_async(path, data)
-
-    def wait_for_agent(self, timeout: float = 60.0,
-                       progress: Callable[[float, float], None] | None = None) -> float:
-        """Wait until the guest agent answers; returns the seconds it took."""
-        return self.agent.wait_for_agent(timeout, progress)
-
-    async def wait_for_agent_async(self, timeout: float = 60.0,
-                                   progress: Callable[[float, float], None] | None = None
-                                   ) -> float:
-        return await self.agent.wait_for_agent_async(timeout, progress)
-
-    def serial(self, port: str, *, force: bool = False) -> VirtioSerial:
-        """An open virtio-serial port: ``with vm.serial("com.atp.test.0") as p: p.send(b"x")``"""
-        return VirtioSerial(self, port, force=force).open()
-
-    async def serial_async(self, port: str, *, force: bool = False) -> VirtioSerial:
-        return await VirtioSerial(self, port, force=force).open_async()
-
-    # --- Spice input (the Spice vm_id is the VM name) -------------------------------------
+    # --- Spice (the Spice vm_id is the VM name) -------------------------------------------
 
     @property
     def spice_input(self) -> VmSpice:
-        """Typing, key combos and clicks through the VM's Spice Inputs channel."""
+        """Typing, key combos and the pointer through the VM's Spice Inputs channel."""
         if self._spice is None:
             self._spice = VmSpice(self.session.manager, self.name)
         return self._spice
 
     @property
     def spice(self) -> SpiceVmConnection:
-        """The VM's SpiceVmConnection (use its coroutines on the atp loop)."""
+        """The VM's SpiceVmConnection, connected (Main and the channels its configuration
+        lists); use its coroutines on the atp loop."""
         return self.spice_input.connection()
 
-    def type(self, text: str, layout: str = "us", rate: float | None = None) -> int:
-        """Type ``text`` on the VM's keyboard; ``vm.type("echo hi\\n", layout="de")``.
-        An untypable character raises ``UntypableText`` before anything is sent."""
-        return self.spice_input.type(text, layout, rate)
-
-    async def type_async(self, text: str, layout: str = "us", rate: float | None = None) -> int:
-        return await self.spice_input.type_async(text, layout, rate)
-
-    def press(self, combo: str, layout: str = "us") -> None:
-        """Press and release a combo: ``vm.press("ctrl-alt-delete")``."""
-        self.spice_input.press(combo, layout)
-
-    async def press_async(self, combo: str, layout: str = "us") -> None:
-        await self.spice_input.press_async(combo, layout)
-
-    def click(self, x: int, y: int, button: str = "left") -> MouseMode:
-        """Click at ``x``, ``y`` (exact in client mouse mode, a best effort in server mode:
-        see :meth:`VmSpice.click`)."""
-        return self.spice_input.click(x, y, button)
-
-    async def click_async(self, x: int, y: int, button: str = "left") -> MouseMode:
-        return await self.spice_input.click_async(x, y, button)
-
-    def move(self, x: int, y: int) -> MouseMode:
-        """Move the pointer to ``x``, ``y`` (display pixels) without clicking."""
-        return self.spice_input.move(x, y)
-
-    async def move_async(self, x: int, y: int) -> MouseMode:
-        return await self.spice_input.move_async(x, y)
-
-    def set_mouse_mode(self, mode: str) -> MouseMode:
-        """``client`` (absolute, exact clicks) or ``server`` (relative) Spice mouse mode."""
-        return self.spice_input.set_mouse_mode(mode)
+    connect_spice = delegate("spice_input", VmSpice.connection)
+    connect_spice_async = delegate("spice_input", VmSpice.connection_async)
+    screen_size = delegate("spice_input", VmSpice.screen_size)
+    screen_size_async = delegate("spice_input", VmSpice.screen_size_async)
+    type = delegate("spice_input", VmSpice.type)
+    type_async = delegate("spice_input", VmSpice.type_async)
+    press = delegate("spice_input", VmSpice.press)
+    press_async = delegate("spice_input", VmSpice.press_async)
+    click = delegate("spice_input", VmSpice.click)
+    click_async = delegate("spice_input", VmSpice.click_async)
+    move = delegate("spice_input", VmSpice.move)
+    move_async = delegate("spice_input", VmSpice.move_async)
+    set_mouse_mode = delegate("spice_input", VmSpice.set_mouse_mode)
+    set_mouse_mode_async = delegate("spice_input", VmSpice.set_mouse_mode_async)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,10 +25,9 @@ import libvirt
 from atp_notebook.config import HostInfo, Secret, SpiceVmConfig, TransportConfig
 from atp_notebook.errors import ConfigError, HostUnavailable, UnknownHost, UnknownVm
 from atp_notebook.loop import AtpLoop, get_loop
-from atp_notebook.spice.aio.channel import SpiceTarget
-from atp_notebook.spice.aio.connect import SpiceTls
+from atp_notebook.spice.endpoint import SpiceEndpoint
 from atp_notebook.spice.manager import SpiceConnectionManager
-from atp_notebook.spice.proto import SaslCredentials
+from atp_notebook.spice.proto.constants import ChannelType
 from atp_notebook.spice.vm import SpiceVmConnection
 from atp_notebook.virt.host import HostConnection, libvirt_error_text
 from atp_notebook.virt.pool import ConnectionPool
@@ -36,6 +35,7 @@ from atp_notebook.virt.pool import ConnectionPool
 T = TypeVar("T")
 LOOKUP_TIMEOUT_S = 15.0
 WILDCARD = ("0.0.0.0", "::")  # noqa: S104 - compared against, never bound
+SPICE_ONLY = "spice only"  # state and host of a VM that no libvirt host runs
 
 
 @dataclass(frozen=True)
@@ -56,22 +56,6 @@ class VmListing:
     state: str
     host_id: str
     also_on: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class SpiceEndpoint:
-    """Where and how to reach a VM's Spice server (from YAML, or the libvirt domain XML)."""
-
-    vm_id: str
-    server_addr: str
-    port: int | None
-    tls_port: int | None
-    password: Secret | None
-    tls: bool
-    tls_verify: bool
-    ca_file: Path | None
-    username: str | None
-    source: str  # "config" or "libvirt:<host id>"
 
 
 DOMAIN_STATES = {
@@ -178,7 +162,9 @@ class TransportManager:
                 raise
             return VmLocation(name, hid, uuid)
         searched = ", ".join(hosts) or "none configured"
-        hint = f"unreachable: {'; '.join(unavailable)}" if unavailable else None
+        hint = "%atp vms (or session.vms()) lists the VMs"
+        if unavailable:
+            hint = f"unreachable: {'; '.join(unavailable)}; {hint}"
         raise UnknownVm(f"no host has a VM named {name!r} (searched: {searched})", hint=hint)
 
     async def list_vms(self, timeout: float = LOOKUP_TIMEOUT_S) -> list[VmListing]:
@@ -213,6 +199,9 @@ class TransportManager:
                     seen[key] = VmListing(name, uuid, state, hid)
         if errors and len(errors) == len(self.host_ids):
             raise HostUnavailable("no host is reachable: " + "; ".join(errors))
+        for vm_id in self._spice:
+            if self.is_spice_only(vm_id):  # no libvirt to ask: listed from the YAML
+                seen[(vm_id, "")] = VmListing(vm_id, "", SPICE_ONLY, SPICE_ONLY)
         return sorted(seen.values(), key=lambda v: (v.name, v.host_id))
 
     async def domain(self, location: VmLocation) -> libvirt.virDomain:
@@ -233,8 +222,11 @@ class TransportManager:
         ca_file: str | Path | None = None,
         username: str | None = None,
         host: str | None = None,
+        server_name: str | None = None,
+        channels: tuple[str, ...] = (),
     ) -> SpiceVmConfig:
-        """Register a VM's Spice server (the seed's signature, plus TLS and SASL details)."""
+        """Register a VM's Spice server (the seed's signature, plus TLS and SASL details;
+        ``channels`` open as soon as the VM's Spice connects)."""
         if vm_id in self._spice:
             raise ConfigError(f"Spice VM {vm_id!r} is already registered")
         if host is not None and host not in self.pool:
@@ -245,20 +237,44 @@ class TransportManager:
             vm_id=vm_id, server_addr=server_addr, port=port, tls_port=tls_port,
             password=secret, tls=tls, tls_verify=tls_verify,
             ca_file=Path(ca_file) if ca_file is not None else None,
-            username=username, host=host,
+            username=username, host=host, server_name=server_name, channels=channels,
         )
         self._spice[vm_id] = entry
         return entry
 
-    async def get_spice_endpoint(self, vm_id: str) -> SpiceEndpoint:
-        """The VM's Spice endpoint: from YAML, completed from the domain XML when needed."""
+    def spice_vm_ids(self) -> list[str]:
+        """The VMs listed under ``transport.spice.vms`` (or added with add_spice_vm)."""
+        return list(self._spice)
+
+    def is_spice_only(self, vm_id: str) -> bool:
+        """True for a VM listed under ``spice.vms`` with its own address and port and no
+        libvirt ``host``: it is reached through Spice only (like the lab's atp-sasl)."""
         entry = self._spice.get(vm_id)
-        if entry is not None and (entry.port is not None or entry.tls_port is not None):
-            return SpiceEndpoint(
-                vm_id, entry.server_addr or "127.0.0.1", entry.port, entry.tls_port,
-                entry.password, entry.tls, entry.tls_verify, entry.ca_file, entry.username,
-                "config",
-            )
+        return entry is not None and entry.host is None and (
+            entry.port is not None or entry.tls_port is not None)
+
+    def spice_connection(self, vm_id: str) -> SpiceVmConnection:
+        """The VM's one Spice connection object (made on first use, no I/O): its endpoint
+        is resolved when a channel first opens, and again only after a connect failed."""
+        entry = self._spice.get(vm_id)
+        autostart = tuple(ChannelType[name.upper()] for name in entry.channels) if entry else ()
+
+        async def resolve() -> SpiceEndpoint:
+            return await self._resolve_spice_endpoint(vm_id)
+
+        return self.spice.connection(
+            vm_id, lambda: SpiceVmConnection(vm_id, resolve=resolve, autostart=autostart))
+
+    async def get_spice_endpoint(self, vm_id: str) -> SpiceEndpoint:
+        """The VM's Spice endpoint (resolved once: from YAML, completed from the domain XML
+        when needed; a failed connect makes the next call resolve it again)."""
+        return await self.spice_connection(vm_id).resolve_endpoint()
+
+    async def _resolve_spice_endpoint(self, vm_id: str) -> SpiceEndpoint:
+        entry = self._spice.get(vm_id)
+        if entry is not None and (entry.port is not None or entry.tls_port is not None) \
+                and entry.server_addr is not None:
+            return SpiceEndpoint.from_config(entry)  # everything is in the YAML
         host_id = entry.host if entry is not None else None
         where = await self.find_vm(entry.libvirt_name if entry is not None else vm_id, host_id)
         xml = await self._call(
@@ -271,28 +287,20 @@ class TransportManager:
         listen, port, tls_port, passwd = found
         # a server listening on every address is reached at the libvirt host's address
         addr = self._host_address(where.host_id) if listen in (None, *WILDCARD) else listen
-        discovered = SpiceEndpoint(
-            vm_id, addr, port, tls_port, Secret(passwd) if passwd else None,
-            tls=port is None, tls_verify=True, ca_file=None, username=None,
-            source=f"libvirt:{where.host_id}",
-        )
+        password = Secret(passwd) if passwd else None
+        source = f"libvirt:{where.host_id}"
         if entry is None:
-            return discovered
+            return SpiceEndpoint(addr, port, tls_port, password=password,
+                                 prefer_tls=port is None, source=source)
         # what the YAML says wins over what the domain XML says
-        return replace(
-            discovered,
-            server_addr=entry.server_addr or discovered.server_addr,
-            password=entry.password or discovered.password,
-            tls=entry.tls or discovered.tls,
-            tls_verify=entry.tls_verify,
-            ca_file=entry.ca_file,
-            username=entry.username,
-        )
+        return SpiceEndpoint.from_config(entry, host=addr, port=port, tls_port=tls_port,
+                                         password=password, source=f"config+{source}")
 
     async def get_spice_connection(self, vm_id: str) -> SpiceVmConnection:
-        """The VM's Spice connection (channels open on demand), from its endpoint."""
-        endpoint = await self.get_spice_endpoint(vm_id)
-        return self.spice.connection(vm_id, spice_target(endpoint))
+        """The VM's Spice connection (channels open on demand), its endpoint resolved."""
+        connection = self.spice_connection(vm_id)
+        await connection.resolve_endpoint()
+        return connection
 
     def _host_address(self, host_id: str) -> str:
         for info in self.config.hosts:
@@ -303,18 +311,6 @@ class TransportManager:
     async def close(self) -> None:
         await self.spice.close()
         await self.pool.close()
-
-
-def spice_target(endpoint: SpiceEndpoint) -> SpiceTarget:
-    """How the Spice client reaches an endpoint (TLS verification, password or SASL)."""
-    password = endpoint.password.reveal() if endpoint.password is not None else None
-    tls = SpiceTls(endpoint.ca_file, endpoint.tls_verify) if endpoint.tls_port else None
-    sasl = (SaslCredentials(endpoint.username, password or "")
-            if endpoint.username is not None else None)
-    return SpiceTarget(
-        endpoint.server_addr, port=endpoint.port, tls_port=endpoint.tls_port, tls=tls,
-        password=None if sasl is not None else password, sasl=sasl, prefer_tls=endpoint.tls,
-    )
 
 
 def spice_from_domain_xml(xml: str) -> tuple[str | None, int | None, int | None, str | None] | None:

@@ -1,8 +1,11 @@
-"""``VmSpice``: typing, key combos and clicks on a VM's Spice Inputs channel, blocking or async.
+"""``VmSpice``: typing, key combos and the pointer on a VM's Spice Inputs channel.
 
-The Spice objects live on the atp loop: the blocking methods run their coroutine there with
-``get_loop().call``; the ``_async`` twins await it from *any* event loop (the coroutine still
-runs on the atp loop, the caller awaits a wrapped future). The Spice vm_id is the VM name.
+Each operation is one coroutine run on the atp loop (where the Spice objects live); its
+blocking form has the plain name, its async form (awaitable from any event loop) the
+``_async`` name, both made from it (:mod:`atp_notebook.bridge`), so they take the same
+arguments. Each bounds itself with its ``timeout``. The ``*_nowait`` methods are for widget
+callbacks: they return at once, and a failure reaches the VM's listeners as ``InputFailed``.
+The Spice vm_id is the VM name.
 
 Example::
 
@@ -10,14 +13,17 @@ Example::
     vm.type("echo hello\\n")                 # via vm.spice_input
     vm.press("ctrl-alt-delete")
     await vm.type_async("ls\\n", layout="de")
+    vm.spice_input.press_nowait("ctrl-c")    # from a widget's key handler
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from atp_notebook.bridge import atp_async, atp_blocking, within
 from atp_notebook.errors import InvalidArgument, LocalProtocolError
 from atp_notebook.loop import get_loop
 from atp_notebook.spice.aio.channel import SpiceChannel
@@ -26,11 +32,10 @@ from atp_notebook.spice.keymaps import layout as keyboard_layout
 from atp_notebook.spice.proto import InputsProtocol
 from atp_notebook.spice.proto.constants import ChannelType, MouseButton, MouseMode
 from atp_notebook.spice.vm import SpiceVmConnection
+from atp_notebook.spice.vm_events import InputFailed
 
 if TYPE_CHECKING:
     from atp_notebook.transport import TransportManager
-
-T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 30.0
 # server mouse mode: a relative move this far up-left pins the pointer at the screen's corner
@@ -45,14 +50,16 @@ def typing_timeout(text: str, rate: float | None) -> float:
     return DEFAULT_TIMEOUT_S + 2 * len(text) / per_second
 
 
-async def on_atp_loop(coro: Coroutine[Any, Any, T]) -> T:
-    """Await ``coro`` run on the atp loop, from whatever event loop the caller is on."""
-    future = asyncio.run_coroutine_threadsafe(coro, get_loop().loop)
-    return await asyncio.wrap_future(future)
+def mouse_button(button: str) -> MouseButton:
+    found = BUTTONS.get(button)
+    if found is None:
+        raise InvalidArgument(f"unknown mouse button {button!r}: use {', '.join(BUTTONS)}")
+    return found
 
 
 class VmSpice:
-    """One VM's Spice input: ``type``, ``press``, ``click`` and their ``_async`` twins."""
+    """One VM's Spice input: ``type``, ``press``, ``click``, ``move`` (each with its
+    ``_async`` form) and non-blocking ``*_nowait`` twins for widgets."""
 
     def __init__(self, manager: TransportManager, vm_id: str) -> None:
         self.manager = manager
@@ -61,76 +68,90 @@ class VmSpice:
     def __repr__(self) -> str:
         return f"<VmSpice {self.vm_id}>"
 
-    def _call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
-        return get_loop().call(coro, timeout)
+    @property
+    def spice(self) -> SpiceVmConnection:
+        """The VM's connection object (nothing is opened; its coroutines run on the atp
+        loop). Listeners added to it hear this VM's Spice events."""
+        return self.manager.spice_connection(self.vm_id)
 
     # --- the connection ------------------------------------------------------------------
 
-    async def _connection(self) -> SpiceVmConnection:
-        return await self.manager.get_spice_connection(self.vm_id)
+    async def _connection(self, timeout: float = DEFAULT_TIMEOUT_S) -> SpiceVmConnection:
+        """The VM's SpiceVmConnection, connected: Main and the channels its configuration
+        lists are open (others open on first use)."""
+        return await self.spice.connect(timeout)
 
-    def connection(self, timeout: float = DEFAULT_TIMEOUT_S) -> SpiceVmConnection:
-        """The VM's SpiceVmConnection (channels open on demand; use it on the atp loop)."""
-        return self._call(self._connection(), timeout)
+    async def _inputs(self, timeout: float) -> SpiceChannel:
+        return await self.spice.open_channel(ChannelType.INPUTS, timeout=timeout)
 
-    async def connection_async(self) -> SpiceVmConnection:
-        return await on_atp_loop(self._connection())
-
-    async def _inputs(self) -> SpiceChannel:
-        connection = await self._connection()
-        return await connection.open_channel(ChannelType.INPUTS)
+    async def _screen_size(self, timeout: float = DEFAULT_TIMEOUT_S) -> tuple[int, int]:
+        """The screen's width and height in pixels (the Spice primary surface)."""
+        return await self.spice.screen_size(timeout)
 
     # --- keyboard ------------------------------------------------------------------------
 
-    async def _type(self, text: str, layout: str, rate: float | None) -> int:
-        keyboard_layout(layout).plan(text)  # UntypableText before the channel is even opened
-        keyboard = SpiceKeyboard(await self._inputs(), layout=layout,
-                                 rate=DEFAULT_RATE if rate is None else rate)
-        return await keyboard.type(text)
-
-    def type(self, text: str, layout: str = "us", rate: float | None = None,
-             timeout: float | None = None) -> int:
+    async def _type(self, text: str, layout: str = "us", rate: float | None = None,
+                    timeout: float | None = None) -> int:
         """Type ``text`` with ``layout``'s keys at ``rate`` strokes/s (None: the default,
         50); returns the strokes sent. A character the layout cannot type raises
-        ``UntypableText`` and nothing is sent."""
-        return self._call(self._type(text, layout, rate),
-                          timeout if timeout is not None else typing_timeout(text, rate))
+        ``UntypableText`` and nothing is sent. ``timeout`` defaults to enough for the text.
+        """
+        keyboard_layout(layout).plan(text)  # UntypableText before the channel is even opened
+        bound = timeout if timeout is not None else typing_timeout(text, rate)
+        async with within(bound, f"{self.vm_id}: typing {len(text)} characters"):
+            keyboard = SpiceKeyboard(await self._inputs(bound), layout=layout,
+                                     rate=DEFAULT_RATE if rate is None else rate)
+            return await keyboard.type(text)
 
-    async def type_async(self, text: str, layout: str = "us", rate: float | None = None) -> int:
-        return await on_atp_loop(self._type(text, layout, rate))
-
-    async def _press(self, combo: str, layout: str) -> None:
-        keyboard_layout(layout).combo(combo)  # a bad combo raises before anything is sent
-        keyboard = SpiceKeyboard(await self._inputs(), layout=layout)
-        await keyboard.press(combo)
-
-    def press(self, combo: str, layout: str = "us", timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    async def _press(self, combo: str, layout: str = "us",
+                     timeout: float = DEFAULT_TIMEOUT_S) -> None:
         """Press a combination such as ``ctrl-c`` or ``ctrl-alt-delete`` and release it."""
-        self._call(self._press(combo, layout), timeout)
+        keyboard_layout(layout).combo(combo)  # a bad combo raises before anything is sent
+        async with within(timeout, f"{self.vm_id}: pressing {combo}"):
+            keyboard = SpiceKeyboard(await self._inputs(timeout), layout=layout)
+            await keyboard.press(combo)
 
-    async def press_async(self, combo: str, layout: str = "us") -> None:
-        await on_atp_loop(self._press(combo, layout))
+    async def _send_scancodes(self, data: bytes, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        """Send raw PC XT set-1 scancodes (make and break codes, E0-prefixed extended keys)
+        as they are: for a widget that forwards single key downs and ups."""
+        if not data:
+            raise InvalidArgument("no scancodes to send")
+        async with within(timeout, f"{self.vm_id}: sending scancodes"):
+            channel = await self._inputs(timeout)
+            channel.ensure_open()
+            inputs = channel.protocol
+            assert isinstance(inputs, InputsProtocol)
+            inputs.send_scancodes(data)
+            await channel.send()
 
     # --- mouse ---------------------------------------------------------------------------
 
-    async def _pointer(self) -> tuple[SpiceChannel, InputsProtocol, MouseMode]:
-        """The Inputs channel and the mouse mode to use: client mode whenever offered."""
-        channel = await self._inputs()
+    async def _pointer(self, x: int, y: int, timeout: float
+                       ) -> tuple[SpiceChannel, InputsProtocol, MouseMode]:
+        """The Inputs channel and the mouse mode to use (client mode whenever offered),
+        once ``x``, ``y`` is known to be on the screen."""
+        width, height = await self.spice.screen_size(timeout)
+        if not (0 <= x < width and 0 <= y < height):
+            raise InvalidArgument(f"position {x},{y} is off the screen of {self.vm_id} "
+                                  f"({width}x{height}: x from 0 to {width - 1}, y from 0 to "
+                                  f"{height - 1})")
+        channel = await self._inputs(timeout)
         inputs = channel.protocol
         if not isinstance(inputs, InputsProtocol):
             raise LocalProtocolError(f"{channel!r} is not an open Inputs channel")
-        connection = await self._connection()
-        main = await connection.main()
+        connection = self.spice
+        main = await connection.main(timeout)
         # Main asks for client mode by itself; a click right after the link may beat the
         # server's answer, so wait for it here
         if (main.preferred_mouse_mode is MouseMode.CLIENT and MouseMode.CLIENT in
                 main.mouse_modes and main.mouse_mode is not MouseMode.CLIENT):
-            await connection.set_mouse_mode(MouseMode.CLIENT)
+            await connection.set_mouse_mode(MouseMode.CLIENT, timeout)
+        channel.ensure_open()
         return channel, inputs, main.mouse_mode
 
     @staticmethod
     def _place(inputs: InputsProtocol, mode: MouseMode, x: int, y: int) -> None:
-        """Queue the pointer's move to ``x``, ``y`` (callers checked them: not negative)."""
+        """Queue the pointer's move to ``x``, ``y`` (on the screen: checked by _pointer)."""
         if MouseMode.CLIENT in mode:
             inputs.position(x, y)
         else:
@@ -139,64 +160,94 @@ class VmSpice:
             inputs.motion(HOME_MOTION, HOME_MOTION)
             inputs.motion(x, y)
 
-    async def _click(self, x: int, y: int, button: str) -> MouseMode:
-        found = BUTTONS.get(button)
-        if found is None:
-            raise InvalidArgument(f"unknown mouse button {button!r}: use {', '.join(BUTTONS)}")
-        if x < 0 or y < 0:
-            raise InvalidArgument(f"click position {x},{y} is off the screen")
-        channel, inputs, mode = await self._pointer()
-        channel.ensure_open()
-        self._place(inputs, mode, x, y)
-        inputs.button_press(found)
-        inputs.button_release(found)
-        await channel.send()
-        return mode
-
-    def click(self, x: int, y: int, button: str = "left",
-              timeout: float = DEFAULT_TIMEOUT_S) -> MouseMode:
+    async def _click(self, x: int, y: int, button: str = "left",
+                     timeout: float = DEFAULT_TIMEOUT_S) -> MouseMode:
         """Click ``button`` (left, middle, right) at ``x``, ``y``; returns the mouse mode used.
 
-        Client mouse mode (used whenever the server offers it: the VM has a tablet or a
-        vdagent): an absolute MOUSE_POSITION in display pixels, then press and release -
-        exact. Server mouse mode: the pointer's place is unknown, so a large relative motion
-        first pins it in the top-left corner, then a motion of (x, y) moves it; a guest that
-        accelerates or scales relative motion puts it elsewhere. A best effort there.
+        A position off the screen raises InvalidArgument naming the screen's size. Client
+        mouse mode (used whenever the server offers it: the VM has a tablet or a vdagent):
+        an absolute MOUSE_POSITION in display pixels, then press and release - exact. Server
+        mouse mode: the pointer's place is unknown, so a large relative motion first pins it
+        in the top-left corner, then a motion of (x, y) moves it; a guest that accelerates or
+        scales relative motion puts it elsewhere. A best effort there.
         """
-        return self._call(self._click(x, y, button), timeout)
+        found = mouse_button(button)
+        async with within(timeout, f"{self.vm_id}: click at {x},{y}"):
+            channel, inputs, mode = await self._pointer(x, y, timeout)
+            self._place(inputs, mode, x, y)
+            inputs.button_press(found)
+            inputs.button_release(found)
+            await channel.send()
+            return mode
 
-    async def click_async(self, x: int, y: int, button: str = "left") -> MouseMode:
-        return await on_atp_loop(self._click(x, y, button))
-
-    async def _move(self, x: int, y: int) -> MouseMode:
-        if x < 0 or y < 0:
-            raise InvalidArgument(f"mouse position {x},{y} is off the screen")
-        channel, inputs, mode = await self._pointer()
-        channel.ensure_open()
-        self._place(inputs, mode, x, y)
-        await channel.send()
-        return mode
-
-    def move(self, x: int, y: int, timeout: float = DEFAULT_TIMEOUT_S) -> MouseMode:
+    async def _move(self, x: int, y: int, timeout: float = DEFAULT_TIMEOUT_S) -> MouseMode:
         """Move the pointer to ``x``, ``y`` without clicking (see :meth:`click`)."""
-        return self._call(self._move(x, y), timeout)
+        async with within(timeout, f"{self.vm_id}: move to {x},{y}"):
+            channel, inputs, mode = await self._pointer(x, y, timeout)
+            self._place(inputs, mode, x, y)
+            await channel.send()
+            return mode
 
-    async def move_async(self, x: int, y: int) -> MouseMode:
-        return await on_atp_loop(self._move(x, y))
-
-    async def _set_mouse_mode(self, mode: str) -> MouseMode:
-        wanted = MOUSE_MODES.get(mode)
-        if wanted is None:
-            raise InvalidArgument(f"unknown mouse mode {mode!r}: use {', '.join(MOUSE_MODES)}")
-        connection = await self._connection()
-        await connection.set_mouse_mode(wanted)
-        return wanted
-
-    def set_mouse_mode(self, mode: str, timeout: float = DEFAULT_TIMEOUT_S) -> MouseMode:
+    async def _set_mouse_mode(self, mode: str, timeout: float = DEFAULT_TIMEOUT_S) -> MouseMode:
         """Switch the VM's Spice mouse mode to ``client`` (absolute) or ``server``
         (relative) and keep it there; raises SpiceCommandError when the server does not
         offer it. The mode belongs to the VM: every Spice client of it sees the change."""
-        return self._call(self._set_mouse_mode(mode), timeout)
+        wanted = MOUSE_MODES.get(mode)
+        if wanted is None:
+            raise InvalidArgument(f"unknown mouse mode {mode!r}: use {', '.join(MOUSE_MODES)}")
+        await self.spice.set_mouse_mode(wanted, timeout)
+        return wanted
 
-    async def set_mouse_mode_async(self, mode: str) -> MouseMode:
-        return await on_atp_loop(self._set_mouse_mode(mode))
+    connection = atp_blocking(_connection)
+    connection_async = atp_async(_connection)
+    screen_size = atp_blocking(_screen_size)
+    screen_size_async = atp_async(_screen_size)
+    type = atp_blocking(_type)
+    type_async = atp_async(_type)
+    press = atp_blocking(_press)
+    press_async = atp_async(_press)
+    send_scancodes = atp_blocking(_send_scancodes)
+    send_scancodes_async = atp_async(_send_scancodes)
+    click = atp_blocking(_click)
+    click_async = atp_async(_click)
+    move = atp_blocking(_move)
+    move_async = atp_async(_move)
+    set_mouse_mode = atp_blocking(_set_mouse_mode)
+    set_mouse_mode_async = atp_async(_set_mouse_mode)
+
+    # --- non-blocking input, for widget callbacks -----------------------------------------
+
+    def press_nowait(self, combo: str, layout: str = "us") -> None:
+        """Queue a key combo and return at once; a failure reaches the listeners."""
+        keyboard_layout(layout).combo(combo)  # a typo is the caller's to hear now
+        self._post(self._press(combo, layout), f"press {combo}")
+
+    def send_scancodes_nowait(self, data: bytes) -> None:
+        """Queue raw set-1 scancodes (a key down or up) and return at once."""
+        if not data:
+            raise InvalidArgument("no scancodes to send")
+        self._post(self._send_scancodes(data), "scancodes")
+
+    def click_nowait(self, x: int, y: int, button: str = "left") -> None:
+        """Queue a click and return at once; an off-screen position reaches the listeners."""
+        mouse_button(button)
+        self._post(self._click(x, y, button), f"click at {x},{y}")
+
+    def move_nowait(self, x: int, y: int) -> None:
+        """Queue a pointer move and return at once."""
+        self._post(self._move(x, y), f"move to {x},{y}")
+
+    def _post(self, coro: Coroutine[Any, Any, object], what: str) -> None:
+        connection = self.spice
+
+        def report(done: concurrent.futures.Future[object]) -> None:
+            # on the atp loop, where the coroutine finished
+            if done.cancelled():
+                return
+            error = done.exception()
+            if error is not None:
+                connection.log.debug("%s failed: %s", what, error)
+                connection.listeners.emit(InputFailed(self.vm_id, what, error))
+
+        future = asyncio.run_coroutine_threadsafe(coro, get_loop().loop)
+        future.add_done_callback(report)

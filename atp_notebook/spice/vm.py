@@ -1,29 +1,54 @@
 """SpiceVmConnection: the Spice channels of one VM, each opened and closed on its own.
 
-Main comes first (its MAIN_INIT gives the session id every other channel links with); any
-other channel opens on demand, several instances of a type are allowed (UsbRedir, several), and a
-channel that dies reports ``ChannelClosed`` to its users while the others go on.
+Main comes first (its MAIN_INIT gives the session id every other channel links with); the
+channels the configuration lists open right after it, any other on first use; several
+instances of a type are allowed (UsbRedir, several), and a channel that dies reports
+``ChannelClosed`` to its users while the others go on.
+
+The endpoint is resolved once (YAML or the domain XML, by the resolver the transport gives)
+and reused by every channel until a connect fails. Listeners (:mod:`.vm_events`) hear every
+channel opening and ending, parsed messages, and -- once per loss -- that the server closed
+the connection, which is what another Spice client taking the VM over looks like.
 
 Example (on the atp loop)::
 
-    vm = SpiceVmConnection("atp-vm1", SpiceTarget("127.0.0.1", port=5901))
+    vm = SpiceVmConnection("atp-vm1", SpiceEndpoint("127.0.0.1", port=5901))
     inputs = await vm.open_channel(ChannelType.INPUTS)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from atp_notebook.errors import ChannelClosed, ConfigError, OperationTimeout, SpiceCommandError
-from atp_notebook.spice.aio.channel import ChannelStatus, SpiceChannel, SpiceTarget
+from atp_notebook.errors import (
+    AtpError,
+    ChannelClosed,
+    InvalidArgument,
+    OperationTimeout,
+    SpiceCommandError,
+)
+from atp_notebook.listeners import ListenerHandle, Listeners
+from atp_notebook.spice.aio.channel import ChannelStatus, SpiceChannel
+from atp_notebook.spice.endpoint import SpiceEndpoint
 from atp_notebook.spice.proto import ChannelProtocol, InputsProtocol, LinkSucceeded, MainProtocol
-from atp_notebook.spice.proto.common import ChannelEvent
+from atp_notebook.spice.proto.common import ChannelEvent, Ping, SetAck, UnknownMessage
 from atp_notebook.spice.proto.constants import ChannelType, InputsCap, MainCap, MouseMode
+from atp_notebook.spice.proto.display import DisplayProtocol, ModeChanged, SurfaceCreated
 from atp_notebook.spice.proto.main import MainInit, MouseModeChanged
+from atp_notebook.spice.vm_events import (
+    ChannelEnded,
+    ChannelMessage,
+    ChannelOpened,
+    ConnectionLost,
+    SpiceVmEvent,
+)
 
 OPEN_TIMEOUT_S = 10.0
+Resolver = Callable[[], Awaitable[SpiceEndpoint]]
 
 # What we tell the server we understand, per channel (protocol.h caps).
 _CLIENT_CAPS: dict[ChannelType, tuple[int, ...]] = {
@@ -35,7 +60,10 @@ _CLIENT_CAPS: dict[ChannelType, tuple[int, ...]] = {
 _PROTOCOLS: dict[ChannelType, type[ChannelProtocol]] = {
     ChannelType.MAIN: MainProtocol,
     ChannelType.INPUTS: InputsProtocol,
+    ChannelType.DISPLAY: DisplayProtocol,
 }
+# events every channel produces; listeners hear the channel-specific ones
+_ROUTINE = (SetAck, Ping, UnknownMessage)
 
 
 @dataclass(frozen=True)
@@ -56,23 +84,56 @@ class ChannelInfo:
 
 
 class SpiceVmConnection:
-    """The Spice channels of one VM; ``open_channel``/``close_channel`` at any time."""
+    """The Spice channels of one VM; ``open_channel``/``close_channel`` at any time.
 
-    def __init__(self, vm_id: str, target: SpiceTarget) -> None:
+    ``endpoint`` is fixed; with ``resolve`` instead, it is found on first use and found
+    again after a connect failed. ``autostart`` lists the channel types that open as soon
+    as Main has linked (the YAML ``channels`` list).
+    """
+
+    def __init__(self, vm_id: str, endpoint: SpiceEndpoint | None = None, *,
+                 resolve: Resolver | None = None,
+                 autostart: Sequence[ChannelType] = ()) -> None:
+        if endpoint is None and resolve is None:
+            raise InvalidArgument(f"Spice VM {vm_id!r}: give an endpoint or a resolver")
         self.vm_id = vm_id
-        self.target = target
+        self._endpoint = endpoint
+        self._resolve = resolve
+        self.autostart = tuple(t for t in autostart if t is not ChannelType.MAIN)
         self.session_id: int | None = None
         self.main_init: MainInit | None = None
         self._channels: dict[tuple[ChannelType, int], SpiceChannel] = {}
         self._init_seen = asyncio.Event()
         self._mouse_mode_seen = asyncio.Event()  # set at every MAIN_INIT and MOUSE_MODE
+        self._screen_seen = asyncio.Event()  # set when the primary surface is known
         self._lock = asyncio.Lock()
+        self._autostart: asyncio.Task[None] | None = None
+        self._loss_reported = True  # nothing to report before the first link
         self.log = logging.getLogger(f"atp.spice.{vm_id}")
+        self.listeners: Listeners[SpiceVmEvent] = Listeners(self.log)
 
     def __repr__(self) -> str:
         open_ = [f"{t.name.lower()}:{i}" for (t, i), c in self._channels.items()
                  if c.status is ChannelStatus.OPEN]
         return f"<SpiceVmConnection {self.vm_id} open={open_}>"
+
+    @property
+    def endpoint(self) -> SpiceEndpoint | None:
+        """The endpoint in use (None until resolved, and again after a failed connect)."""
+        return self._endpoint
+
+    async def resolve_endpoint(self) -> SpiceEndpoint:
+        """The endpoint, resolved now if it is not known (a libvirt lookup, at most once
+        until a connect fails)."""
+        if self._endpoint is None:
+            assert self._resolve is not None
+            self._endpoint = await self._resolve()
+            self.log.debug("endpoint: %s", self._endpoint)
+        return self._endpoint
+
+    def add_listener(self, listener: Callable[[SpiceVmEvent], None]) -> ListenerHandle:
+        """Hear every event of this VM's channels (on the atp loop) until the handle closes."""
+        return self.listeners.add(listener)
 
     def channel(self, channel_type: ChannelType, channel_id: int = 0) -> SpiceChannel:
         found = self._channels.get((channel_type, channel_id))
@@ -81,49 +142,95 @@ class SpiceVmConnection:
                                 "not open", hint="open it with open_channel()")
         return found
 
+    # --- opening ------------------------------------------------------------------------
+
+    async def connect(self, timeout: float = OPEN_TIMEOUT_S) -> SpiceVmConnection:
+        """Open Main and the channels the configuration lists; a listed channel that fails
+        is logged and left closed (the others are unaffected)."""
+        await self.open_channel(ChannelType.MAIN, timeout=timeout)
+        task = self._autostart
+        if task is not None:
+            await asyncio.shield(task)
+        return self
+
     async def open_channel(self, channel_type: ChannelType, channel_id: int = 0,
                            timeout: float = OPEN_TIMEOUT_S) -> SpiceChannel:
         """Open (or return the open) channel; Main is opened first when needed."""
         protocol_class = _PROTOCOLS.get(channel_type)
         if protocol_class is None:
             built = ", ".join(t.name.lower() for t in _PROTOCOLS)
-            raise ConfigError(f"the {channel_type.name.lower()} channel is not supported by "
-                              f"this client yet (supported: {built})")
+            raise InvalidArgument(f"the {channel_type.name.lower()} channel is not supported "
+                                  f"by this client yet (supported: {built})")
         async with self._lock:
             existing = self._channels.get((channel_type, channel_id))
             if existing is not None and existing.status is ChannelStatus.OPEN:
                 return existing
-            if channel_type is not ChannelType.MAIN:
-                await self._ensure_main(timeout)
-            channel = self._new_channel(channel_type, channel_id, protocol_class)
-            self._channels[(channel_type, channel_id)] = channel
-            await channel.open(timeout)
+            await self._ensure_main(timeout)
             if channel_type is ChannelType.MAIN:
-                # MainProtocol answers MAIN_INIT with ATTACH_CHANNELS by itself
-                await asyncio.wait_for(self._init_seen.wait(), timeout)
-            return channel
+                return self._channels[(ChannelType.MAIN, 0)]
+            return await self._open(channel_type, channel_id, protocol_class, timeout)
+
+    async def _open(self, channel_type: ChannelType, channel_id: int,
+                    protocol_class: type[ChannelProtocol], timeout: float) -> SpiceChannel:
+        endpoint = await self.resolve_endpoint()
+        channel = self._new_channel(endpoint, channel_type, channel_id, protocol_class)
+        self._channels[(channel_type, channel_id)] = channel
+        try:
+            await channel.open(timeout)
+        except BaseException:
+            if self._resolve is not None:
+                self._endpoint = None  # resolved again next time: the VM may have moved
+            raise
+        if isinstance(channel.protocol, DisplayProtocol):
+            channel.protocol.init()  # the server sends nothing before it
+            await channel.send()
+        self._emit(ChannelOpened(self.vm_id, channel_type, channel_id, channel.secure))
+        return channel
 
     async def _ensure_main(self, timeout: float) -> None:
         main = self._channels.get((ChannelType.MAIN, 0))
         if main is not None and main.status is ChannelStatus.OPEN:
             return
-        channel = self._new_channel(ChannelType.MAIN, 0, MainProtocol)
-        self._channels[(ChannelType.MAIN, 0)] = channel
         self._init_seen.clear()
-        await channel.open(timeout)
-        await asyncio.wait_for(self._init_seen.wait(), timeout)
+        await self._open(ChannelType.MAIN, 0, MainProtocol, timeout)
+        try:
+            # MainProtocol answers MAIN_INIT with ATTACH_CHANNELS by itself
+            await asyncio.wait_for(self._init_seen.wait(), timeout)
+        except TimeoutError:
+            raise OperationTimeout(f"{self.vm_id}: no MAIN_INIT within {timeout:g} s") from None
+        self._loss_reported = False
+        if self.autostart:
+            self._autostart = asyncio.ensure_future(self._open_listed(timeout))
 
-    def _new_channel(self, channel_type: ChannelType, channel_id: int,
+    async def _open_listed(self, timeout: float) -> None:
+        for channel_type in self.autostart:
+            if channel_type not in _PROTOCOLS:
+                self.log.debug("%s: listed, not supported yet", channel_type.name.lower())
+                continue
+            try:
+                await self.open_channel(channel_type, timeout=timeout)
+            except AtpError as exc:
+                self.log.warning("%s: the %s channel listed in the configuration did not "
+                                 "open: %s", self.vm_id, channel_type.name.lower(), exc.message)
+
+    def _new_channel(self, endpoint: SpiceEndpoint, channel_type: ChannelType, channel_id: int,
                      protocol_class: type[ChannelProtocol]) -> SpiceChannel:
         def factory(link: LinkSucceeded) -> ChannelProtocol:
             return protocol_class.from_link(link)
 
         return SpiceChannel(
-            self.target, channel_type, channel_id,
+            endpoint, channel_type, channel_id,
             channel_caps=_CLIENT_CAPS.get(channel_type, ()),
             connection_id=self.session_id or 0 if channel_type is not ChannelType.MAIN else 0,
-            protocol_factory=factory, on_event=self._on_event, vm_id=self.vm_id,
+            protocol_factory=factory, on_event=self._on_event, on_ended=self._on_ended,
+            vm_id=self.vm_id,
         )
+
+    # --- what the channels tell us --------------------------------------------------------
+
+    def _emit(self, event: SpiceVmEvent) -> None:
+        if len(self.listeners):
+            self.listeners.emit(event)
 
     def _on_event(self, channel: SpiceChannel, event: ChannelEvent) -> None:
         if isinstance(event, MainInit):
@@ -132,12 +239,54 @@ class SpiceVmConnection:
             self._init_seen.set()
         if isinstance(event, MainInit | MouseModeChanged):
             self._mouse_mode_seen.set()
+        if isinstance(event, SurfaceCreated | ModeChanged):
+            self._screen_seen.set()
+        if not isinstance(event, _ROUTINE):
+            self._emit(ChannelMessage(self.vm_id, channel.channel_type, channel.channel_id,
+                                      event))
+
+    def _on_ended(self, channel: SpiceChannel) -> None:
+        """The server or the network ended an open channel (never our own close)."""
+        why = channel.error.message if isinstance(channel.error, AtpError) else str(
+            channel.error)
+        self._emit(ChannelEnded(self.vm_id, channel.channel_type, channel.channel_id, why))
+        if channel.channel_type is not ChannelType.MAIN:
+            self.log.info("%s: the %s channel was closed by the server; it reopens on next use",
+                          self.vm_id, channel.channel_type.name.lower())
+            return
+        if self._loss_reported:
+            return
+        # once per loss, for all channels: what happened and what happens next
+        self._loss_reported = True
+        message = (f"{self.vm_id}: the Spice server closed the connection (another Spice "
+                   "client took this VM over, or the VM stopped); the next call reconnects")
+        self.log.warning("%s", message)
+        self._emit(ConnectionLost(self.vm_id, message))
+
+    # --- Main and the screen ----------------------------------------------------------------
 
     async def main(self, timeout: float = OPEN_TIMEOUT_S) -> MainProtocol:
         """The Main channel's protocol (opened if needed)."""
         protocol = (await self.open_channel(ChannelType.MAIN, timeout=timeout)).protocol
         assert isinstance(protocol, MainProtocol)
         return protocol
+
+    async def screen_size(self, timeout: float = OPEN_TIMEOUT_S) -> tuple[int, int]:
+        """The primary surface's width and height, from the display channel (opened if
+        needed; the server creates the surface right after DISPLAY_INIT)."""
+        channel = await self.open_channel(ChannelType.DISPLAY, timeout=timeout)
+        display = channel.protocol
+        assert isinstance(display, DisplayProtocol)
+        try:
+            async with asyncio.timeout(timeout):
+                while display.primary is None:
+                    self._screen_seen.clear()
+                    await self._screen_seen.wait()
+        except TimeoutError:
+            raise OperationTimeout(f"{self.vm_id}: the Spice server sent no screen surface "
+                                   f"within {timeout:g} s") from None
+        primary = display.primary
+        return primary.width, primary.height
 
     async def set_mouse_mode(self, mode: MouseMode, timeout: float = OPEN_TIMEOUT_S) -> None:
         """Switch the server to ``mode`` and keep asking for it (it is the VM's, not ours:
@@ -169,6 +318,12 @@ class SpiceVmConnection:
             await channel.close()
 
     async def close(self) -> None:
+        task, self._autostart = self._autostart, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._loss_reported = True  # our own close is no loss to report
         channels, self._channels = list(self._channels.values()), {}
         # Main last: closing it ends the session the others belong to
         channels.sort(key=lambda c: c.channel_type is ChannelType.MAIN)
@@ -181,7 +336,8 @@ class SpiceVmConnection:
             metrics = channel.protocol.metrics if channel.protocol is not None else None
             tcp = channel.tcp_info()  # None unless open
             out.append(ChannelInfo(
-                channel_type.name.lower(), channel_id, str(channel.status), channel.secure,
+                channel_type.name.lower(), channel_id, channel.status.describe(),
+                channel.secure,
                 metrics.bytes_in if metrics else 0, metrics.bytes_out if metrics else 0,
                 metrics.messages_in if metrics else 0, metrics.pings if metrics else 0,
                 round(channel.link_seconds * 1000, 2) if channel.link_seconds else None,

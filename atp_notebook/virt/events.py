@@ -28,6 +28,7 @@ import libvirt
 import libvirt_qemu
 
 from atp_notebook.errors import ChannelClosed, CommandError, OperationTimeout
+from atp_notebook.listeners import ListenerHandle
 from atp_notebook.virt.handle import DomainHandle
 from atp_notebook.virt.host import HostState
 
@@ -67,6 +68,7 @@ class EventSubscription:
         self._lock = threading.Lock()
         self._registered: tuple[libvirt.virConnect, int] | None = None
         self._closed = False
+        self._host_listener: ListenerHandle | None = None
         self._log = logging.getLogger(f"atp.virt.{handle.name}.events")
 
     def __repr__(self) -> str:
@@ -81,7 +83,9 @@ class EventSubscription:
             if self._registered is not None or self._closed:
                 return self
         self._register()
-        self.handle.host.on_state_change(self._on_host_state)
+        with self._lock:
+            if self._host_listener is None and not self._closed:
+                self._host_listener = self.handle.host.on_state_change(self._on_host_state)
         return self
 
     def close(self) -> None:
@@ -91,6 +95,9 @@ class EventSubscription:
                 return
             self._closed = True
             registered, self._registered = self._registered, None
+            listener, self._host_listener = self._host_listener, None
+        if listener is not None:
+            listener.close()
         if registered is not None:
             conn, callback_id = registered
             with contextlib.suppress(libvirt.libvirtError):

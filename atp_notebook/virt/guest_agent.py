@@ -26,11 +26,9 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import datetime
-import functools
 import json
 import logging
 import math
@@ -44,6 +42,7 @@ from typing import Any, TypeVar
 import libvirt
 import libvirt_qemu
 
+from atp_notebook.bridge import async_twin
 from atp_notebook.errors import (
     AgentCommandDisabled,
     AgentUnavailable,
@@ -51,6 +50,8 @@ from atp_notebook.errors import (
     GuestAgentError,
     GuestTimeout,
     HostUnavailable,
+    Interrupted,
+    InvalidArgument,
 )
 from atp_notebook.virt.handle import DomainHandle
 
@@ -340,15 +341,19 @@ class GuestAgent:
         """
         started = time.monotonic()
         last: Exception | None = None
-        while (elapsed := time.monotonic() - started) < timeout:
-            if progress is not None:
-                progress(elapsed, timeout)
-            try:
-                self.ping(timeout=min(self.timeout, max(timeout - elapsed, 0.001)))
-                return time.monotonic() - started
-            except (AgentUnavailable, HostUnavailable) as exc:
-                last = exc
-            time.sleep(max(0.0, min(WAIT_POLL_S, timeout - (time.monotonic() - started))))
+        try:
+            while (elapsed := time.monotonic() - started) < timeout:
+                if progress is not None:
+                    progress(elapsed, timeout)
+                try:
+                    self.ping(timeout=min(self.timeout, max(timeout - elapsed, 0.001)))
+                    return time.monotonic() - started
+                except (AgentUnavailable, HostUnavailable) as exc:
+                    last = exc
+                time.sleep(max(0.0, min(WAIT_POLL_S, timeout - (time.monotonic() - started))))
+        except KeyboardInterrupt:
+            raise Interrupted(f"waiting for the guest agent of {self.handle.name!r}: "
+                              f"interrupted after {time.monotonic() - started:.1f} s") from None
         raise AgentUnavailable(f"guest agent of {self.handle.name!r} did not answer within "
                                f"{timeout:g} s", hint="is the VM booted and qemu-ga in it?"
                                ) from last
@@ -374,7 +379,7 @@ class GuestAgent:
         Example: ``qga.exec(["/bin/sh", "-c", "echo hi"]).text  # 'hi\\n'``
         """
         if isinstance(argv, str) or not argv:
-            raise TypeError("argv must be a non-empty list of strings, e.g. ['ls', '-l']")
+            raise InvalidArgument("argv must be a non-empty list of strings, e.g. ['ls', '-l']")
         args: dict[str, Any] = {"path": argv[0], "arg": list(argv[1:]),
                                 "capture-output": capture}
         if env is not None:
@@ -384,6 +389,24 @@ class GuestAgent:
         deadline = time.monotonic() + timeout
         pid = int(self.command("guest-exec", args)["pid"])
         self.log.debug("exec %s: pid %d", argv[0], pid)
+        try:
+            result = self._wait_exec(pid, argv, deadline)
+        except KeyboardInterrupt:
+            # Kernel > Interrupt: stop the guest process as a timeout would, in one line
+            killed = self._kill(pid)
+            raise Interrupted(
+                f"{' '.join(argv)} (pid {pid}) in {self.handle.name!r}: interrupted; "
+                + ("killed in the guest" if killed else "it may still run in the guest")
+            ) from None
+        if result is not None:
+            return result
+        killed = kill_on_timeout and self._kill(pid)
+        raise GuestTimeout(f"{' '.join(argv)} (pid {pid}) in {self.handle.name!r} did not end "
+                           f"within {timeout:g} s" + ("; killed" if killed else ""),
+                           hint=None if killed else "it may still be running in the guest")
+
+    def _wait_exec(self, pid: int, argv: Sequence[str], deadline: float) -> ExecResult | None:
+        """Poll until ``pid`` ends (its result) or ``deadline`` passes (None)."""
         delay = EXEC_POLL_FIRST_S
         while True:
             result = decode_exec_status(self.command("guest-exec-status", pid=pid), argv)
@@ -391,13 +414,9 @@ class GuestAgent:
                 return result
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                break
+                return None
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, EXEC_POLL_MAX_S)
-        killed = kill_on_timeout and self._kill(pid)
-        raise GuestTimeout(f"{' '.join(argv)} (pid {pid}) in {self.handle.name!r} did not end "
-                           f"within {timeout:g} s" + ("; killed" if killed else ""),
-                           hint=None if killed else "it may still be running in the guest")
 
     def _kill(self, pid: int) -> bool:
         """SIGKILL ``pid`` and collect both exit statuses, so qemu-ga forgets them."""
@@ -507,70 +526,20 @@ class GuestAgent:
         """Disk-backed filesystems (``guest-get-fsinfo``).  Example: ``qga.fsinfo()``"""
         return list(self.command("guest-get-fsinfo"))
 
-    # --- async twins: the blocking call in the running loop's default executor, because
-    # libvirt calls block and must never run on an event loop thread ---
+    # --- async forms, made from the blocking definitions above: the call runs on an
+    # executor thread, because libvirt calls block and must never run on an event loop ---
 
-    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(fn, *args, **kwargs))
-
-    async def command_async(self, name: str, arguments: Mapping[str, Any] | None = None, /,
-                            *, timeout: float | None = None, **kwargs: Any) -> Any:
-        """:meth:`command` for async code.  Example: ``await qga.command_async("guest-ping")``"""
-        return await self._run(self.command, name, arguments, timeout=timeout, **kwargs)
-
-    async def ping_async(self, timeout: float | None = None) -> None:
-        """:meth:`ping` for async code.  Example: ``await qga.ping_async()``"""
-        await self._run(self.ping, timeout)
-
-    async def sync_async(self, timeout: float | None = None) -> int:
-        """:meth:`sync` for async code.  Example: ``await qga.sync_async()``"""
-        return await self._run(self.sync, timeout)
-
-    async def wait_for_agent_async(self, timeout: float = 60.0, progress: Callable[
-            [float, float], None] | None = None) -> float:
-        """:meth:`wait_for_agent` for async code; ``progress`` is called on a worker thread."""
-        return await self._run(self.wait_for_agent, timeout, progress)
-
-    async def exec_async(self, argv: Sequence[str], input: Buffer | None = None,
-                         env: Mapping[str, str] | None = None, timeout: float = 60.0,
-                         capture: bool = True, *, kill_on_timeout: bool = True) -> ExecResult:
-        """:meth:`exec` for async code (cancelling does not stop the guest process)."""
-        return await self._run(self.exec, argv, input, env, timeout, capture,
-                               kill_on_timeout=kill_on_timeout)
-
-    async def read_file_async(self, path: str) -> bytes:
-        """:meth:`read_file` for async code.  Example: ``await qga.read_file_async(p)``"""
-        return await self._run(self.read_file, path)
-
-    async def write_file_async(self, path: str, data: Buffer, mode: int | None = None) -> None:
-        """:meth:`write_file` for async code.  Example: ``await qga.write_file_async(p, b"")``"""
-        await self._run(self.write_file, path, data, mode)
-
-    async def info_async(self) -> AgentInfo:
-        """:meth:`info` for async code.  Example: ``(await qga.info_async()).version``"""
-        return await self._run(self.info)
-
-    async def os_info_async(self) -> dict[str, Any]:
-        """:meth:`os_info` for async code.  Example: ``await qga.os_info_async()``"""
-        return await self._run(self.os_info)
-
-    async def hostname_async(self) -> str:
-        """:meth:`hostname` for async code.  Example: ``await qga.hostname_async()``"""
-        return await self._run(self.hostname)
-
-    async def network_interfaces_async(self) -> list[dict[str, Any]]:
-        """:meth:`network_interfaces` for async code: ``await qga.network_interfaces_async()``"""
-        return await self._run(self.network_interfaces)
-
-    async def time_async(self) -> datetime.datetime:
-        """:meth:`time` for async code.  Example: ``await qga.time_async()``"""
-        return await self._run(self.time)
-
-    async def users_async(self) -> list[dict[str, Any]]:
-        """:meth:`users` for async code.  Example: ``await qga.users_async()``"""
-        return await self._run(self.users)
-
-    async def fsinfo_async(self) -> list[dict[str, Any]]:
-        """:meth:`fsinfo` for async code.  Example: ``await qga.fsinfo_async()``"""
-        return await self._run(self.fsinfo)
+    command_async = async_twin(command)
+    ping_async = async_twin(ping)
+    sync_async = async_twin(sync)
+    wait_for_agent_async = async_twin(wait_for_agent)
+    exec_async = async_twin(exec)
+    read_file_async = async_twin(read_file)
+    write_file_async = async_twin(write_file)
+    info_async = async_twin(info)
+    os_info_async = async_twin(os_info)
+    hostname_async = async_twin(hostname)
+    network_interfaces_async = async_twin(network_interfaces)
+    time_async = async_twin(time)
+    users_async = async_twin(users)
+    fsinfo_async = async_twin(fsinfo)

@@ -31,6 +31,7 @@ from typing import Any
 import libvirt
 
 from atp_notebook.errors import HostUnavailable
+from atp_notebook.listeners import ListenerHandle, Listeners
 from atp_notebook.loop import AtpLoop, get_loop
 from atp_notebook.virt.attempt import Attempt
 
@@ -141,7 +142,7 @@ class HostConnection:
         self._opens = self._failures = self._losses = 0
         self._last_error: str | None = None
         self._connected_at: float | None = None
-        self._listeners: list[Callable[[HostState], None]] = []
+        self.listeners: Listeners[HostState] = Listeners(self._log)
 
     def __repr__(self) -> str:
         return f"<HostConnection {self.host_id} {self._state} {self.uri.split('?')[0]}>"
@@ -164,9 +165,10 @@ class HostConnection:
                 connected_at=self._connected_at,
             )
 
-    def on_state_change(self, listener: Callable[[HostState], None]) -> None:
-        """Call ``listener(state)`` on the atp loop whenever the state changes."""
-        self._listeners.append(listener)
+    def on_state_change(self, listener: Callable[[HostState], None]) -> ListenerHandle:
+        """Call ``listener(state)`` on the atp loop whenever the state changes, until the
+        returned handle is closed."""
+        return self.listeners.add(listener)
 
     def connection(self, timeout: float | None = None) -> libvirt.virConnect:
         """The open connection, opening or waiting for a reconnect as needed (blocking)."""
@@ -265,8 +267,8 @@ class HostConnection:
             return
         self._log.info("%s -> %s", self._state, state)
         self._state = state
-        for listener in list(self._listeners):
-            self._atp.loop.call_soon_threadsafe(listener, state)
+        if len(self.listeners):
+            self._atp.loop.call_soon_threadsafe(self.listeners.emit, state)
 
     def _join_attempt(self, *, force: bool = False) -> Attempt[libvirt.virConnect]:
         """The open under way, or a new one; fails fast right after a failed attempt."""

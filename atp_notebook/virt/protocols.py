@@ -1,21 +1,26 @@
-"""The seed's ``ProtocolType {QMP, QGA, VirtioSerial(name), Spice}`` and a registry of
-client factories: ``vm.protocol(ProtocolType.QMP)`` gives the VM's QMP client.
+"""The seed's ``ProtocolType {QMP, QGA, VirtioSerial(name), Spice}``, typed by the client
+each one gives: ``vm.protocol(ProtocolType.QGA)`` is the VM's ``GuestAgent``.
 
 Example::
 
-    qga = vm.protocol(ProtocolType.QGA)
-    port = vm.protocol(ProtocolType.virtio_serial("com.atp.test.0"))
+    qga = vm.protocol(ProtocolType.QGA)                          # GuestAgent
+    port = vm.protocol(ProtocolType.virtio_serial("com.atp.test.0"))   # VirtioSerial, unopened
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
-from atp_notebook.errors import ConfigError
-from atp_notebook.virt.handle import DomainHandle
+from atp_notebook.errors import InvalidArgument
+
+if TYPE_CHECKING:  # the clients' types only: virt/ does not import the Spice layer
+    from atp_notebook.spice.facade import VmSpice
+    from atp_notebook.virt.guest_agent import GuestAgent
+    from atp_notebook.virt.qmp import Qmp
+
+C = TypeVar("C")
 
 
 class ProtocolKind(enum.StrEnum):
@@ -26,46 +31,39 @@ class ProtocolKind(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class ProtocolType:
-    """A protocol of a VM; virtio-serial carries the port name."""
+class ProtocolType(Generic[C]):
+    """A protocol of a VM; the type parameter is the client ``vm.protocol()`` returns."""
 
     kind: ProtocolKind
-    port: str | None = None
 
-    QMP: ClassVar[ProtocolType]  # the constants, set right after the class
-    QGA: ClassVar[ProtocolType]
-    SPICE: ClassVar[ProtocolType]
+    QMP: ClassVar[ProtocolType[Qmp]]  # the constants, set right after the class
+    QGA: ClassVar[ProtocolType[GuestAgent]]
+    SPICE: ClassVar[ProtocolType[VmSpice]]
 
-    @classmethod
-    def virtio_serial(cls, port: str) -> ProtocolType:
-        if not port:
-            raise ConfigError("a virtio-serial protocol needs its port name, e.g. "
-                              "'com.atp.test.0'")
-        return cls(ProtocolKind.VIRTIO_SERIAL, port)
+    @staticmethod
+    def virtio_serial(port: str) -> VirtioSerialProtocol:
+        return VirtioSerialProtocol(port)
 
     def __str__(self) -> str:
-        return f"{self.kind}({self.port})" if self.port else str(self.kind)
+        return str(self.kind)
+
+
+@dataclass(frozen=True)
+class VirtioSerialProtocol:
+    """``ProtocolType.virtio_serial(name)``: a virtio-serial port of the VM, by name."""
+
+    port: str
+    kind: ProtocolKind = ProtocolKind.VIRTIO_SERIAL
+
+    def __post_init__(self) -> None:
+        if not self.port:
+            raise InvalidArgument("a virtio-serial protocol needs its port name, e.g. "
+                                  "'com.atp.test.0'")
+
+    def __str__(self) -> str:
+        return f"{self.kind}({self.port})"
 
 
 ProtocolType.QMP = ProtocolType(ProtocolKind.QMP)
 ProtocolType.QGA = ProtocolType(ProtocolKind.QGA)
 ProtocolType.SPICE = ProtocolType(ProtocolKind.SPICE)
-
-# A factory makes a protocol client for a VM: (handle, protocol type) -> client.
-ProtocolFactory = Callable[[DomainHandle, ProtocolType], object]
-_registry: dict[ProtocolKind, ProtocolFactory] = {}
-
-
-def register_protocol(kind: ProtocolKind, factory: ProtocolFactory) -> None:
-    """Make ``vm.protocol(...)`` of this kind use ``factory`` (later ones replace earlier)."""
-    _registry[kind] = factory
-
-
-def create_client(handle: DomainHandle, protocol: ProtocolType) -> object:
-    try:
-        factory = _registry[protocol.kind]
-    except KeyError:
-        known = ", ".join(sorted(str(k) for k in _registry)) or "none"
-        raise ConfigError(f"no client is registered for protocol {protocol} "
-                          f"(registered: {known})") from None
-    return factory(handle, protocol)

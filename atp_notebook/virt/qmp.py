@@ -14,23 +14,21 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from functools import partial
 from typing import Any
 
 import libvirt
 import libvirt_qemu
 from PIL import Image
 
-from atp_notebook.errors import CommandError, OperationTimeout, QmpCommandError
+from atp_notebook.bridge import async_twin
+from atp_notebook.errors import CommandError, InvalidArgument, OperationTimeout, QmpCommandError
 from atp_notebook.virt.handle import DomainHandle
-from atp_notebook.virt.protocols import ProtocolKind, register_protocol
 
 # A QMP reply is bounded by libvirt's own RPC string limit (4 MiB); anything past this is not
 # a reply we can use, and parsing it would only cost memory.
@@ -63,14 +61,15 @@ def parse_reply(command: str, text: str) -> Any:
 def build_command(command: str, arguments: Mapping[str, Any]) -> str:
     """The QMP JSON text for ``command``; non-JSON arguments fail before anything is sent."""
     if not command or not isinstance(command, str):
-        raise CommandError(f"QMP command must be a non-empty string, not {command!r}")
+        raise InvalidArgument(f"QMP command must be a non-empty string, not {command!r}")
     message: dict[str, Any] = {"execute": command}
     if arguments:
         message["arguments"] = dict(arguments)
     try:
         return json.dumps(message, allow_nan=False)  # NaN is not JSON; QEMU would refuse it
     except (TypeError, ValueError) as exc:
-        raise CommandError(f"QMP {command!r}: arguments are not JSON-serialisable: {exc}") from None
+        raise InvalidArgument(f"QMP {command!r}: arguments are not JSON-serialisable: "
+                              f"{exc}") from None
 
 
 class Qmp:
@@ -105,7 +104,7 @@ class Qmp:
     def hmp(self, line: str) -> str:
         """Run a human-monitor command line and return its text output."""
         if not line.strip():
-            raise CommandError("HMP command line is empty")
+            raise InvalidArgument("HMP command line is empty")
         dom = self.handle.domain()
         flags = libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP
         try:
@@ -114,16 +113,6 @@ class Qmp:
             raise CommandError(f"HMP {line!r} on {self.handle.name}: "
                                f"{exc.get_error_message()}") from exc
         return str(out).replace("\r\n", "\n")
-
-    async def execute_async(self, command: str, arguments: Mapping[str, Any] | None = None,
-                            /, **kwargs: Any) -> Any:
-        """Async twin of :meth:`execute` (runs the blocking call on an executor thread)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, partial(self.execute, command, arguments,
-                                                        **kwargs))
-
-    async def hmp_async(self, line: str) -> str:
-        return await asyncio.get_running_loop().run_in_executor(None, self.hmp, line)
 
     # --- typed helpers ------------------------------------------------------------------
 
@@ -245,5 +234,19 @@ class Qmp:
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
 
+    # --- async forms, made from the blocking definitions (run on an executor thread) ----
 
-register_protocol(ProtocolKind.QMP, lambda handle, _protocol: Qmp(handle))
+    execute_async = async_twin(execute)
+    hmp_async = async_twin(hmp)
+    status_async = async_twin(status)
+    stop_async = async_twin(stop)
+    cont_async = async_twin(cont)
+    system_reset_async = async_twin(system_reset)
+    system_powerdown_async = async_twin(system_powerdown)
+    query_block_async = async_twin(query_block)
+    send_key_async = async_twin(send_key)
+    screendump_async = async_twin(screendump)
+    snapshot_save_async = async_twin(snapshot_save)
+    snapshot_load_async = async_twin(snapshot_load)
+    snapshot_delete_async = async_twin(snapshot_delete)
+    snapshots_async = async_twin(snapshots)

@@ -5,7 +5,9 @@ stream is driven by libvirt's event loop (libvirtaio on the atp loop): an event 
 it into a bounded :class:`ReceiveBuffer`, and readers wait on that buffer. Only UNIX-socket
 channels can be opened this way (DESIGN.md §6); a ``pty`` channel fails with a hint.
 
-Blocking methods are the default names, ``*_async`` their twins (awaitable from any loop).
+Each operation is one coroutine on the atp loop; its blocking form has the plain name and
+its async form (awaitable from any loop) the ``_async`` name, both made from it
+(:mod:`atp_notebook.bridge`).
 
 Example::
 
@@ -36,23 +38,23 @@ import asyncio
 import contextlib
 import enum
 import logging
-import weakref
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import libvirt
 
+from atp_notebook.bridge import atp_async, atp_blocking, within
 from atp_notebook.errors import (
     ChannelClosed,
     HostUnavailable,
-    OperationTimeout,
+    InvalidArgument,
     TransportError,
 )
+from atp_notebook.listeners import ListenerHandle
 from atp_notebook.loop import AtpLoop, get_loop
 from atp_notebook.virt.handle import DomainHandle
-from atp_notebook.virt.host import HostConnection, HostState, libvirt_error_text
-from atp_notebook.virt.protocols import ProtocolKind, register_protocol
+from atp_notebook.virt.host import HostState, libvirt_error_text
 from atp_notebook.virt.receive_buffer import BUFFER_LIMIT, ReceiveBuffer
 
 T = TypeVar("T")
@@ -64,8 +66,6 @@ CLOSE_TIMEOUT_S = 10.0
 # libvirt-python's own stream chunk (virStorageVol.streamBufSize): the largest payload of one
 # legacy RPC packet, so one send is one packet
 CHUNK = 262120
-# the blocking facade waits this much longer than the coroutine's own timeout, which fires first
-FACADE_MARGIN_S = 5.0
 
 _READ_EVENTS = (libvirt.VIR_STREAM_EVENT_READABLE | libvirt.VIR_STREAM_EVENT_ERROR
                 | libvirt.VIR_STREAM_EVENT_HANGUP)
@@ -95,7 +95,7 @@ class VirtioSerial:
     def __init__(self, handle: DomainHandle, name: str, *, force: bool = False,
                  buffer_limit: int = BUFFER_LIMIT, loop: AtpLoop | None = None) -> None:
         if not name:
-            raise ValueError("a virtio-serial port needs its name, e.g. 'com.atp.test.0'")
+            raise InvalidArgument("a virtio-serial port needs its name, e.g. 'com.atp.test.0'")
         self.handle = handle
         self.name = name
         self.force = force
@@ -113,6 +113,7 @@ class VirtioSerial:
         self._open_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
         self._write_lock = asyncio.Lock()
+        self._host_listener: ListenerHandle | None = None  # while open
 
     def __repr__(self) -> str:
         return f"<VirtioSerial {self.handle.name}:{self.name} {self._state}>"
@@ -126,36 +127,50 @@ class VirtioSerial:
         """Bytes received and not read yet."""
         return len(self._buffer)
 
-    # --- blocking facade --------------------------------------------------------------
+    # --- the operations: each is one coroutine on the atp loop, with a blocking form and
+    # an async form (awaitable from any loop) made from it ----------------------------
 
-    def open(self, timeout: float = OPEN_TIMEOUT_S) -> VirtioSerial:
+    async def _open(self, timeout: float = OPEN_TIMEOUT_S) -> VirtioSerial:
         """Open the port (again after a close); returns self. Example: ``p = port.open()``."""
-        self._run(self._open(timeout), timeout)
+        async with self._open_lock:  # two concurrent opens would fight over the port
+            await self._open_locked(timeout)
         return self
 
-    def send(self, data: bytes | bytearray | memoryview, timeout: float = IO_TIMEOUT_S) -> None:
+    async def _send(self, data: bytes | bytearray | memoryview,
+                    timeout: float = IO_TIMEOUT_S) -> None:
         """Send all of ``data``. Example: ``port.send(b"ping\\n")``."""
-        self._run(self._send(data, timeout), timeout)
+        await self._write(data, timeout)
 
-    def recv(self, max_bytes: int = 65536, timeout: float = IO_TIMEOUT_S) -> bytes:
+    async def _recv(self, max_bytes: int = 65536, timeout: float = IO_TIMEOUT_S) -> bytes:
         """What has arrived, up to ``max_bytes``; waits for at least one byte.
         Example: ``port.recv(timeout=2)``."""
-        return self._run(self._read(lambda: self._buffer.read(max_bytes), timeout, "recv"),
-                         timeout)
+        return await self._read(lambda: self._buffer.read(max_bytes), timeout, "recv")
 
-    def recv_exactly(self, n: int, timeout: float = IO_TIMEOUT_S) -> bytes:
+    async def _recv_exactly(self, n: int, timeout: float = IO_TIMEOUT_S) -> bytes:
         """Exactly ``n`` bytes. Example: ``port.recv_exactly(4, timeout=5)``."""
-        return self._run(self._read(lambda: self._buffer.read_exactly(n), timeout,
-                                    f"recv_exactly({n})"), timeout)
+        return await self._read(lambda: self._buffer.read_exactly(n), timeout,
+                                f"recv_exactly({n})")
 
-    def readline(self, timeout: float = IO_TIMEOUT_S, max_line: int = MAX_LINE) -> bytes:
+    async def _readline(self, timeout: float = IO_TIMEOUT_S, max_line: int = MAX_LINE) -> bytes:
         """One line, b"\\n" included. Example: ``port.readline(timeout=5)``."""
-        return self._run(self._read(lambda: self._buffer.read_line(max_line), timeout,
-                                    "readline"), timeout)
+        return await self._read(lambda: self._buffer.read_line(max_line), timeout, "readline")
 
-    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+    async def _close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Close the port (idempotent); waiters get ChannelClosed. Example: ``port.close()``."""
-        self._run(self._close(timeout), timeout)
+        await self._release(timeout)
+
+    open = atp_blocking(_open)
+    open_async = atp_async(_open)
+    send = atp_blocking(_send)
+    send_async = atp_async(_send)
+    recv = atp_blocking(_recv)
+    recv_async = atp_async(_recv)
+    recv_exactly = atp_blocking(_recv_exactly)
+    recv_exactly_async = atp_async(_recv_exactly)
+    readline = atp_blocking(_readline)
+    readline_async = atp_async(_readline)
+    close = atp_blocking(_close)
+    close_async = atp_async(_close)
 
     def __enter__(self) -> VirtioSerial:
         if self._state is not SerialState.OPEN:
@@ -165,38 +180,6 @@ class VirtioSerial:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    # --- async twins (usable from any event loop) -------------------------------------
-
-    async def open_async(self, timeout: float = OPEN_TIMEOUT_S) -> VirtioSerial:
-        """Example: ``port = await VirtioSerial(vm, "com.atp.test.0").open_async()``."""
-        await self._on_atp(self._open(timeout))
-        return self
-
-    async def send_async(self, data: bytes | bytearray | memoryview,
-                         timeout: float = IO_TIMEOUT_S) -> None:
-        """Example: ``await port.send_async(b"ping\\n")``."""
-        await self._on_atp(self._send(data, timeout))
-
-    async def recv_async(self, max_bytes: int = 65536, timeout: float = IO_TIMEOUT_S) -> bytes:
-        """Example: ``data = await port.recv_async(timeout=2)``."""
-        return await self._on_atp(self._read(lambda: self._buffer.read(max_bytes), timeout,
-                                             "recv"))
-
-    async def recv_exactly_async(self, n: int, timeout: float = IO_TIMEOUT_S) -> bytes:
-        """Example: ``head = await port.recv_exactly_async(4)``."""
-        return await self._on_atp(self._read(lambda: self._buffer.read_exactly(n), timeout,
-                                             f"recv_exactly({n})"))
-
-    async def readline_async(self, timeout: float = IO_TIMEOUT_S,
-                             max_line: int = MAX_LINE) -> bytes:
-        """Example: ``line = await port.readline_async(timeout=5)``."""
-        return await self._on_atp(self._read(lambda: self._buffer.read_line(max_line),
-                                             timeout, "readline"))
-
-    async def close_async(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
-        """Example: ``await port.close_async()``."""
-        await self._on_atp(self._close(timeout))
-
     async def __aenter__(self) -> VirtioSerial:
         if self._state is not SerialState.OPEN:
             await self.open_async()
@@ -205,50 +188,17 @@ class VirtioSerial:
     async def __aexit__(self, *_: object) -> None:
         await self.close_async()
 
-    # --- plumbing between threads -----------------------------------------------------
-
-    def _run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
-        try:
-            return self._atp.call(coro, timeout + FACADE_MARGIN_S)
-        except OperationTimeout as exc:
-            # AtpLoop.call() takes the coroutine's own OperationTimeout (a TimeoutError) for
-            # its wait running out and rewraps it: give the caller the precise one
-            if isinstance(exc.__cause__, OperationTimeout):
-                raise exc.__cause__ from None
-            raise
-
-    async def _on_atp(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Await ``coro`` on the atp loop, hopping there when called from another loop."""
-        if asyncio.get_running_loop() is self._atp.loop:
-            return await coro
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._atp.loop))
-
-    @contextlib.asynccontextmanager
-    async def _deadline(self, what: str, timeout: float) -> AsyncIterator[None]:
-        try:
-            async with asyncio.timeout(timeout):
-                yield
-        except TimeoutError as exc:
-            if isinstance(exc, OperationTimeout):
-                raise
-            raise OperationTimeout(f"{self.handle.name}:{self.name}: {what}: nothing within "
-                                   f"{timeout:g} s") from None
-
     # --- the async core (atp loop thread only) ----------------------------------------
-
-    async def _open(self, timeout: float) -> None:
-        async with self._open_lock:  # two concurrent opens would fight over the port
-            await self._open_locked(timeout)
 
     async def _open_locked(self, timeout: float) -> None:
         if self._state is SerialState.OPEN:
             return
         if self._stream is not None:  # LOST: release the dead stream before a new one
-            await self._close(timeout)
+            await self._release(timeout)
         attempt = asyncio.get_running_loop().run_in_executor(self._atp.executor,
                                                              self._open_stream, timeout)
         try:
-            async with self._deadline("open", timeout):
+            async with within(timeout, f"{self.handle.name}:{self.name}: open"):
                 # shield: a timeout must not orphan a stream that opens a moment later
                 stream = await asyncio.shield(attempt)
         except BaseException:
@@ -263,8 +213,9 @@ class VirtioSerial:
         self._buffer = ReceiveBuffer(self.buffer_limit)
         self._stream, self._events = stream, _READ_EVENTS
         self._state = SerialState.OPEN
-        _watch_host(self)
-        self._check_connection()  # a loss just before _watch_host() was not seen by it
+        self._stop_watching_host()
+        self._host_listener = self.handle.host.on_state_change(self._on_host_state)
+        self._check_connection()  # a loss just before the listener was added was not seen
         self.log.info("opened%s", " (forced)" if self.force else "")
 
     def _open_stream(self, timeout: float) -> Any:  # executor thread: every call is an RPC
@@ -287,10 +238,11 @@ class VirtioSerial:
             self.log.info("open finished after its caller gave up; aborting it")
             self._atp.executor.submit(_end_stream, attempt.result(), False)
 
-    async def _send(self, data: bytes | bytearray | memoryview, timeout: float) -> None:
+    async def _write(self, data: bytes | bytearray | memoryview, timeout: float) -> None:
         view = memoryview(data).cast("B")
         self._check_usable()
-        async with self._deadline(f"send of {len(view)} bytes", timeout), self._write_lock:
+        async with within(timeout, f"{self.handle.name}:{self.name}: send of {len(view)} "
+                                    "bytes"), self._write_lock:
             offset = 0
             while offset < len(view):
                 self._check_usable()
@@ -318,7 +270,7 @@ class VirtioSerial:
 
     async def _read(self, take: Callable[[], bytes | None], timeout: float, what: str) -> bytes:
         self._check_usable(reading=True)
-        async with self._deadline(what, timeout), self._read_lock:
+        async with within(timeout, f"{self.handle.name}:{self.name}: {what}"), self._read_lock:
             while True:
                 self._check_usable(reading=True)
                 out = take()
@@ -386,6 +338,15 @@ class VirtioSerial:
         err.__cause__ = exc
         return err
 
+    def _on_host_state(self, state: HostState) -> None:
+        if state is not HostState.READY:
+            self._check_connection()
+
+    def _stop_watching_host(self) -> None:
+        listener, self._host_listener = self._host_listener, None
+        if listener is not None:
+            listener.close()
+
     def _check_connection(self) -> None:
         """After a host state change: fail at once if our stream's connection is dead."""
         if self._state is not SerialState.OPEN or self._stream is None:
@@ -428,13 +389,13 @@ class VirtioSerial:
             stream.eventUpdateCallback(wanted)
             self._events = wanted
 
-    async def _close(self, timeout: float) -> None:
+    async def _release(self, timeout: float) -> None:
         stream, self._stream = self._stream, None
         if stream is None:
             if self._state is not SerialState.IDLE:
                 self._state = SerialState.CLOSED
             return
-        _open_ports.get(self.handle.host, weakref.WeakSet()).discard(self)
+        self._stop_watching_host()
         eof = self._state is SerialState.LOST and isinstance(self._buffer.reason, ChannelClosed)
         self._state = SerialState.CLOSED
         self._buffer = ReceiveBuffer(self.buffer_limit)  # unread bytes are dropped
@@ -453,30 +414,6 @@ class VirtioSerial:
         except TimeoutError:
             self.log.warning("stream did not end within %g s; left to libvirt", timeout)
         self.log.info("closed")
-
-
-# Open ports per host, for one state listener per host (listeners cannot be removed, so not
-# one per port). Touched on the atp loop only.
-_open_ports: weakref.WeakKeyDictionary[HostConnection, weakref.WeakSet[VirtioSerial]] = (
-    weakref.WeakKeyDictionary())
-
-
-def _watch_host(port: VirtioSerial) -> None:
-    host = port.handle.host
-    ports = _open_ports.get(host)
-    if ports is None:
-        ports = _open_ports[host] = weakref.WeakSet()
-        host_ref = weakref.ref(host)
-        host.on_state_change(lambda state: _host_changed(host_ref, state))
-    ports.add(port)
-
-
-def _host_changed(host_ref: weakref.ref[HostConnection], state: HostState) -> None:
-    host = host_ref()
-    if state is HostState.READY or host is None:
-        return
-    for port in list(_open_ports.get(host, ())):
-        port._check_connection()
 
 
 def _alive(conn: Any) -> bool:
@@ -540,7 +477,3 @@ def _channel_types(domain_xml: str | None) -> dict[str, str] | None:
                 ports.setdefault(str(node.get(attr)), kind)
     return ports
 
-
-# vm.protocol(ProtocolType.virtio_serial("com.atp.test.0")) -> an unopened VirtioSerial
-register_protocol(ProtocolKind.VIRTIO_SERIAL,
-                  lambda handle, protocol: VirtioSerial(handle, protocol.port or ""))

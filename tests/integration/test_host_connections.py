@@ -130,7 +130,7 @@ def test_spice_endpoint_from_yaml_and_discovered_from_domain_xml(
 ) -> None:
     password = lab_paths.spice_password_file("atp-vm2").read_text().strip()
     from_yaml = run(session.manager.get_spice_endpoint("atp-vm2"), timeout=30)
-    assert (from_yaml.port, from_yaml.tls_port, from_yaml.tls, from_yaml.source) == (
+    assert (from_yaml.port, from_yaml.tls_port, from_yaml.prefer_tls, from_yaml.source) == (
         None, 5902, True, "config")
     assert from_yaml.password is not None and from_yaml.password.reveal() == password
     # the same VM known only through its libvirt host: everything comes from the domain XML
@@ -139,7 +139,7 @@ def test_spice_endpoint_from_yaml_and_discovered_from_domain_xml(
         found = run(bare.get_spice_endpoint("atp-vm2"), timeout=30)
     finally:
         run(bare.close(), timeout=10)
-    assert (found.server_addr, found.port, found.tls_port, found.tls) == (
+    assert (found.host, found.port, found.tls_port, found.prefer_tls) == (
         "127.0.0.1", None, 5902, True)
     assert found.source == "libvirt:local"
     assert found.password is not None and found.password.reveal() == password

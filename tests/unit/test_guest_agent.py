@@ -20,6 +20,7 @@ from atp_notebook.errors import (
     AgentUnavailable,
     GuestAgentError,
     GuestTimeout,
+    InvalidArgument,
 )
 from atp_notebook.virt import guest_agent
 from atp_notebook.virt.guest_agent import (
@@ -333,7 +334,7 @@ def test_exec_sends_argv_env_input_and_polls_until_exit(fake: FakeAgent,
     assert fake.calls[0][1] == {"path": "cat", "arg": ["-"], "capture-output": True,
                                 "env": ["A=1", "B=x=y"], "input-data": b64(b"\x00\x01")}
     assert fake.names() == ["guest-exec"] + ["guest-exec-status"] * 3
-    with pytest.raises(TypeError, match="list of strings"):
+    with pytest.raises(InvalidArgument, match="list of strings"):
         qga.exec("ls -l")
 
 

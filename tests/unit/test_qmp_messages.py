@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from atp_notebook.errors import CommandError, QmpCommandError
+from atp_notebook.errors import CommandError, InvalidArgument, QmpCommandError
 from atp_notebook.virt.qmp import MAX_REPLY_BYTES, build_command, parse_reply
 
 GOOD_REPLIES: list[tuple[str, Any]] = [
@@ -82,5 +82,7 @@ def test_commands_are_built_as_qmp_json(command: str, arguments: dict[str, Any],
 ])
 def test_arguments_that_are_not_json_fail_before_sending(command: str, arguments: dict[str, Any],
                                                           fragment: str) -> None:
-    with pytest.raises(CommandError, match=fragment):
+    # a local mistake: InvalidArgument, never a CommandError (nothing reached QEMU)
+    with pytest.raises(InvalidArgument, match=fragment) as caught:
         build_command(command, arguments)
+    assert not isinstance(caught.value, CommandError)

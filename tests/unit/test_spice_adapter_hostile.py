@@ -19,9 +19,10 @@ from atp_notebook.errors import (
     RemoteProtocolError,
     TransportError,
 )
-from atp_notebook.spice.aio.channel import ChannelStatus, SpiceChannel, SpiceTarget
-from atp_notebook.spice.aio.connect import SpiceTls
+from atp_notebook.spice.aio.channel import ChannelStatus, SpiceChannel
+from atp_notebook.spice.endpoint import SpiceEndpoint, SpiceTls
 from atp_notebook.spice.proto.constants import ChannelType
+from tests.settling import settled
 
 Behaviour = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -78,8 +79,8 @@ def test_a_broken_peer_is_a_typed_error_in_time_and_leaks_nothing(
 
         server = await asyncio.start_server(peer, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        target = (SpiceTarget("127.0.0.1", tls_port=port, tls=SpiceTls(verify=False))
-                  if use_tls else SpiceTarget("127.0.0.1", port=port))
+        target = (SpiceEndpoint("127.0.0.1", tls_port=port, tls=SpiceTls(verify=False))
+                  if use_tls else SpiceEndpoint("127.0.0.1", port=port))
         channel = SpiceChannel(target, ChannelType.MAIN)
         caught: BaseException | None = None
         try:
@@ -88,11 +89,11 @@ def test_a_broken_peer_is_a_typed_error_in_time_and_leaks_nothing(
             caught = exc
         server.close()
         await server.wait_closed()
-        await asyncio.sleep(0.05)  # let the peer's handler finish closing its side
         return caught, channel.status
 
     before = open_fds()
     caught, status = asyncio.run(scenario())
     assert isinstance(caught, error), f"{what}: {caught!r}"
     assert status is ChannelStatus.FAILED
-    assert open_fds() == before
+    # the peer's handler closes its side a moment later: poll, never a fixed sleep
+    assert settled(open_fds, before) == before

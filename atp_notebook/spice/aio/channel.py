@@ -7,7 +7,7 @@ drops a client that lets its socket back up (DESIGN §7).
 
 Example (on the atp loop)::
 
-    channel = SpiceChannel(SpiceTarget("127.0.0.1", port=5901), ChannelType.MAIN)
+    channel = SpiceChannel(SpiceEndpoint("127.0.0.1", port=5901), ChannelType.MAIN)
     await channel.open(timeout=5)
 """
 
@@ -19,7 +19,6 @@ import enum
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from atp_notebook.errors import (
     ChannelClosed,
@@ -27,8 +26,9 @@ from atp_notebook.errors import (
     RemoteProtocolError,
     TransportError,
 )
-from atp_notebook.spice.aio.connect import SpiceTls, open_stream
+from atp_notebook.spice.aio.connect import open_stream
 from atp_notebook.spice.aio.tcp_info import TcpInfo, read_tcp_info
+from atp_notebook.spice.endpoint import SpiceEndpoint
 from atp_notebook.spice.proto import (
     ChannelProtocol,
     ConnectionClosed,
@@ -36,7 +36,6 @@ from atp_notebook.spice.proto import (
     LinkHandshake,
     LinkSucceeded,
     NeedSecured,
-    SaslCredentials,
 )
 from atp_notebook.spice.proto.channel import ChannelState
 from atp_notebook.spice.proto.common import ChannelEvent
@@ -46,23 +45,6 @@ READ_CHUNK = 256 * 1024
 LINK_TIMEOUT_S = 10.0
 
 
-@dataclass(frozen=True)
-class SpiceTarget:
-    """Where a VM's Spice server listens and how to authenticate (one per VM)."""
-
-    host: str
-    port: int | None = None  # plain
-    tls_port: int | None = None
-    tls: SpiceTls | None = None  # how to verify the TLS port
-    password: str | None = None
-    sasl: SaslCredentials | None = None
-    prefer_tls: bool = False  # link over TLS first even when a plain port exists
-
-    def __repr__(self) -> str:  # never the password
-        return (f"SpiceTarget({self.host!r}, port={self.port}, tls_port={self.tls_port}, "
-                f"password={'***' if self.password else None}, sasl={self.sasl!r})")
-
-
 class ChannelStatus(enum.StrEnum):
     IDLE = "idle"
     LINKING = "linking"
@@ -70,9 +52,14 @@ class ChannelStatus(enum.StrEnum):
     CLOSED = "closed"  # by us
     FAILED = "failed"  # by the server or the network
 
+    def describe(self) -> str:
+        """The status in words, for reprs and tables."""
+        return "closed by the server" if self is ChannelStatus.FAILED else str(self)
+
 
 ProtocolFactory = Callable[[LinkSucceeded], ChannelProtocol]
 EventSink = Callable[["SpiceChannel", ChannelEvent], None]
+StatusSink = Callable[["SpiceChannel"], None]
 
 
 class SpiceChannel:
@@ -80,7 +67,7 @@ class SpiceChannel:
 
     def __init__(
         self,
-        target: SpiceTarget,
+        endpoint: SpiceEndpoint,
         channel_type: ChannelType,
         channel_id: int = 0,
         *,
@@ -88,9 +75,10 @@ class SpiceChannel:
         channel_caps: tuple[int, ...] = (),
         protocol_factory: ProtocolFactory | None = None,
         on_event: EventSink | None = None,
+        on_ended: StatusSink | None = None,
         vm_id: str = "vm",
     ) -> None:
-        self.target = target
+        self.endpoint = endpoint
         self.channel_type = channel_type
         self.channel_id = channel_id
         self.connection_id = connection_id
@@ -102,6 +90,7 @@ class SpiceChannel:
         self.link_seconds: float | None = None
         self._factory = protocol_factory or ChannelProtocol.from_link
         self._on_event = on_event
+        self._on_ended = on_ended  # told once when the server or the network ends an open channel
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
@@ -110,7 +99,8 @@ class SpiceChannel:
                                      f"{channel_id or ''}")
 
     def __repr__(self) -> str:
-        return f"<SpiceChannel {self.channel_type.name}:{self.channel_id} {self.status}>"
+        return (f"<SpiceChannel {self.channel_type.name}:{self.channel_id} "
+                f"{self.status.describe()}>")
 
     # --- opening ----------------------------------------------------------------------
 
@@ -136,7 +126,7 @@ class SpiceChannel:
         self._task = asyncio.ensure_future(self._read_forever())
 
     async def _connect_and_link(self) -> None:
-        target = self.target
+        target = self.endpoint
         use_tls = target.tls_port is not None and (target.port is None or target.prefer_tls)
         while True:
             port = target.tls_port if use_tls else target.port
@@ -144,7 +134,7 @@ class SpiceChannel:
                 raise TransportError(f"{self!r}: the server asks for TLS and no tls_port is "
                                      "configured", hint="set tls_port for this VM")
             self._reader, self._writer = await open_stream(
-                target.host, port, (target.tls or SpiceTls()) if use_tls else None)
+                target.host, port, target.tls if use_tls else None)
             self.secure = use_tls
             outcome = await self._link()
             if isinstance(outcome, NeedSecured):
@@ -159,8 +149,8 @@ class SpiceChannel:
     async def _link(self) -> LinkSucceeded | NeedSecured:
         assert self._reader is not None and self._writer is not None
         link = LinkHandshake(self.channel_type, self.channel_id, self.connection_id,
-                             channel_caps=self.channel_caps, password=self.target.password,
-                             sasl_credentials=self.target.sasl)
+                             channel_caps=self.channel_caps, password=self.endpoint.ticket,
+                             sasl_credentials=self.endpoint.sasl)
         self._writer.write(link.initiate())
         while True:
             data = await self._reader.read(READ_CHUNK)
@@ -201,11 +191,15 @@ class SpiceChannel:
             raise
         except Exception as exc:
             self.error = exc
-            if self.status is ChannelStatus.OPEN:
-                self.log.warning("channel ended: %s", exc)
+            ended = self.status is ChannelStatus.OPEN
+            if ended:
+                # the VM's connection tells the user, once for all its channels
+                self.log.debug("channel ended: %s", exc)
                 self.status = ChannelStatus.FAILED
             await self._drop()
             self._closed.set()
+            if ended and self._on_ended is not None:
+                self._on_ended(self)
 
     def _deliver(self, events: list[ChannelEvent]) -> None:
         if self._on_event is None:

@@ -14,26 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from dataclasses import dataclass
-from pathlib import Path
 
 from atp_notebook.errors import OperationTimeout, TlsVerificationError, TransportError
+from atp_notebook.spice.endpoint import SpiceTls
 
 CONNECT_TIMEOUT_S = 10.0
-
-
-@dataclass(frozen=True)
-class SpiceTls:
-    """How to verify a Spice server's certificate.
-
-    ``ca_file`` None means the system's trust store; ``verify=False`` turns verification off
-    (only for labs; the config loader warns). ``server_name`` is the name the certificate must
-    carry (SNI too); by default the address connected to.
-    """
-
-    ca_file: Path | None = None
-    verify: bool = True
-    server_name: str | None = None
 
 
 def tls_context(tls: SpiceTls) -> ssl.SSLContext:

@@ -206,6 +206,24 @@ class InputsMsgc(IntEnum):
     MOUSE_RELEASE = 114
 
 
+class DisplayMsg(IntEnum):
+    """Server -> client on display channels: SPICE_MSG_DISPLAY_* (the ones parsed so far)."""
+
+    MODE = 101  # legacy
+    MARK = 102
+    RESET = 103
+    SURFACE_CREATE = 314
+    SURFACE_DESTROY = 315
+    MONITORS_CONFIG = 317
+
+
+class SurfaceFlags(IntFlag):
+    """SpiceSurfaceFlags in SURFACE_CREATE."""
+
+    PRIMARY = 1
+    STREAMING_MODE = 2
+
+
 class DisplayMsgc(IntEnum):
     """Client -> server on display channels: SPICE_MSGC_DISPLAY_*."""
 
