@@ -33,8 +33,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from atp_notebook.errors import OperationTimeout
 from atp_notebook.loop import get_loop
@@ -133,6 +134,15 @@ def delegate(attribute: str,
              method: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], R]:
     """``method`` called on ``self.<attribute>``: a facade's method without a second copy of
     its signature (``Vm.exec = delegate("agent", GuestAgent.exec)``)."""
+
+    if inspect.iscoroutinefunction(method):  # stays a coroutine function, like its target
+
+        @functools.wraps(method)
+        async def forward_async(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> Any:
+            return await method(getattr(self, attribute), *args, **kwargs)
+
+        _mark(forward_async, method)
+        return cast(Callable[Concatenate[Any, P], R], forward_async)
 
     @functools.wraps(method)
     def forward(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:

@@ -12,7 +12,7 @@ Example::
 
     bar = AgentProgress("the guest agent of atp-vm1", timeout=60)
     vm.wait_for_agent(60, progress=bar)      # bar(elapsed, timeout) before each try
-    bar.close()
+    bar.close("answered after 3.2 s")
 """
 
 from __future__ import annotations
@@ -38,25 +38,39 @@ def in_notebook() -> bool:
 
 
 class ProgressView:
-    """One state of the bar; ``text/plain`` names what is awaited and the timeout only."""
+    """One state of the bar. ``outcome`` None: still waiting; else how the wait ended
+    (``answered after 3.2 s``), shown with a full bar, so the bar says done.
 
-    def __init__(self, label: str, elapsed: float, total: float) -> None:
+    Every state reads ``waiting for LABEL (STATE)``: the part in parentheses is what
+    ``tests/nbval-sanitize.cfg`` masks, so nbval's first state equals the stored last one.
+    """
+
+    def __init__(self, label: str, elapsed: float, total: float,
+                 outcome: str | None = None) -> None:
         self.label = label
         self.elapsed = elapsed
         self.total = total
+        self.outcome = outcome
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         label = html.escape(self.label)
-        bar = (f'<progress value="{self.elapsed:.1f}" max="{self.total:g}" '
+        value = self.total if self.outcome is not None else self.elapsed
+        bar = (f'<progress value="{value:.1f}" max="{self.total:g}" '
                f'style="width: 12em; vertical-align: middle"></progress>')
+        if self.outcome is None:
+            plain_state = f"up to {self.total:g} s"
+            html_state = f"{self.elapsed:.1f} s of {self.total:g} s"
+        else:
+            plain_state = html_state = f"done: {self.outcome}"
         return {
-            "text/plain": f"waiting for {self.label} (up to {self.total:g} s)",
-            "text/html": f"{bar} waiting for {label}: {self.elapsed:.1f} s of {self.total:g} s",
+            "text/plain": f"waiting for {self.label} ({plain_state})",
+            "text/html": f"{bar} waiting for {label} ({html.escape(html_state)})",
         }
 
 
 class AgentProgress:
-    """Callable as ``progress(elapsed, timeout)``; shows itself when created."""
+    """Callable as ``progress(elapsed, timeout)``; shows itself when created, and says how
+    the wait ended when closed."""
 
     def __init__(self, label: str, timeout: float) -> None:
         self.label = label
@@ -72,10 +86,9 @@ class AgentProgress:
             self._last = now
             self._update(ProgressView(self.label, elapsed, timeout))
 
-    def close(self, elapsed: float | None = None) -> None:
-        """Show the final state (the bar where the wait ended)."""
-        self._update(ProgressView(self.label, self._elapsed if elapsed is None else elapsed,
-                                  self.timeout))
+    def close(self, outcome: str = "ended") -> None:
+        """Replace the bar with how the wait ended (``answered after 3.2 s``)."""
+        self._update(ProgressView(self.label, self._elapsed, self.timeout, outcome))
 
     def _update(self, view: ProgressView) -> None:
         self._handle.update(view)

@@ -244,10 +244,23 @@ def test_no_progress_outside_a_notebook_kernel() -> None:
 def test_every_progress_state_compares_equal_under_nbval() -> None:
     # nbval replays only the first display of the bar, nbconvert stores the last state
     first = ProgressView("the guest agent of atp-vm1", 0.0, 30)._repr_mimebundle_()
-    last = ProgressView("the guest agent of atp-vm1", 7.31, 30)._repr_mimebundle_()
-    assert first["text/plain"] == last["text/plain"]
-    assert first["text/html"] != last["text/html"]
-    assert nbval_sanitize(first["text/html"]) == nbval_sanitize(last["text/html"])
+    later = ProgressView("the guest agent of atp-vm1", 7.31, 30)._repr_mimebundle_()
+    done = ProgressView("the guest agent of atp-vm1", 7.31, 30,
+                        "answered after 7.3 s")._repr_mimebundle_()
+    for state in (later, done):
+        for kind in ("text/plain", "text/html"):
+            assert nbval_sanitize(first[kind]) == nbval_sanitize(state[kind]), kind
+    assert first["text/html"] != later["text/html"]
+
+
+def test_the_bar_says_done_when_the_wait_ends() -> None:
+    # a newcomer saw the bar stay at "waiting" after the agent had answered
+    done = ProgressView("the guest agent of atp-vm1", 7.31, 30,
+                        "answered after 7.3 s")._repr_mimebundle_()
+    assert done["text/plain"] == ("waiting for the guest agent of atp-vm1 "
+                                  "(done: answered after 7.3 s)")
+    assert '<progress value="30.0" max="30"' in done["text/html"]  # a full bar
+    assert "done: answered after 7.3 s" in done["text/html"]
     assert "<script>" not in ProgressView(EVIL, 0, 1)._repr_mimebundle_()["text/html"]
 
 

@@ -159,11 +159,16 @@ def run_qga(request: QgaCall | QgaExec | QgaWait, vm: Vm, timeout: float,
     if isinstance(request, QgaWait):
         limit = request.timeout or timeout
         bar = progress(f"the guest agent of {vm.name}", limit) if progress else None
+        outcome = "gave up"
         try:
             took = vm.wait_for_agent(timeout=limit, progress=bar)
+            outcome = f"answered after {took:.1f} s"
+        except KeyboardInterrupt:
+            outcome = "interrupted"
+            raise
         finally:
             if bar is not None:
-                bar.close()
+                bar.close(outcome)
         return NoteResult(f"{vm.name}: the guest agent answers", took)
     result = vm.exec(list(request.argv), timeout=request.timeout or timeout)
     output = ExecOutput(vm.name, request.argv, result)
