@@ -1,4 +1,4 @@
-"""Shared fixtures: the lab, found up or failed loudly.
+"""Shared fixtures: the lab, found up or failed loudly; and where hypothesis keeps its files.
 
 A test that needs the lab fails (never skips) when the lab is not up: a skipped integration
 test would hide exactly the breakage it exists to catch.
@@ -6,13 +6,23 @@ test would hide exactly the breakage it exists to catch.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from atp_notebook.lab.paths import LabPaths
 from atp_notebook.lab.status import LabStatus, lab_status
 from atp_notebook.session import Session, connect
+
+# Hypothesis keeps its example database (and caches) in ./.hypothesis of the directory
+# pytest starts in, i.e. inside the repository; keep them in the user's cache instead. This
+# only sets a path: nothing is created until a test with @given runs.
+HYPOTHESIS_HOME = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") \
+    / "atp-notebook" / "hypothesis"
+set_hypothesis_home_dir(HYPOTHESIS_HOME)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

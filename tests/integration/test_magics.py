@@ -6,14 +6,13 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.testing.globalipapp import start_ipython
 
 from atp_notebook.errors import (
     ConfigError,
@@ -28,20 +27,10 @@ from atp_notebook.lab.status import LabStatus
 from atp_notebook.notebook import AtpMagics
 from atp_notebook.notebook.commands.words import VmRef
 from atp_notebook.notebook.results import Result
+from tests.integration.pausing import resumed_after
 
 PORT = "com.atp.test.0"
-# IPython's testing helpers and a few shell methods carry no annotations: typed views of them
-_start_ipython: Callable[[], object] = start_ipython
-
-
-@pytest.fixture(scope="module")
-def ip(lab_paths: LabPaths) -> Iterator[InteractiveShell]:
-    shell = _start_ipython()
-    assert isinstance(shell, InteractiveShell)
-    shell.run_line_magic("load_ext", "atp_notebook")
-    shell.run_line_magic("config", f"AtpMagics.config_path = {str(lab_paths.config_file)!r}")
-    yield shell
-    shell.run_line_magic("unload_ext", "atp_notebook")
+# `ip`, the shell with the extension loaded, comes from tests/integration/conftest.py
 
 
 @pytest.fixture
@@ -178,10 +167,11 @@ def test_events_are_collected_for_a_while(ip: InteractiveShell, magics: AtpMagic
 
     timer = threading.Timer(1.0, pause_and_resume)
     timer.start()
-    try:
-        r = line(ip, "qmp", "--events atp-vm1 STOP RESUME --count 2 --timeout 30")
-    finally:
-        timer.join()
+    with resumed_after(vm):
+        try:
+            r = line(ip, "qmp", "--events atp-vm1 STOP RESUME --count 2 --timeout 30")
+        finally:
+            timer.join()
     assert [e.name for e in r.value] == ["STOP", "RESUME"]
     assert plain(r) == "atp-vm1: 2 events (STOP, RESUME)\nSTOP\nRESUME"
     started = time.monotonic()
@@ -205,17 +195,19 @@ def test_qmp_cell_runs_in_order(ip: InteractiveShell, magics: AtpMagics) -> None
 def test_qmp_cell_stops_at_the_first_error_and_names_its_line(
         ip: InteractiveShell, magics: AtpMagics, capsys: pytest.CaptureFixture[str]) -> None:
     cell = "%%qmp atp-vm1\nquery-name\nno-such-command\nstop\n"
-    error, shown = run_cell(ip, cell, capsys)
+    with resumed_after(magics.context.vm(VmRef("atp-vm1"))):  # should the stop run after all
+        error, shown = run_cell(ip, cell, capsys)
+        assert line(ip, "qmp", "atp-vm1 query-status").value["status"] == "running"  # no stop
     assert isinstance(error, QmpCommandError)
     assert "at line 2 of the cell: no-such-command (1 earlier command(s) ran)" in shown
     assert "CommandNotFound" in shown
     assert len(shown.strip().splitlines()) == 2  # no traceback
-    assert line(ip, "qmp", "atp-vm1 query-status").value["status"] == "running"  # no stop
 
 
 def test_qmp_cell_with_events(ip: InteractiveShell, magics: AtpMagics) -> None:
-    r = cell(ip, "qmp", "--events atp-vm1 STOP RESUME --count 2 --timeout 30",
-                          "stop\ncont\n")
+    with resumed_after(magics.context.vm(VmRef("atp-vm1"))):
+        r = cell(ip, "qmp", "--events atp-vm1 STOP RESUME --count 2 --timeout 30",
+                 "stop\ncont\n")
     assert r.events is not None
     assert [e.name for e in r.events.value] == ["STOP", "RESUME"]
     assert plain(r).splitlines() == ["atp-vm1: 2 commands", "1: stop -> {}", "2: cont -> {}",

@@ -15,6 +15,7 @@ from atp_notebook.session import Session, Vm, connect
 from atp_notebook.virt.events import QmpEvent
 from atp_notebook.virt.protocols import ProtocolType
 from atp_notebook.virt.qmp import Qmp
+from tests.integration.pausing import resumed_after
 
 VM_HOSTS = [("atp-vm1", "tcp"), ("atp-vm2", "ssh"), ("atp-vm1", "local")]
 
@@ -62,7 +63,7 @@ def test_hmp_passthrough(vm: Vm) -> None:
 
 def test_stop_and_cont_raise_events(vm: Vm) -> None:
     seen: list[QmpEvent] = []
-    with vm.events(["STOP", "RESUME"], callback=seen.append) as events:
+    with resumed_after(vm), vm.events(["STOP", "RESUME"], callback=seen.append) as events:
         vm.monitor.stop()
         stop = events.wait_for("STOP", timeout=10)
         assert vm.monitor.status() == "paused"
@@ -88,7 +89,8 @@ def test_events_as_an_async_iterator(lab: LabStatus, session: Session) -> None:
                     break
         return names
 
-    assert asyncio.run(scenario()) == ["STOP", "RESUME"]
+    with resumed_after(vm):
+        assert asyncio.run(scenario()) == ["STOP", "RESUME"]
 
 
 def test_screendump_is_an_image_of_the_text_console(vm: Vm) -> None:

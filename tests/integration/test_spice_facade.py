@@ -4,15 +4,13 @@ typed text reaches tty1's shell byte for byte (read back through the guest agent
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.testing.globalipapp import start_ipython
 
-from atp_notebook.lab.paths import LabPaths
 from atp_notebook.lab.status import LabStatus
 from atp_notebook.loop import run
 from atp_notebook.notebook.results import Result
@@ -22,25 +20,13 @@ from atp_notebook.spice.proto.constants import ChannelType
 from atp_notebook.spice.vm import SpiceVmConnection
 from tests.integration.waiting import wait_for_guest_file, wait_until
 
-_start_ipython: Callable[[], object] = start_ipython
-
 
 @pytest.fixture
 def vm(session: Session) -> Vm:
     return session.vm("atp-vm1", host="local")
 
 
-@pytest.fixture(scope="module")
-def ip(lab_paths: LabPaths) -> Iterator[InteractiveShell]:
-    started = _start_ipython()  # None when another module already started it
-    shell = started if started is not None else InteractiveShell.instance()
-    assert isinstance(shell, InteractiveShell)
-    shell.run_line_magic("load_ext", "atp_notebook")
-    shell.run_line_magic("config", f"AtpMagics.config_path = {str(lab_paths.config_file)!r}")
-    # another module's %config lines stay in the shell's config: no default VM here
-    shell.run_line_magic("config", "AtpMagics.default_vm = None")
-    yield shell
-    shell.run_line_magic("unload_ext", "atp_notebook")
+# `ip`, the shell with the extension loaded, comes from tests/integration/conftest.py
 
 
 def start_cat(vm: Vm, path: str, press: Callable[[str], object],
