@@ -29,7 +29,7 @@ log = logging.getLogger("atp.lab")
 
 LAB_NAMESPACE = "https://atp-notebook.invalid/lab"
 # Bumped when the domain XML changes in a way a running VM must be restarted for.
-DOMAIN_REVISION = "4"  # 4: atp-vm2 gained a plain port that serves only main
+DOMAIN_REVISION = "5"  # 4, 5: atp-vm2 gained a plain port that serves main only
 MEMORY_MIB = 256
 DISK_SIZE = "64M"
 AGENT_PING = json.dumps({"execute": "guest-ping"})
@@ -97,12 +97,16 @@ def domain_xml(
         graphics.set("port", str(vm.spice_port))
     if vm.spice_tls_port is not None:
         graphics.set("tlsPort", str(vm.spice_tls_port))
-        graphics.set("defaultMode", "secure")
+        if vm.spice_port is None:
+            graphics.set("defaultMode", "secure")
     if password is not None:
         graphics.set("passwd", password)
     ET.SubElement(graphics, "listen", type="address", address=LOOPBACK)
-    for channel_name in vm.spice_plain_channels:  # 'any': this one links on either port
-        ET.SubElement(graphics, "channel", name=channel_name, mode="any")
+    # Named one by one, with the default left at 'any': libvirt cannot exempt a channel
+    # from defaultMode='secure' (it drops mode='any' as the default value, and 'insecure'
+    # would refuse main over TLS, which the lab's own config uses).
+    for channel_name in vm.spice_secure_channels:
+        ET.SubElement(graphics, "channel", name=channel_name, mode="secure")
 
     video = ET.SubElement(dev, "video")
     ET.SubElement(video, "model", type="qxl", vram="16384", heads="1")

@@ -30,19 +30,25 @@ AGENT_PORT_NAME = "org.qemu.guest_agent.0"
 SPICE_SERVER_NAME = "spice.atp-lab.test"
 
 
+# The Spice channels libvirt can set a TLS mode for (<graphics><channel name=...>).
+SPICE_CHANNEL_NAMES = (
+    "main", "display", "inputs", "cursor", "playback", "record", "smartcard", "usbredir",
+)
+
+
 @dataclass(frozen=True)
 class VmSpec:
     """One lab VM: its libvirt name and how its Spice server listens.
 
-    With a TLS port every channel needs TLS, except ``spice_plain_channels``, which may also
-    link on the plain port; any other channel linked there is told NEED_SECURED.
+    With both ports, ``spice_secure_channels`` must link over TLS (on the plain port the
+    server answers NEED_SECURED); the others link on either port.
     """
 
     name: str
     spice_port: int | None  # plain port; None = TLS only
     spice_tls_port: int | None
     spice_password: bool
-    spice_plain_channels: tuple[str, ...] = ()
+    spice_secure_channels: tuple[str, ...] = ()
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -56,7 +62,7 @@ LAB_VMS: tuple[VmSpec, ...] = (
     # and must relink on 5902: how a client's move to TLS is tested against a real server.
     # The lab's config still starts every channel on TLS (tls: true).
     VmSpec("atp-vm2", spice_port=5904, spice_tls_port=5902, spice_password=True,
-           spice_plain_channels=("main",)),
+           spice_secure_channels=tuple(c for c in SPICE_CHANNEL_NAMES if c != "main")),
 )
 
 # The Spice SASL VM: a plain QEMU process the lab starts itself, not a libvirt domain,

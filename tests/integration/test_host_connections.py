@@ -131,7 +131,7 @@ def test_spice_endpoint_from_yaml_and_discovered_from_domain_xml(
     password = lab_paths.spice_password_file("atp-vm2").read_text().strip()
     from_yaml = run(session.manager.get_spice_endpoint("atp-vm2"), timeout=30)
     assert (from_yaml.port, from_yaml.tls_port, from_yaml.prefer_tls, from_yaml.source) == (
-        None, 5902, True, "config")
+        5904, 5902, True, "config")
     assert from_yaml.password is not None and from_yaml.password.reveal() == password
     # the same VM known only through its libvirt host: everything comes from the domain XML
     bare = TransportManager(TransportConfig(hosts=session.config.hosts))
@@ -139,8 +139,9 @@ def test_spice_endpoint_from_yaml_and_discovered_from_domain_xml(
         found = run(bare.get_spice_endpoint("atp-vm2"), timeout=30)
     finally:
         run(bare.close(), timeout=10)
+    # both ports: channels start on the plain one (it serves main only; the rest relink)
     assert (found.host, found.port, found.tls_port, found.prefer_tls) == (
-        "127.0.0.1", None, 5902, True)
+        "127.0.0.1", 5904, 5902, False)
     assert found.source == "libvirt:local"
     assert found.password is not None and found.password.reveal() == password
     for shown in (repr(from_yaml), repr(found), str(found), caplog.text):

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from atp_notebook.lab.inventory import lab_hosts
-from atp_notebook.lab.paths import LAB_VMS, LOOPBACK, LabPaths, VmSpec
+from atp_notebook.lab.paths import LAB_VMS, LOOPBACK, SASL_VM, SPICE_SERVER_NAME, LabPaths, VmSpec
 from atp_notebook.lab.pki import make_ca, pem_cert
 from atp_notebook.lab.status import LabStatus
 
@@ -56,15 +56,17 @@ def test_guest_agent_answers_ping_and_knows_its_name(lab: LabStatus, vm_name: st
 
 # --- Spice: a hand-built link message, to prove the servers speak Spice ----------------
 # SpiceLinkHeader: magic "REDQ", major 2, minor 2, size of what follows.
-# SpiceLinkMess: connection_id u32, channel_type u8 (1 = main), channel_id u8,
+# SpiceLinkMess: connection_id u32, channel_type u8 (1 = main, 3 = inputs), channel_id u8,
 #                num_common_caps u32, num_channel_caps u32, caps_offset u32 (= 18, no caps).
 LINK_HEADER = struct.Struct("<4sIII")
 LINK_MESS = struct.Struct("<IBBIII")
 LINK_REPLY_SIZE = 4 + 162 + 4 + 4 + 4  # error, RSA pub key (DER), caps counts and offset
+MAIN, INPUTS = 1, 3
+NEED_SECURED = 5  # SPICE_LINK_ERR_NEED_SECURED: link this channel on the TLS port
 
 
-def _link_main_channel(sock: socket.socket) -> tuple[int, bytes, int]:
-    body = LINK_MESS.pack(0, 1, 0, 0, 0, LINK_MESS.size)
+def _link_main_channel(sock: socket.socket, channel_type: int = MAIN) -> tuple[int, bytes, int]:
+    body = LINK_MESS.pack(0, channel_type, 0, 0, 0, LINK_MESS.size)
     sock.sendall(LINK_HEADER.pack(b"REDQ", 2, 2, len(body)) + body)
     header = _recv_exact(sock, LINK_HEADER.size)
     magic, major, minor, size = LINK_HEADER.unpack(header)
@@ -106,8 +108,9 @@ def test_tls_spice_port_answers_a_link_with_the_lab_ca(
     lab: LabStatus, lab_paths: LabPaths
 ) -> None:
     vm = LAB_VMS[1]
-    assert vm.spice_tls_port is not None and vm.spice_port is None
+    assert vm.spice_tls_port is not None
     entry = _spice_entry(lab_paths, vm)
+    assert entry["tls"] is True  # the lab's clients link every channel on TLS
     ca_file = Path(str(entry["ca_file"]))
     context = ssl.create_default_context(cafile=str(ca_file))
     with socket.create_connection((LOOPBACK, vm.spice_tls_port), timeout=10) as raw, \
@@ -134,11 +137,41 @@ def test_tls_spice_port_refuses_a_client_trusting_another_ca(
         context.wrap_socket(raw, server_hostname=LOOPBACK)
 
 
-def test_tls_only_vm_has_no_plain_spice_port(lab: LabStatus) -> None:
+@pytest.mark.parametrize(("server_name", "verifies"), [
+    (SPICE_SERVER_NAME, True), (LOOPBACK, True),
+    ("localhost", False),  # the same socket, but not a name the certificate carries
+])
+@pytest.mark.parametrize("vm", [LAB_VMS[1], SASL_VM], ids=lambda vm: vm.name)
+def test_spice_tls_serves_the_certificate_for_the_lab_name(
+    lab: LabStatus, lab_paths: LabPaths, vm: VmSpec, server_name: str, verifies: bool
+) -> None:
+    # the libvirt VMs and the SASL VM (a QEMU of the lab's own) both serve the current cert
+    assert vm.spice_tls_port is not None
+    context = ssl.create_default_context(cafile=str(lab_paths.spice_pki / "ca-cert.pem"))
+    with socket.create_connection((LOOPBACK, vm.spice_tls_port), timeout=10) as raw:
+        if verifies:
+            with context.wrap_socket(raw, server_hostname=server_name) as sock:
+                assert sock.getpeercert() is not None
+        else:
+            with pytest.raises(ssl.SSLCertVerificationError, match="mismatch"):
+                context.wrap_socket(raw, server_hostname=server_name)
+
+
+def test_atp_vm2_links_main_in_the_clear_and_tells_inputs_to_use_tls(lab: LabStatus) -> None:
+    vm = LAB_VMS[1]
     conn = libvirt.open("qemu:///system")
     try:
-        xml = conn.lookupByName(LAB_VMS[1].name).XMLDesc(0)
+        xml = conn.lookupByName(vm.name).XMLDesc(0)
     finally:
         conn.close()
-    assert "tlsPort='5902'" in xml
-    assert " port=" not in xml.split("<graphics", 1)[1].split(">", 1)[0]
+    graphics = xml.split("<graphics", 1)[1].split("</graphics>", 1)[0]
+    assert "port='5904'" in graphics and "tlsPort='5902'" in graphics
+    assert "<channel name='inputs' mode='secure'/>" in graphics
+    assert "name='main'" not in graphics  # main: libvirt's default, either port
+    assert vm.spice_port is not None
+    with socket.create_connection((LOOPBACK, vm.spice_port), timeout=10) as sock:
+        error, pubkey, _ = _link_main_channel(sock)
+    assert error == 0 and pubkey[:2] == b"\x30\x81"
+    with socket.create_connection((LOOPBACK, vm.spice_port), timeout=10) as sock:
+        error, _, _ = _link_main_channel(sock, INPUTS)
+    assert error == NEED_SECURED

@@ -15,7 +15,7 @@ from atp_notebook.lab import daemons
 from atp_notebook.lab.domains import domain_xml
 from atp_notebook.lab.guest import GuestImage
 from atp_notebook.lab.inventory import config_document, lab_hosts
-from atp_notebook.lab.paths import LAB_VMS, LabPaths
+from atp_notebook.lab.paths import LAB_VMS, LabPaths, VmSpec
 from atp_notebook.lab.system import check_debian, check_ports_free, missing_packages
 
 OS_RELEASES = [
@@ -134,7 +134,12 @@ def test_domain_xml_has_unix_channels_spice_and_the_guest(tmp_path: Path) -> Non
     assert g1 is not None and g2 is not None
     assert (g1.get("port"), g1.get("tlsPort"), g1.get("passwd")) == ("5901", None, None)
     assert (g2.get("port"), g2.get("tlsPort"), g2.get("passwd")) == ("5904", "5902", "s3cret")
-    # every channel needs TLS but main, which may also link on the plain port
-    assert g2.get("defaultMode") == "secure"
-    assert [(c.get("name"), c.get("mode")) for c in g2.findall("channel")] == [("main", "any")]
+    # every channel needs TLS but main, which may link on either port
+    assert g2.get("defaultMode") is None  # libvirt's default: 'any'
+    modes = {c.get("name"): c.get("mode") for c in g2.findall("channel")}
+    assert modes == dict.fromkeys(("display", "inputs", "cursor", "playback", "record",
+                                   "smartcard", "usbredir"), "secure")
     assert g1.get("defaultMode") is None and g1.findall("channel") == []
+    sasl_like = VmSpec("tls-only", spice_port=None, spice_tls_port=5999, spice_password=False)
+    g3 = ET.fromstring(domain_xml(paths, sasl_like, guest, None)).find("devices/graphics")
+    assert g3 is not None and g3.get("defaultMode") == "secure"
