@@ -255,6 +255,20 @@ class AgentInfo:
 # --- the client -------------------------------------------------------------------------
 
 
+# Kill a guest process and its descendants, depth first: a `%%qga` script runs as
+# `/bin/sh -c`, and killing only the shell left its `sleep` running, re-parented to init
+# (seen on the lab's busybox guest). Needs a POSIX sh, ps -o and awk (busybox has them).
+KILL_TREE = (
+    'tree() { for child in $(ps -o pid,ppid | awk -v p="$1" \'$2 == p {print $1}\'); '
+    'do tree "$child"; done; kill -KILL "$1"; }; tree "$1"'
+)
+
+
+def one_line(argv: Sequence[str]) -> str:
+    """A command for a one-line message: a script's lines joined with ``; ``."""
+    return "; ".join(part.strip() for part in " ".join(argv).splitlines() if part.strip())
+
+
 class GuestAgent:
     """qemu-ga of one VM.  Blocking methods run libvirt calls on the caller's thread; each has
     an ``*_async`` twin that runs it in the event loop's default executor.  Holds no state
@@ -373,8 +387,9 @@ class GuestAgent:
         are closed, so a background child holding them keeps the command "running".
 
         After ``timeout``: GuestTimeout.  qemu-ga has no command to stop a process, so with
-        ``kill_on_timeout`` we send ``kill -KILL PID`` through another ``guest-exec`` (best
-        effort: needs a ``kill`` program, reaches that process only, not its children).
+        ``kill_on_timeout`` we SIGKILL it and its descendants through another ``guest-exec``
+        of ``/bin/sh`` (best effort: needs sh, ps and awk in the guest).  Kernel > Interrupt
+        does the same and raises ``Interrupted``.
 
         Example: ``qga.exec(["/bin/sh", "-c", "echo hi"]).text  # 'hi\\n'``
         """
@@ -395,13 +410,13 @@ class GuestAgent:
             # Kernel > Interrupt: stop the guest process as a timeout would, in one line
             killed = self._kill(pid)
             raise Interrupted(
-                f"{' '.join(argv)} (pid {pid}) in {self.handle.name!r}: interrupted; "
+                f"{one_line(argv)} (pid {pid}) in {self.handle.name!r}: interrupted; "
                 + ("killed in the guest" if killed else "it may still run in the guest")
             ) from None
         if result is not None:
             return result
         killed = kill_on_timeout and self._kill(pid)
-        raise GuestTimeout(f"{' '.join(argv)} (pid {pid}) in {self.handle.name!r} did not end "
+        raise GuestTimeout(f"{one_line(argv)} (pid {pid}) in {self.handle.name!r} did not end "
                            f"within {timeout:g} s" + ("; killed" if killed else ""),
                            hint=None if killed else "it may still be running in the guest")
 
@@ -421,8 +436,8 @@ class GuestAgent:
     def _kill(self, pid: int) -> bool:
         """SIGKILL ``pid`` and collect both exit statuses, so qemu-ga forgets them."""
         try:
-            killer = int(self.command("guest-exec", path="kill",
-                                      arg=["-KILL", str(pid)])["pid"])
+            killer = int(self.command("guest-exec", path="/bin/sh",
+                                      arg=["-c", KILL_TREE, "kill-tree", str(pid)])["pid"])
             ok = self._reap(killer)
             self._reap(pid)
             return ok

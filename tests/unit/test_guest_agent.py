@@ -352,7 +352,8 @@ def test_an_exec_past_its_timeout_raises_and_is_killed(fake: FakeAgent,
         else {"exited": False})
     with pytest.raises(GuestTimeout, match=r"sleep 99 \(pid 101\).*within 0.05 s; killed"):
         qga.exec(["sleep", "99"], timeout=0.05)
-    assert started[1] == {"path": "kill", "arg": ["-KILL", "101"]}
+    assert started[1] == {"path": "/bin/sh",
+                          "arg": ["-c", guest_agent.KILL_TREE, "kill-tree", "101"]}
 
 
 def test_write_file_chunks_handles_partial_writes_and_closes(fake: FakeAgent,
