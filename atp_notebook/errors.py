@@ -61,6 +61,10 @@ class InvalidArgument(AtpError, ValueError):
     """A call's arguments are wrong; found before anything was sent."""
 
 
+class KeymapError(InvalidArgument):
+    """A character or key name that cannot be turned into scancodes; says which and why."""
+
+
 class UnknownVm(AtpError, LookupError):
     """A VM name that no configured host or Spice entry knows."""
 

@@ -94,7 +94,8 @@ def agent_timeout(seconds: float) -> int:
     """libvirt takes whole seconds (and treats -2/-1/0 as block/default/no-wait): round a
     positive timeout up, so 0.2 s waits 1 s rather than not at all."""
     if not seconds > 0 or math.isinf(seconds):
-        raise ValueError(f"agent timeout must be a positive number of seconds, not {seconds!r}")
+        raise InvalidArgument(f"agent timeout must be a positive number of seconds, not "
+                              f"{seconds!r}")
     return max(1, math.ceil(seconds))
 
 

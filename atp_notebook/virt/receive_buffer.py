@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import copy
 
-from atp_notebook.errors import LocalProtocolError, RemoteProtocolError, TransportError
+from atp_notebook.errors import (
+    InvalidArgument,
+    LocalProtocolError,
+    RemoteProtocolError,
+    TransportError,
+)
 
 BUFFER_LIMIT = 4 * 1024 * 1024  # pause reading from the source above this many buffered bytes
 
@@ -58,7 +63,7 @@ class ReceiveBuffer:
     def read(self, max_bytes: int) -> bytes | None:
         """Up to ``max_bytes`` buffered bytes, at least one."""
         if max_bytes <= 0:
-            raise ValueError(f"max_bytes must be positive, not {max_bytes}")
+            raise InvalidArgument(f"max_bytes must be positive, not {max_bytes}")
         if self._data:
             return self._take(min(max_bytes, len(self._data)))
         self.raise_if_closed()
@@ -67,7 +72,7 @@ class ReceiveBuffer:
     def read_exactly(self, n: int) -> bytes | None:
         """Exactly ``n`` bytes; after close a short remainder stays for :meth:`read`."""
         if n < 0:
-            raise ValueError(f"n must not be negative, not {n}")
+            raise InvalidArgument(f"n must not be negative, not {n}")
         if len(self._data) >= n:
             return self._take(n)
         self.raise_if_closed()

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from atp_notebook.listeners import Listeners
+from atp_notebook.listeners import ListenerHandle, Listeners
 from atp_notebook.virt.host import HostConnection, HostState
 
 
@@ -53,7 +53,7 @@ def test_a_closed_handle_removes_its_listener_once_and_for_all() -> None:
 def test_a_listener_may_remove_itself_while_hearing() -> None:
     listeners: Listeners[int] = Listeners(logging.getLogger("test"))
     heard: list[int] = []
-    handles = []
+    handles: list[ListenerHandle] = []
 
     def once(event: int) -> None:
         heard.append(event)

@@ -14,6 +14,7 @@ Example::
     parse_combo("ctrl-alt-delete").to_bytes()
 """
 
+from atp_notebook.errors import KeymapError
 from atp_notebook.spice.keymaps.layouts import (
     LAYOUT_NAMES,
     Layout,
@@ -24,7 +25,6 @@ from atp_notebook.spice.keymaps.layouts import (
 from atp_notebook.spice.keymaps.scancodes import (
     KEY_NAMES,
     Combo,
-    KeymapError,
     KeyStroke,
     Modifier,
     break_code,

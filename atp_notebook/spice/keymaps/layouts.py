@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from atp_notebook.errors import KeymapError
 from atp_notebook.spice.keymaps._tables import KEYMAPS, TABLES
 from atp_notebook.spice.keymaps.scancodes import (
     Combo,
-    KeymapError,
     KeyStroke,
     Modifier,
     parse_combo_with,

@@ -23,7 +23,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from atp_notebook.errors import AtpError
+from atp_notebook.errors import KeymapError
 
 RELEASE = 0x80  # set-1: a key's break code is its make code | 0x80
 EXTENDED = 0xE0  # set-1 prefix byte of the extended keys
@@ -34,10 +34,6 @@ ALT = 0x38  # left Alt
 ALTGR = 0xE038  # right Alt, which console keymaps call AltGr
 SPACE = 0x39
 ENTER = 0x1C
-
-
-class KeymapError(AtpError, ValueError):
-    """A character or key name that cannot be turned into scancodes; says which and why."""
 
 
 class Modifier(enum.IntFlag):
