@@ -75,7 +75,7 @@ def test_status_json_lists_hosts_vms_and_config(lab: LabStatus, lab_paths: LabPa
     assert [h["uri"].split(":")[0] for h in doc["hosts"]] == [
         "qemu", "qemu+tcp", "qemu+tls", "qemu+ssh"]
     assert {v["name"]: (v["spice_port"], v["spice_tls_port"]) for v in doc["vms"]} == {
-        "atp-vm1": (5901, None), "atp-vm2": (None, 5902), "atp-sasl": (None, 5903)}
+        "atp-vm1": (5901, None), "atp-vm2": (5904, 5902), "atp-sasl": (None, 5903)}
     assert doc["config"] == str(lab_paths.config_file)
     # the Spice password never appears in status output
     password = lab_paths.spice_password_file("atp-vm2").read_text().strip()
