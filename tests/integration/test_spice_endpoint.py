@@ -5,6 +5,7 @@ the screen are refused with its size, and Spice-only VMs are VMs."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,10 +22,12 @@ from atp_notebook.loop import run
 from atp_notebook.session import Session, Vm, connect
 from atp_notebook.spice.facade import VmSpice
 from atp_notebook.spice.proto.constants import ChannelType
+from atp_notebook.spice.vm_events import InputFailed
 from atp_notebook.virt.guest_agent import GuestAgent
 from atp_notebook.virt.protocols import ProtocolType
 from atp_notebook.virt.qmp import Qmp
 from atp_notebook.virt.virtio_serial import VirtioSerial
+from tests.settling import settled
 
 SPICE_NAME = "spice.atp-lab.test"  # the name in the lab's Spice certificate (not localhost)
 
@@ -258,3 +261,38 @@ def test_a_spice_only_vm_in_the_config_needs_no_libvirt_host_at_all(
         assert [v.name for v in session.vms()] == ["atp-sasl"]
     finally:
         session.close()
+
+
+# --- 6. the non-blocking input path -------------------------------------------------------------
+
+
+def test_nowait_input_returns_at_once_and_failures_reach_the_listeners(session: Session) -> None:
+    vm = session.vm("atp-vm1")
+    spice = vm.connect_spice()
+    failed = threading.Event()
+    heard: list[InputFailed] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, InputFailed):
+            heard.append(event)
+            failed.set()
+
+    handle = spice.add_listener(on_event)
+    try:
+        vm.press("shift")  # Inputs open: what follows only queues
+        inputs = spice.channel(ChannelType.INPUTS)
+        assert inputs.protocol is not None
+        sent_before = inputs.protocol.metrics.messages_out
+        vm.spice_input.press_nowait("shift")
+        vm.spice_input.send_scancodes_nowait(bytes([0x2A, 0xAA]))  # shift down, up
+        vm.spice_input.move_nowait(3, 3)
+        assert settled(lambda: inputs.protocol.metrics.messages_out - sent_before
+                       if inputs.protocol else 0, 3) == 3
+        vm.spice_input.click_nowait(99_999, 1)  # off the screen: the listener hears it
+        assert failed.wait(20)
+        assert heard[0].vm_id == "atp-vm1" and isinstance(heard[0].error, InvalidArgument)
+        assert "off the screen" in str(heard[0].error)
+        with pytest.raises(InvalidArgument):  # a typo is the caller's to hear at once
+            vm.spice_input.press_nowait("ctrl-nosuchkey")
+    finally:
+        handle.close()
