@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from atp_notebook.errors import LocalProtocolError, RemoteProtocolError
+from atp_notebook.spice.aio.channel import SpiceChannel
+from atp_notebook.spice.inputs import INTERRUPT_SETTLE_S, SpiceKeyboard
 from atp_notebook.spice.proto.common import Ping
 from atp_notebook.spice.proto.constants import (
     ChannelType,
@@ -191,3 +195,98 @@ def test_huge_motion_is_clamped_to_int32() -> None:
     chan.motion(10, -10)
     chan.receive_data(ACK)
     assert sent(chan) == [motion(2**31 - 1, -(2**31))]
+
+
+# --- SpiceKeyboard: typing after an interrupting combo waits for the guest to settle -------
+
+
+class FakeInputsChannel:
+    """What SpiceKeyboard uses of an open Inputs channel: the protocol, ensure_open, send.
+    ``send`` records each flush with the fake clock's time."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.protocol = inputs()
+        self.clock = clock
+        self.flushes: list[tuple[float, bytes]] = []
+
+    def ensure_open(self) -> None:
+        pass
+
+    async def send(self) -> None:
+        data = self.protocol.data_to_send()
+        if data:
+            self.flushes.append((self.clock.now, data))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def keyboard(channel: FakeInputsChannel, layout: str = "us") -> SpiceKeyboard:
+    # rate=None: no pacing sleeps, so every recorded sleep is a settle wait
+    return SpiceKeyboard(cast(SpiceChannel, channel), layout=layout, rate=None,
+                         clock=channel.clock, sleep=channel.clock.sleep)
+
+
+def keys_typed_at(channel: FakeInputsChannel) -> list[float]:
+    """When each type() flushed its keys (the press's flush has a Ctrl make code, 0x1d)."""
+    return [t for t, data in channel.flushes if b"\x1d" not in data]
+
+
+@pytest.mark.parametrize(("layout_name", "combo"), [
+    ("us", "ctrl-c"), ("us", "ctrl+z"), ("us", "rctrl-c"), ("us", "ctrl-alt-c"),
+    ("de", "ctrl-z"),  # the de key at US Y
+])
+def test_typing_right_after_an_interrupt_waits_the_settle_time(
+        layout_name: str, combo: str) -> None:
+    clock = FakeClock()
+    channel = FakeInputsChannel(clock)
+    # two keyboards on one channel, as the facade makes one per call
+    asyncio.run(keyboard(channel, layout_name).press(combo))
+    clock.now += 0.1
+    asyncio.run(keyboard(channel, layout_name).type("echo r1\n"))
+    assert clock.sleeps == [pytest.approx(INTERRUPT_SETTLE_S - 0.1)]
+    assert keys_typed_at(channel) == [pytest.approx(100.0 + INTERRUPT_SETTLE_S)]
+    # the wait is for the first type() after the interrupt only
+    asyncio.run(keyboard(channel, layout_name).type("echo r2\n"))
+    assert len(clock.sleeps) == 1
+
+
+@pytest.mark.parametrize(("layout_name", "combo"), [
+    ("us", "shift"), ("us", "ctrl-d"), ("us", "alt-c"), ("us", "c"), ("us", "ctrl-alt-delete"),
+    ("de", "ctrl-y"),  # the de key at US Z: not Z on a German keyboard
+])
+def test_other_combos_do_not_delay_typing(layout_name: str, combo: str) -> None:
+    clock = FakeClock()
+    channel = FakeInputsChannel(clock)
+    asyncio.run(keyboard(channel, layout_name).press(combo))
+    asyncio.run(keyboard(channel, layout_name).type("ls\n"))
+    assert clock.sleeps == []
+
+
+def test_no_wait_once_the_settle_time_has_passed() -> None:
+    clock = FakeClock()
+    channel = FakeInputsChannel(clock)
+    asyncio.run(keyboard(channel).press("ctrl-c"))
+    clock.now += INTERRUPT_SETTLE_S + 0.01
+    asyncio.run(keyboard(channel).type("ls\n"))
+    assert clock.sleeps == []
+
+
+def test_the_wait_is_per_channel() -> None:
+    clock = FakeClock()
+    interrupted, other = FakeInputsChannel(clock), FakeInputsChannel(clock)
+    asyncio.run(keyboard(interrupted).press("ctrl-c"))
+    asyncio.run(keyboard(other).type("ls\n"))
+    assert clock.sleeps == []
+    asyncio.run(keyboard(interrupted).type("ls\n"))
+    assert clock.sleeps == [pytest.approx(INTERRUPT_SETTLE_S)]
