@@ -1,5 +1,6 @@
 """The test suite's own hygiene: declared markers only, hypothesis's files outside the
-repository, and every lab test that pauses a VM resumes it whatever happens."""
+repository, every lab test that pauses a VM resumes it whatever happens, and the polling
+helper that leak checks use instead of a fixed sleep."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import storage_directory
 from hypothesis.database import DirectoryBasedExampleDatabase
+
+from tests.settling import settled
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
@@ -93,3 +96,20 @@ def test_a_test_that_pauses_a_vm_resumes_it_whatever_happens(test: str, source: 
     assert "resumed_after(" in source, (
         f"{test} pauses a VM: wrap it in tests.integration.pausing.resumed_after, so a "
         "failing assertion does not leave the VM paused for every later test")
+
+
+def test_settled_polls_until_the_count_is_back() -> None:
+    counts = iter([3, 2, 2, 1, 0, 0])
+    assert settled(lambda: next(counts), 0, timeout=10, interval=0) == 0
+    assert next(counts) == 0  # stopped at the first match: one value left
+
+
+def test_settled_gives_up_at_its_deadline_with_the_last_value() -> None:
+    reads: list[int] = []
+
+    def leaking() -> int:
+        reads.append(len(reads))
+        return 5
+
+    assert settled(leaking, 4, timeout=0.05, interval=0.01) == 5
+    assert len(reads) >= 2  # read again after the first miss, then stopped
