@@ -35,7 +35,7 @@ from atp_notebook.virt.pool import ConnectionPool
 T = TypeVar("T")
 LOOKUP_TIMEOUT_S = 15.0
 WILDCARD = ("0.0.0.0", "::")  # noqa: S104 - compared against, never bound
-SPICE_ONLY = "spice only"  # state and host of a VM that no libvirt host runs
+SPICE_ONLY = "spice only"  # the state listed for a VM that no libvirt host runs
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ class TransportManager:
             raise HostUnavailable("no host is reachable: " + "; ".join(errors))
         for vm_id in self._spice:
             if self.is_spice_only(vm_id):  # no libvirt to ask: listed from the YAML
-                seen[(vm_id, "")] = VmListing(vm_id, "", SPICE_ONLY, SPICE_ONLY)
+                seen[(vm_id, "")] = VmListing(vm_id, "", SPICE_ONLY, "")
         return sorted(seen.values(), key=lambda v: (v.name, v.host_id))
 
     async def domain(self, location: VmLocation) -> libvirt.virDomain:
