@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import pytest
 from IPython.core.error import UsageError
@@ -26,7 +26,7 @@ from atp_notebook.lab.paths import LabPaths
 from atp_notebook.lab.status import LabStatus
 from atp_notebook.notebook import AtpMagics
 from atp_notebook.notebook.commands.words import VmRef
-from atp_notebook.notebook.results import Result
+from tests.integration.magic_calls import cell, line, plain, run_cell
 from tests.integration.pausing import resumed_after
 
 PORT = "com.atp.test.0"
@@ -42,32 +42,6 @@ def magics(ip: InteractiveShell, lab: LabStatus) -> Iterator[AtpMagics]:
     saved = (m.timeout, m.events_window, m.default_vm)
     yield m
     m.timeout, m.events_window, m.default_vm = saved
-
-
-def line(ip: InteractiveShell, name: str, text: str) -> Any:
-    return ip.run_line_magic(name, text)
-
-
-def cell(ip: InteractiveShell, name: str, text: str, body: str) -> Any:
-    shell: Any = ip
-    return shell.run_cell_magic(name, text, body)
-
-
-def plain(result: Any) -> str:
-    assert isinstance(result, Result)
-    text = result._repr_mimebundle_()["text/plain"]
-    assert isinstance(text, str)
-    return text
-
-
-def run_cell(ip: InteractiveShell, source: str, capsys: pytest.CaptureFixture[str]
-             ) -> tuple[Any, str]:
-    """Run ``source`` as a cell; (the error it raised or None, everything it printed)."""
-    capsys.readouterr()
-    shell: Any = ip
-    result = shell.run_cell(source)
-    out = capsys.readouterr()
-    return result.error_in_exec or result.error_before_exec, out.out + out.err
 
 
 # --- %atp -----------------------------------------------------------------------------

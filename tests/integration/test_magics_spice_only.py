@@ -3,33 +3,11 @@ bounds: what works, and the one-line errors for what cannot."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from atp_notebook.errors import InvalidArgument, NoLibvirtHost
-from atp_notebook.notebook.results import Result
-
-
-def line(ip: InteractiveShell, name: str, text: str) -> Any:
-    return ip.run_line_magic(name, text)
-
-
-def plain(result: Any) -> str:
-    assert isinstance(result, Result)
-    text = result._repr_mimebundle_()["text/plain"]
-    assert isinstance(text, str)
-    return text
-
-
-def run_cell(ip: InteractiveShell, source: str, capsys: pytest.CaptureFixture[str]
-             ) -> tuple[Any, str]:
-    capsys.readouterr()
-    shell: Any = ip
-    result = shell.run_cell(source)
-    out = capsys.readouterr()
-    return result.error_in_exec or result.error_before_exec, out.out + out.err
+from tests.integration.magic_calls import line, plain, run_cell
 
 
 def test_atp_vms_lists_the_spice_only_vm(ip: InteractiveShell) -> None:
