@@ -19,6 +19,7 @@ import libvirt
 
 from atp_notebook.lab.inventory import lab_hosts
 from atp_notebook.lab.paths import LabPaths
+from atp_notebook.libvirt_errors import silence_libvirt
 from bench.measure import emit, emit_plain, interleave, iterations, median, ms
 
 ANCHOR_ID = "local"
@@ -29,7 +30,7 @@ def open_close(uri: str) -> None:
 
 
 def main() -> int:
-    libvirt.registerErrorHandler(lambda *_: None, None)
+    silence_libvirt()
     hosts = {h.id: h.uri for h in lab_hosts(LabPaths.default())}
     anchor_uri = hosts[ANCHOR_ID]
     local: list[int] = []

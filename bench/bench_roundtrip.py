@@ -24,6 +24,7 @@ import libvirt_qemu
 
 from atp_notebook.lab.inventory import lab_hosts
 from atp_notebook.lab.paths import LAB_VMS, LabPaths
+from atp_notebook.libvirt_errors import silence_libvirt
 from bench.measure import emit, interleave, iterations, ms, percentile
 
 ANCHOR_URI = "qemu:///system"
@@ -72,7 +73,7 @@ def measure(
 
 
 def main() -> int:
-    libvirt.registerErrorHandler(lambda *_: None, None)
+    silence_libvirt()
     n_qmp = iterations(500, 20)
     n_qga = iterations(300, 20)
     anchor_conn = libvirt.open(ANCHOR_URI)

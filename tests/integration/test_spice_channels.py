@@ -141,11 +141,13 @@ def test_a_channel_type_not_built_yet_is_named(session: Session) -> None:
 def test_after_a_vm_restart_the_connection_comes_back_on_demand(session: Session) -> None:
     vm = spice(session, "atp-vm1")
     inputs = run(vm.open_channel(INPUTS), timeout=30)
-    session.vm("atp-vm1", host="local").domain().destroy()
-    run(asyncio.wait_for(inputs.wait_closed(), 15), timeout=20)
-    assert inputs.status is ChannelStatus.FAILED  # users see the channel gone
     atp_lab = str(Path(sys.executable).with_name("atp-lab"))
-    subprocess.run([atp_lab, "up"], check=True, capture_output=True, timeout=600)
+    try:
+        session.vm("atp-vm1", host="local").domain().destroy()
+        run(asyncio.wait_for(inputs.wait_closed(), 15), timeout=20)
+        assert inputs.status is ChannelStatus.FAILED  # users see the channel gone
+    finally:  # the VM is back for every later test, whatever failed above
+        subprocess.run([atp_lab, "up"], check=True, capture_output=True, timeout=600)
     again = run(vm.open_channel(INPUTS), timeout=30)  # Main is relinked first, by itself
     assert again.status is ChannelStatus.OPEN
     assert vm.channel(MAIN).status is ChannelStatus.OPEN
