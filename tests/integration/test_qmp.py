@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from atp_notebook.errors import CommandError, QmpCommandError
+from atp_notebook.errors import InvalidArgument, QmpCommandError
 from atp_notebook.lab.paths import LabPaths
 from atp_notebook.lab.status import LabStatus
 from atp_notebook.session import Session, Vm, connect
@@ -50,14 +50,14 @@ def test_errors_are_typed_and_the_connection_stays_usable(vm: Vm) -> None:
     assert err.value.error_class == "CommandNotFound"
     with pytest.raises(QmpCommandError, match="GenericError: Invalid parameter type"):
         vm.qmp("screendump", filename=5)
-    with pytest.raises(CommandError, match="not JSON-serialisable"):
+    with pytest.raises(InvalidArgument, match="not JSON-serialisable"):  # nothing was sent
         vm.qmp("query-status", {"x": object()})
     assert vm.qmp("query-status")["running"] is True
 
 
 def test_hmp_passthrough(vm: Vm) -> None:
     assert vm.hmp("info status").strip() == "VM status: running"
-    with pytest.raises(CommandError, match="empty"):
+    with pytest.raises(InvalidArgument, match="empty"):
         vm.hmp("  ")
 
 
