@@ -108,6 +108,7 @@ class SpiceVmConnection:
         self._screen_seen = asyncio.Event()  # set when the primary surface is known
         self._lock = asyncio.Lock()
         self._autostart: asyncio.Task[None] | None = None
+        self._closing = False  # close() under way: the autostart opens nothing more
         self._loss_reported = True  # nothing to report before the first link
         self.log = logging.getLogger(f"atp.spice.{vm_id}")
         self.listeners: Listeners[SpiceVmEvent] = Listeners(self.log)
@@ -181,9 +182,6 @@ class SpiceVmConnection:
             if self._resolve is not None:
                 self._endpoint = None  # resolved again next time: the VM may have moved
             raise
-        if isinstance(channel.protocol, DisplayProtocol):
-            channel.protocol.init()  # the server sends nothing before it
-            await channel.send()
         self._emit(ChannelOpened(self.vm_id, channel_type, channel_id, channel.secure))
         return channel
 
@@ -204,6 +202,8 @@ class SpiceVmConnection:
 
     async def _open_listed(self, timeout: float) -> None:
         for channel_type in self.autostart:
+            if self._closing:
+                return
             if channel_type not in _PROTOCOLS:
                 self.log.debug("%s: listed, not supported yet", channel_type.name.lower())
                 continue
@@ -216,7 +216,12 @@ class SpiceVmConnection:
     def _new_channel(self, endpoint: SpiceEndpoint, channel_type: ChannelType, channel_id: int,
                      protocol_class: type[ChannelProtocol]) -> SpiceChannel:
         def factory(link: LinkSucceeded) -> ChannelProtocol:
-            return protocol_class.from_link(link)
+            protocol = protocol_class.from_link(link)
+            if isinstance(protocol, DisplayProtocol):
+                # queued now, so it goes out with the link: the server makes its side of the
+                # channel only once it has it, and the channel's open waits for that
+                protocol.init()
+            return protocol
 
         return SpiceChannel(
             endpoint, channel_type, channel_id,
@@ -318,11 +323,27 @@ class SpiceVmConnection:
             await channel.close()
 
     async def close(self) -> None:
-        task, self._autostart = self._autostart, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        """Close every channel, Main last. Opens under way finish first: ending a session
+        while one of its channels links crashes spice-server 0.15.1 (see
+        ``SpiceChannel._until_established``), so they are waited for, never cut."""
+        self._closing = True
+        try:
+            task, self._autostart = self._autostart, None
+            if task is not None:  # it stops after the channel it is opening
+                await asyncio.wait([task], timeout=2 * OPEN_TIMEOUT_S)
+            locked = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lock.acquire(), 2 * OPEN_TIMEOUT_S)
+                locked = True
+            try:
+                await self._close_channels()
+            finally:
+                if locked:
+                    self._lock.release()
+        finally:
+            self._closing = False
+
+    async def _close_channels(self) -> None:
         self._loss_reported = True  # our own close is no loss to report
         channels, self._channels = list(self._channels.values()), {}
         # Main last: closing it ends the session the others belong to

@@ -43,6 +43,8 @@ from atp_notebook.spice.proto.constants import ChannelType
 
 READ_CHUNK = 256 * 1024
 LINK_TIMEOUT_S = 10.0
+# spice-server waits 30 s (COMMON_CLIENT_TIMEOUT) for a display channel's DISPLAY_INIT
+SERVER_INIT_WAIT_S = 35.0
 
 
 class ChannelStatus(enum.StrEnum):
@@ -95,6 +97,9 @@ class SpiceChannel:
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
+        self._established = asyncio.Event()  # the server's first message arrived
+        self._deferred_close: asyncio.Future[None] | None = None  # see _close_later
+        self._opening: asyncio.Future[None] | None = None  # the link under way
         self.log = logging.getLogger(f"atp.spice.{vm_id}.{channel_type.name.lower()}"
                                      f"{channel_id or ''}")
 
@@ -105,10 +110,42 @@ class SpiceChannel:
     # --- opening ----------------------------------------------------------------------
 
     async def open(self, timeout: float = LINK_TIMEOUT_S) -> None:
-        """Connect and link; NEED_SECURED moves this channel to the TLS port."""
+        """Connect and link; NEED_SECURED moves this channel to the TLS port. Returns once
+        the server has sent its first message on the channel (see :meth:`_opening_work`).
+
+        A caller that gives up (cancels) gets its CancelledError at once, but the link goes
+        on in the background and the channel is closed only when that is safe.
+        """
         if self.status is ChannelStatus.OPEN:
             return
+        work = self._opening
+        if work is None or work.done():
+            work = self._opening = asyncio.ensure_future(self._opening_work(timeout))
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            work.add_done_callback(self._close_after_open)
+            raise
+
+    def _close_after_open(self, work: asyncio.Future[None]) -> None:
+        if not work.cancelled() and work.exception() is None:
+            # linked for nobody: close it (close() waits until that is safe)
+            self._deferred_close = asyncio.ensure_future(self.close())
+
+    async def _opening_work(self, timeout: float) -> None:
+        """Link, then wait for the server's first message on this channel (SET_ACK).
+
+        spice-server 0.15.1 (to 0.16.0) reads a new display channel in a loop until
+        DISPLAY_INIT arrives, holding no reference of its own: a socket closed inside that
+        loop frees the channel client under it, the SPICE Worker segfaults and QEMU dies
+        (dcc.cpp ``display_channel_client_wait_for_init``; reproduced here by ending a
+        session while its display channel linked). Its first message leaves only after
+        that loop, so once it is here nothing we close can hit the window; until then
+        neither a cancelled caller nor :meth:`close` closes the socket. The protocol sends
+        what the server waits for (DISPLAY_INIT) right after the link.
+        """
         self.status = ChannelStatus.LINKING
+        self._established.clear()
         started = time.perf_counter()
         try:
             await asyncio.wait_for(self._connect_and_link(), timeout)
@@ -124,6 +161,36 @@ class SpiceChannel:
         self.status = ChannelStatus.OPEN
         self._closed.clear()
         self._task = asyncio.ensure_future(self._read_forever())
+        if not await self._first_message(timeout):
+            self._close_later()
+            self.status = ChannelStatus.FAILED
+            raise OperationTimeout(f"{self!r}: linked, but the server sent nothing within "
+                                   f"{timeout:g} s")
+        if not self._established.is_set():
+            raise ChannelClosed(f"{self!r}: the server closed the channel right after the "
+                                "link" + (f": {self.error}" if self.error else ""))
+
+    async def _first_message(self, timeout: float) -> bool:
+        """Until the first message or the server's close; False when ``timeout`` passed."""
+        established = asyncio.ensure_future(self._established.wait())
+        ended = asyncio.ensure_future(self._closed.wait())
+        try:
+            done, _ = await asyncio.wait([established, ended], timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            established.cancel()
+            ended.cancel()
+        return bool(done)
+
+    def _close_later(self) -> None:
+        """Close once the server's side exists (first message) or is gone, at most
+        SERVER_INIT_WAIT_S from now (the server gives up waiting for INIT after 30 s)."""
+        async def when_safe() -> None:
+            await self._first_message(SERVER_INIT_WAIT_S)
+            await self.close()
+
+        if not self._established.is_set() and not self._closed.is_set():
+            self._deferred_close = asyncio.ensure_future(when_safe())
 
     async def _connect_and_link(self) -> None:
         target = self.endpoint
@@ -136,7 +203,15 @@ class SpiceChannel:
             self._reader, self._writer = await open_stream(
                 target.host, port, target.tls if use_tls else None)
             self.secure = use_tls
-            outcome = await self._link()
+            try:
+                outcome = await self._link()
+            except (ConnectionError, OSError) as exc:
+                # a server busy dropping the previous session of this VM may reset a new
+                # link (seen on rapid reconnects): a transport error, not a bare OSError
+                raise TransportError(f"{self!r}: the server reset the connection during the "
+                                     f"link ({exc.strerror or exc})",
+                                     hint="try again: the server may still be closing an "
+                                          "earlier session") from exc
             if isinstance(outcome, NeedSecured):
                 if use_tls:
                     raise RemoteProtocolError(f"{self!r}: NEED_SECURED on the TLS port")
@@ -202,6 +277,8 @@ class SpiceChannel:
                 self._on_ended(self)
 
     def _deliver(self, events: list[ChannelEvent]) -> None:
+        if any(not isinstance(e, ConnectionClosed) for e in events):
+            self._established.set()
         if self._on_event is None:
             return
         for event in events:
@@ -254,7 +331,13 @@ class SpiceChannel:
     # --- closing ----------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Close this channel only; idempotent."""
+        """Close this channel only; idempotent. A channel linked moments ago is closed once
+        the server has made its side of it (see :meth:`_until_established`)."""
+        work = self._opening
+        if work is not None and not work.done() and work is not asyncio.current_task():
+            await asyncio.wait([work])  # a link under way ends first (bounded by its timeout)
+        if self._task is not None and not self._established.is_set():
+            await self._first_message(SERVER_INIT_WAIT_S)
         if self.status in (ChannelStatus.OPEN, ChannelStatus.LINKING):
             self.status = ChannelStatus.CLOSED
         task, self._task = self._task, None
