@@ -75,6 +75,23 @@ def test_ending_a_session_while_its_display_channel_links_leaves_the_vm_running(
     assert vm.screen_size()[0] > 0  # and its Spice server still answers
 
 
+def test_a_display_channel_closed_right_after_it_opened_leaves_the_vm_running(
+    watched: Session,
+) -> None:
+    # the sharpest case: DISPLAY_INIT has just gone out when the socket closes
+    vm = watched.vm("atp-vm1")
+    spice = vm.spice_input.spice
+
+    async def open_and_close() -> None:
+        await spice.open_channel(ChannelType.DISPLAY)
+        await spice.close_channel(ChannelType.DISPLAY)
+
+    for _ in range(ROUNDS // 2):
+        get_loop().call(open_and_close(), timeout=60)
+    time.sleep(CRASH_SHOWS_WITHIN_S)
+    assert vm.state() == "running"
+
+
 def test_sessions_that_read_the_screen_size_and_close_at_once_leave_the_vm_running(
     watched: Session, lab_paths: LabPaths,
 ) -> None:
