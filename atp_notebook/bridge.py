@@ -118,16 +118,17 @@ async def on_atp_loop(coro: Coroutine[Any, Any, R]) -> R:
 
 
 @contextlib.asynccontextmanager
-async def within(timeout: float, what: str) -> AsyncIterator[None]:
+async def within(timeout: float, what: str, outcome: str = "not done") -> AsyncIterator[None]:
     """Bound an atp-loop operation: past ``timeout`` it is cancelled and the caller gets an
-    OperationTimeout naming ``what`` (a timeout raised inside passes unchanged)."""
+    OperationTimeout ``"{what}: {outcome} within {timeout} s"`` (a timeout raised inside
+    passes unchanged)."""
     try:
         async with asyncio.timeout(timeout):
             yield
     except TimeoutError as exc:
         if isinstance(exc, OperationTimeout):
             raise
-        raise OperationTimeout(f"{what}: not done within {timeout:g} s") from None
+        raise OperationTimeout(f"{what}: {outcome} within {timeout:g} s") from None
 
 
 def delegate(attribute: str,

@@ -270,7 +270,8 @@ class VirtioSerial:
 
     async def _read(self, take: Callable[[], bytes | None], timeout: float, what: str) -> bytes:
         self._check_usable(reading=True)
-        async with within(timeout, f"{self.handle.name}:{self.name}: {what}"), self._read_lock:
+        async with within(timeout, f"{self.handle.name}:{self.name}: {what}", "nothing"), \
+                self._read_lock:
             while True:
                 self._check_usable(reading=True)
                 out = take()
