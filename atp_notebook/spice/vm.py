@@ -325,7 +325,7 @@ class SpiceVmConnection:
     async def close(self) -> None:
         """Close every channel, Main last. Opens under way finish first: ending a session
         while one of its channels links crashes spice-server 0.15.1 (see
-        ``SpiceChannel._until_established``), so they are waited for, never cut."""
+        ``SpiceChannel._opening_work``), so they are waited for, never cut."""
         self._closing = True
         try:
             task, self._autostart = self._autostart, None

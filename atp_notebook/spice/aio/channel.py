@@ -43,7 +43,8 @@ from atp_notebook.spice.proto.constants import ChannelType
 
 READ_CHUNK = 256 * 1024
 LINK_TIMEOUT_S = 10.0
-# spice-server waits 30 s (COMMON_CLIENT_TIMEOUT) for a display channel's DISPLAY_INIT
+# how long a close waits for the server's first message on a channel just linked: spice-server
+# waits 30 s (COMMON_CLIENT_TIMEOUT) for a display channel's DISPLAY_INIT, then drops it
 SERVER_INIT_WAIT_S = 35.0
 
 
@@ -98,7 +99,7 @@ class SpiceChannel:
         self._task: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
         self._established = asyncio.Event()  # the server's first message arrived
-        self._deferred_close: asyncio.Future[None] | None = None  # see _close_later
+        self._deferred_close: asyncio.Future[None] | None = None  # _close_in_background
         self._opening: asyncio.Future[None] | None = None  # the link under way
         self.log = logging.getLogger(f"atp.spice.{vm_id}.{channel_type.name.lower()}"
                                      f"{channel_id or ''}")
@@ -129,8 +130,7 @@ class SpiceChannel:
 
     def _close_after_open(self, work: asyncio.Future[None]) -> None:
         if not work.cancelled() and work.exception() is None:
-            # linked for nobody: close it (close() waits until that is safe)
-            self._deferred_close = asyncio.ensure_future(self.close())
+            self._close_in_background()  # linked for nobody
 
     async def _opening_work(self, timeout: float) -> None:
         """Link, then wait for the server's first message on this channel (SET_ACK).
@@ -162,7 +162,7 @@ class SpiceChannel:
         self._closed.clear()
         self._task = asyncio.ensure_future(self._read_forever())
         if not await self._first_message(timeout):
-            self._close_later()
+            self._close_in_background()
             self.status = ChannelStatus.FAILED
             raise OperationTimeout(f"{self!r}: linked, but the server sent nothing within "
                                    f"{timeout:g} s")
@@ -182,15 +182,9 @@ class SpiceChannel:
             ended.cancel()
         return bool(done)
 
-    def _close_later(self) -> None:
-        """Close once the server's side exists (first message) or is gone, at most
-        SERVER_INIT_WAIT_S from now (the server gives up waiting for INIT after 30 s)."""
-        async def when_safe() -> None:
-            await self._first_message(SERVER_INIT_WAIT_S)
-            await self.close()
-
-        if not self._established.is_set() and not self._closed.is_set():
-            self._deferred_close = asyncio.ensure_future(when_safe())
+    def _close_in_background(self) -> None:
+        """Close without making the caller wait: :meth:`close` waits until that is safe."""
+        self._deferred_close = asyncio.ensure_future(self.close())
 
     async def _connect_and_link(self) -> None:
         target = self.endpoint
@@ -332,7 +326,7 @@ class SpiceChannel:
 
     async def close(self) -> None:
         """Close this channel only; idempotent. A channel linked moments ago is closed once
-        the server has made its side of it (see :meth:`_until_established`)."""
+        the server has made its side of it (see :meth:`_opening_work`)."""
         work = self._opening
         if work is not None and not work.done() and work is not asyncio.current_task():
             await asyncio.wait([work])  # a link under way ends first (bounded by its timeout)
