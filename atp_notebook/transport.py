@@ -242,10 +242,6 @@ class TransportManager:
         self._spice[vm_id] = entry
         return entry
 
-    def spice_vm_ids(self) -> list[str]:
-        """The VMs listed under ``transport.spice.vms`` (or added with add_spice_vm)."""
-        return list(self._spice)
-
     def is_spice_only(self, vm_id: str) -> bool:
         """True for a VM listed under ``spice.vms`` with its own address and port and no
         libvirt ``host``: it is reached through Spice only (like the lab's atp-sasl)."""
