@@ -13,8 +13,10 @@ from atp_notebook.spice.proto.constants import ChannelType, SurfaceFlags
 from atp_notebook.spice.proto.display import (
     DisplayProtocol,
     DisplayReset,
+    DrawCopy,
     Mark,
     ModeChanged,
+    Rect,
     SurfaceCreated,
     SurfaceDestroyed,
 )
@@ -29,6 +31,24 @@ def message(msg_type: int, body: bytes = b"") -> bytes:
 
 def surface_create(surface_id: int, width: int, height: int, flags: int = 1) -> bytes:
     return message(314, struct.pack("<IIIII", surface_id, width, height, 32, flags))
+
+
+def draw_copy_body(box: tuple[int, int, int, int], clip: list[tuple[int, int, int, int]],
+                   image: bytes | None, src: tuple[int, int, int, int]) -> bytes:
+    """DisplayBase, the Copy fields, then the image they point at (an offset in the body)."""
+    head = struct.pack("<I4i", 0, *box)
+    head += struct.pack("<B", 1 if clip else 0)
+    if clip:
+        head += struct.pack("<I", len(clip)) + b"".join(struct.pack("<4i", *r) for r in clip)
+    tail_size = struct.calcsize("<IiiiiHBBiiI")
+    image_at = len(head) + tail_size if image is not None else 0
+    head += struct.pack("<IiiiiHBBiiI", image_at, *src, 1 << 3, 0, 0, 0, 0, 0)
+    return head + (image or b"")
+
+
+def lz_rgb_image(image_id: int, width: int, height: int, data: bytes) -> bytes:
+    return struct.pack("<QBBII", image_id, 101, 0, width, height) + struct.pack(
+        "<I", len(data)) + data
 
 
 def test_display_init_is_fourteen_packed_bytes_with_no_cache_and_no_glz() -> None:
@@ -46,10 +66,13 @@ def test_the_primary_surface_is_the_screen_across_a_mode_switch() -> None:
     assert display.primary is None
     # what QEMU 7.2 sends (research/display.md §8): the VGA text mode, then the fb
     events = display.receive_data(
-        message(108) + surface_create(0, 720, 400) + message(304, b"\x00" * 40) + message(102)
+        message(108) + surface_create(0, 720, 400)
+        + message(304, draw_copy_body((0, 0, 400, 720), [], lz_rgb_image(7, 720, 400, b"LZ"),
+                                      (0, 0, 400, 720)))
+        + message(102)
         + message(315, struct.pack("<I", 0)) + surface_create(0, 1024, 768) + message(102))
     kinds = [type(e) for e in events]
-    assert kinds == [UnknownMessage, SurfaceCreated, UnknownMessage, Mark, SurfaceDestroyed,
+    assert kinds == [UnknownMessage, SurfaceCreated, DrawCopy, Mark, SurfaceDestroyed,
                      SurfaceCreated, Mark]
     first = events[1]
     assert isinstance(first, SurfaceCreated) and first.primary
@@ -84,3 +107,31 @@ def test_the_legacy_mode_message() -> None:
 def test_hostile_geometry_is_a_remote_protocol_error(data: bytes, fragment: str) -> None:
     with pytest.raises(RemoteProtocolError, match=fragment):
         DisplayProtocol(ChannelType.DISPLAY).receive_data(data)
+
+
+def test_draw_copy_gives_its_geometry_clip_and_source_image() -> None:
+    body = draw_copy_body((32, 64, 48, 96), [(32, 64, 40, 96), (40, 64, 48, 80)],
+                          lz_rgb_image(0xC00000001, 32, 16, b"  ZL..."), (0, 0, 16, 32))
+    (event,) = DisplayProtocol(ChannelType.DISPLAY).receive_data(message(304, body))
+    assert isinstance(event, DrawCopy)
+    assert event.box == Rect(32, 64, 48, 96) and (event.box.width, event.box.height) == (32, 16)
+    assert event.clip == (Rect(32, 64, 40, 96), Rect(40, 64, 48, 80))
+    assert event.src_area == Rect(0, 0, 16, 32) and event.rop == 8 and not event.has_mask
+    image = event.image
+    assert image is not None
+    assert (image.id, image.type, image.flags, image.width, image.height) == (
+        0xC00000001, 101, 0, 32, 16)
+    assert image.payload == struct.pack("<I", 7) + b"  ZL..."  # data_size, then the stream
+
+
+@pytest.mark.parametrize(("body", "fragment"), [
+    (b"\x00" * 40, "DRAW_COPY: 40-byte body"),
+    (draw_copy_body((0, 0, 1, 1), [], None, (0, 0, 1, 1))[:-3], "DRAW_COPY"),
+    (struct.pack("<I4iB", 0, 0, 0, 1, 1, 7) + bytes(40), "unknown clip type 7"),
+    (struct.pack("<I4iBI", 0, 0, 0, 1, 1, 1, 10**6), "1000000 clip rects"),
+    (struct.pack("<I4iBI", 0, 0, 0, 1, 1, 1, 3) + bytes(20), "DRAW_COPY clip"),
+    (draw_copy_body((0, 0, 1, 1), [], b"\x00" * 10, (0, 0, 1, 1)), "DRAW_COPY image"),
+])
+def test_hostile_draw_copies_are_remote_protocol_errors(body: bytes, fragment: str) -> None:
+    with pytest.raises(RemoteProtocolError, match=fragment):
+        DisplayProtocol(ChannelType.DISPLAY).receive_data(message(304, body))

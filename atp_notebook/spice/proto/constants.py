@@ -212,6 +212,7 @@ class DisplayMsg(IntEnum):
     MODE = 101  # legacy
     MARK = 102
     RESET = 103
+    DRAW_COPY = 304
     SURFACE_CREATE = 314
     SURFACE_DESTROY = 315
     MONITORS_CONFIG = 317

@@ -1,11 +1,12 @@
 """The display channel, first part (spice.proto ``channel DisplayChannel``): DISPLAY_INIT and
 the surfaces' geometry.
 
-What is parsed so far is what tells the screen's size: SURFACE_CREATE / SURFACE_DESTROY
-(the primary surface is the screen), the legacy MODE, MARK and RESET. Draw operations and
-streams arrive as ``UnknownMessage`` events and are acknowledged like any message; decoding
-them is the Display issue's work. No display caps are announced, so the server sends
-nothing we would have to promise to understand (never GL_SCANOUT).
+What is parsed so far: SURFACE_CREATE / SURFACE_DESTROY (the primary surface is the screen),
+the legacy MODE, MARK and RESET, and DRAW_COPY's geometry and source image (descriptor and
+compressed payload, not decoded: that is the codecs' work). Other draw operations and
+streams arrive as ``UnknownMessage`` events and are acknowledged like any message. No
+display caps are announced, so the server sends nothing we would have to promise to
+understand (never GL_SCANOUT).
 
 The server waits up to 30 s for DISPLAY_INIT after the link and drops the channel without
 it (spice-server dcc.cpp): the adapter sends :meth:`DisplayProtocol.init` right after the
@@ -25,7 +26,8 @@ Example::
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from atp_notebook.errors import RemoteProtocolError
@@ -39,6 +41,14 @@ DISPLAY_INIT = struct.Struct("<BqBi")  # pixmap cache id, size (pixels), glz id,
 SURFACE_CREATE = struct.Struct("<IIIII")  # surface id, width, height, format, flags
 SURFACE_DESTROY = struct.Struct("<I")
 MODE = struct.Struct("<III")  # x_res, y_res, bits
+RECT = struct.Struct("<iiii")  # top, left, bottom, right
+U8 = struct.Struct("<B")
+U32 = struct.Struct("<I")
+# DRAW_COPY after DisplayBase: Image* (u32 offset in the body), src_area Rect, ropd u16,
+# scale_mode u8, QMask {u8 flags, Point (2 x i32), Image* u32}
+COPY_TAIL = struct.Struct("<IiiiiHBBiiI")
+IMAGE_DESCRIPTOR = struct.Struct("<QBBII")  # id, type, flags, width, height
+MAX_CLIP_RECTS = 65_536  # a guard against a hostile count; real clips hold a handful
 # QEMU's largest qxl surface is 16384 px a side (qxl vgamem limits); anything bigger is garbage
 MAX_SIDE = 16384
 
@@ -80,6 +90,89 @@ class DisplayReset(ChannelEvent):
     """The server reset the display: surfaces and caches are gone."""
 
 
+@dataclass(frozen=True, slots=True)
+class Rect:
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+
+@dataclass(frozen=True, slots=True)
+class SpiceImage:
+    """An image descriptor and where its payload starts: ``payload`` is the rest of the
+    message body from there (the codec reads its own sizes from it)."""
+
+    id: int
+    type: int  # SPICE_IMAGE_TYPE_*: BITMAP 0, QUIC 1, LZ_RGB 101, GLZ_RGB 102, LZ4 109, ...
+    flags: int  # CACHE_ME 1, HIGH_BITS_SET 2, CACHE_REPLACE_ME 4
+    width: int
+    height: int
+    payload: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DrawCopy(ChannelEvent):
+    """DRAW_COPY: put ``image`` (its ``src_area``) at ``box`` of surface ``surface_id``,
+    clipped to ``clip`` (empty: no clip)."""
+
+    surface_id: int
+    box: Rect
+    clip: tuple[Rect, ...]
+    image: SpiceImage | None
+    src_area: Rect
+    rop: int
+    scale_mode: int
+    mask_flags: int
+    has_mask: bool
+
+
+def _rect(body: bytes, offset: int, what: str) -> Rect:
+    return Rect(*unpack_body(RECT, body, what, offset))
+
+
+def _image(body: bytes, offset: int) -> SpiceImage | None:
+    if offset == 0:
+        return None
+    image_id, kind, flags, width, height = unpack_body(IMAGE_DESCRIPTOR, body,
+                                                       "DRAW_COPY image", offset)
+    _size("DRAW_COPY image", width, height)
+    return SpiceImage(image_id, kind, flags, width, height,
+                      body[offset + IMAGE_DESCRIPTOR.size:])
+
+
+def parse_draw_copy(body: bytes) -> DrawCopy:
+    """DisplayBase (surface, box, clip) then the Copy fields; pointers are offsets into
+    ``body`` (spice.proto ``draw_copy``)."""
+    (surface_id,) = unpack_body(U32, body, "DRAW_COPY", 0)
+    box = _rect(body, 4, "DRAW_COPY box")
+    (clip_type,) = unpack_body(U8, body, "DRAW_COPY clip", 20)
+    offset = 21
+    clip: tuple[Rect, ...] = ()
+    if clip_type == 1:  # RECTS, inline: u32 count + the rects
+        (count,) = unpack_body(U32, body, "DRAW_COPY clip", offset)
+        if count > MAX_CLIP_RECTS:
+            raise RemoteProtocolError(f"DRAW_COPY: {count} clip rects")
+        offset += 4
+        clip = tuple(_rect(body, offset + i * RECT.size, "DRAW_COPY clip")
+                     for i in range(count))
+        offset += count * RECT.size
+    elif clip_type != 0:
+        raise RemoteProtocolError(f"DRAW_COPY: unknown clip type {clip_type}")
+    (image_at, top, left, bottom, right, rop, scale, mask_flags, _x, _y,
+     mask_at) = unpack_body(COPY_TAIL, body, "DRAW_COPY", offset)
+    return DrawCopy(surface_id, box, clip, _image(body, image_at),
+                    Rect(top, left, bottom, right), rop, scale, mask_flags, mask_at != 0)
+
+
 def _size(what: str, width: int, height: int) -> None:
     if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
         raise RemoteProtocolError(f"{what}: impossible size {width}x{height}")
@@ -119,21 +212,31 @@ class DisplayProtocol(ChannelProtocol):
                           DISPLAY_INIT.pack(1, pixmap_cache_size, 0, glz_window))
 
     def handle_channel_message(self, message: RawMessage) -> ChannelEvent | None:
-        kind = message.msg_type
-        if kind == DisplayMsg.SURFACE_CREATE:
-            created = parse_surface_create(message.body)
-            self.surfaces[created.surface_id] = created
-            return created
-        if kind == DisplayMsg.SURFACE_DESTROY:
-            (surface_id,) = unpack_body(SURFACE_DESTROY, message.body, "SURFACE_DESTROY")
-            self.surfaces.pop(surface_id, None)
-            return SurfaceDestroyed(surface_id)
-        if kind == DisplayMsg.MODE:
-            return parse_mode(message.body)
-        if kind == DisplayMsg.MARK:
+        parse = _PARSERS.get(message.msg_type)
+        if parse is None:
+            return None
+        event = parse(message.body)
+        if isinstance(event, SurfaceCreated):
+            self.surfaces[event.surface_id] = event
+        elif isinstance(event, SurfaceDestroyed):
+            self.surfaces.pop(event.surface_id, None)
+        elif isinstance(event, Mark):
             self.marked = True
-            return Mark()
-        if kind == DisplayMsg.RESET:
+        elif isinstance(event, DisplayReset):
             self.surfaces.clear()
-            return DisplayReset()
-        return None
+        return event
+
+
+def parse_surface_destroy(body: bytes) -> SurfaceDestroyed:
+    (surface_id,) = unpack_body(SURFACE_DESTROY, body, "SURFACE_DESTROY")
+    return SurfaceDestroyed(surface_id)
+
+
+_PARSERS: dict[int, Callable[[bytes], ChannelEvent]] = {
+    DisplayMsg.SURFACE_CREATE: parse_surface_create,
+    DisplayMsg.SURFACE_DESTROY: parse_surface_destroy,
+    DisplayMsg.MODE: parse_mode,
+    DisplayMsg.MARK: lambda _body: Mark(),
+    DisplayMsg.RESET: lambda _body: DisplayReset(),
+    DisplayMsg.DRAW_COPY: parse_draw_copy,
+}
