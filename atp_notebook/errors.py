@@ -115,6 +115,16 @@ class RemoteProtocolError(ProtocolError):
     """The peer sent bytes that break the protocol (garbage, oversized, out of order)."""
 
 
+class CodecError(RemoteProtocolError):
+    """Compressed image data the server sent cannot be decoded; names the codec and byte offset."""
+
+    def __init__(self, codec: str, offset: int, reason: str) -> None:
+        super().__init__(f"{codec} image data is bad at byte {offset}: {reason}")
+        self.codec = codec
+        self.offset = offset
+        self.reason = reason
+
+
 class AuthError(TransportError):
     """Authentication or certificate verification failed."""
 

@@ -35,9 +35,15 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "setup: creating $VENV"
     "$PYTHON" -m venv "$VENV"
 fi
-# Reinstall only when pyproject.toml changed since the last install.
+# Reinstall only when pyproject.toml, setup.py or a C source changed since the last install.
 stamp="$VENV/.atp-installed"
-if [ ! -f "$stamp" ] || [ "$ATP_ROOT/pyproject.toml" -nt "$stamp" ]; then
+stale=""
+if [ ! -f "$stamp" ] || [ "$ATP_ROOT/pyproject.toml" -nt "$stamp" ] \
+    || [ "$ATP_ROOT/setup.py" -nt "$stamp" ] \
+    || [ -n "$(find "$ATP_ROOT/atp_notebook" \( -name '*.c' -o -name '*.h' \) -newer "$stamp" -print -quit)" ]; then
+    stale=1
+fi
+if [ -n "$stale" ]; then
     echo "setup: installing atp-notebook and its test tools into $VENV"
     "$VENV/bin/pip" install --disable-pip-version-check -e "$ATP_ROOT[dev]" \
         > "$VENV/pip-install.log" 2>&1 || {

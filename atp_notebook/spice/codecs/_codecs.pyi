@@ -1,0 +1,38 @@
+"""Spice image decoders in C (see ``atp_notebook.spice.codecs`` for the typed surface).
+
+Output pixels are 32-bit, memory byte order B, G, R, X (a little-endian 0xXXRRGGBB word:
+what a Spice 32_xRGB surface holds); X is 0, or the alpha for RGBA/XXXA/A8 sources and
+the source byte for BITMAP 32BIT/RGBA. Rows are top-down whatever the source's order.
+Buffers are taken through the buffer protocol without copying; ``out`` must be writable and
+C-contiguous. The GIL is released while decoding.
+"""
+
+from typing import TypeAlias
+
+_Buffer: TypeAlias = bytes | bytearray | memoryview
+
+class Error(ValueError):
+    """Bad compressed data; ``args`` are ``(codec, offset, reason)``."""
+
+def lz_decode(
+    data: _Buffer, out: _Buffer | None, out_stride: int, palette: _Buffer | None, /
+) -> tuple[int, int, int, int, _Buffer]:
+    """Decode one LZ stream; returns ``(type, width, height, top_down, out)``.
+
+    ``out_stride`` 0 means ``width * 4``. ``palette`` holds little-endian u32 0x00RRGGBB
+    entries (needed by the PLT types). ``out`` None allocates a zeroed bytearray.
+    """
+
+def bitmap_decode(
+    fmt: int,
+    data: _Buffer,
+    width: int,
+    height: int,
+    stride: int,
+    top_down: bool,
+    palette: _Buffer | None,
+    out: _Buffer | None,
+    out_stride: int,
+    /,
+) -> _Buffer:
+    """Convert one BITMAP (SpiceBitmapFmt ``fmt``) to B, G, R, X pixels; returns ``out``."""
