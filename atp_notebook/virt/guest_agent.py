@@ -256,12 +256,14 @@ class AgentInfo:
 # --- the client -------------------------------------------------------------------------
 
 
-# Kill a guest process and its descendants, depth first: a `%%qga` script runs as
-# `/bin/sh -c`, and killing only the shell left its `sleep` running, re-parented to init
-# (seen on the lab's busybox guest). Needs a POSIX sh, ps -o and awk (busybox has them).
+# Kill a guest process and its descendants: a `%%qga` script runs as `/bin/sh -c`, and
+# killing only the shell left its `sleep` running, re-parented to init (seen on the lab's
+# busybox guest). The whole tree is listed first, then killed in one `kill`: killing a child
+# first let its shell exit on its own, and the shell's kill then "failed" (a full run said
+# "may still run" of a process that was gone). Needs a POSIX sh, ps -o and awk (busybox).
 KILL_TREE = (
-    'tree() { for child in $(ps -o pid,ppid | awk -v p="$1" \'$2 == p {print $1}\'); '
-    'do tree "$child"; done; kill -KILL "$1"; }; tree "$1"'
+    'tree() { echo "$1"; for child in $(ps -o pid,ppid | awk -v p="$1" \'$2 == p {print $1}\'); '
+    'do tree "$child"; done; }; kill -KILL $(tree "$1") 2>/dev/null; exit 0'
 )
 
 

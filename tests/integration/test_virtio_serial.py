@@ -147,8 +147,13 @@ def test_close_and_reopen_twenty_times_leaks_nothing(session: Session, host_id: 
             fresh.send(b"fresh %d\n" % i)
             assert fresh.readline(timeout=10) == b"fresh %d\n" % i
     # a closed stream's socket and thread go a moment after close returns: poll, bounded
-    assert settled(lambda: len(os.listdir("/proc/self/fd")), fds) == fds
-    assert settled(other_threads, threads) == threads
+    # no growth: fewer is fine (another test's sockets may finish closing meanwhile, as a
+    # full run once showed: 52 open where 54 were before)
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    assert settled(lambda: open_fds() <= fds, True), f"{open_fds()} fds open, {fds} before"
+    assert settled(lambda: other_threads() <= threads, True), (other_threads(), threads)
     assert session.manager.pool.stats()[host_id].opens == 1
 
 
