@@ -3,11 +3,14 @@
 usage: python -m tests.unit.codecs_fuzz_driver PATH_TO_SANITIZED_SO [COUNT] [SEED]
 
 Loads the sanitizer build of ``_codecs`` from PATH (not the installed one) and feeds it
-COUNT mutated inputs: valid LZ streams and BITMAP data from the test encoder, bit-flipped,
-byte-set, truncated, extended and spliced with each other. Every call must either decode
-or raise ``_codecs.Error`` (which the Python surface turns into CodecError one-to-one);
-anything else fails the run, and the sanitizers abort the process on any report.
+COUNT mutated inputs, shared among the targets in ``tests/unit/fuzz/`` by weight: valid
+streams from the test encoders and samples from the real server, bit-flipped, byte-set,
+truncated, extended, spliced with each other and with header words set to edge values.
+Every call must either decode or raise ``_codecs.Error`` (which the Python surface turns into
+CodecError one-to-one); anything else fails the run, and the sanitizers abort the process on
+any report. The closing line counts inputs per target.
 """
+
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import sys
 import time
 from types import ModuleType
 
-from tests.unit.codec_streams import ALL_LZ_TYPES, lz_case
+from tests.unit.fuzz import targets
 
 
 def load(path: str) -> ModuleType:
@@ -62,47 +65,20 @@ def main() -> int:
     seed = int(sys.argv[3]) if len(sys.argv) > 3 else 12
     mod = load(path)
     rng = random.Random(seed)
-    cases = [
-        lz_case(t, rng.choice((1, 2, 5, 9, 16, 33)), rng.choice((1, 2, 3, 7)), rng.random() < 0.5,
-                rng)
-        for t in ALL_LZ_TYPES
-        for _ in range(6)
-    ]
-    corpus = [c.stream for c in cases]
-    palettes = [None, b"", b"\x01\x02\x03\x00" * 2, bytes(range(256)) * 4]
+    chosen = targets()
+    seeds = {t.name: t.seeds(rng) for t in chosen}
+    corpus = [s for t in chosen for s, _ in seeds[t.name]]
+    weights = [t.weight for t in chosen]
+    tally = {t.name: [0, 0] for t in chosen}
     started = time.monotonic()
-    ok = bad = 0
-    for i in range(count):
-        case = rng.choice(cases)
-        data = mutate(case.stream, corpus, rng)
-        palette = rng.choice(palettes) if rng.random() < 0.3 else (
-            b"".join(p.to_bytes(4, "little") for p in case.palette) if case.palette else None)
-        if i % 4 == 3:
-            # BITMAP: mutated bytes reinterpreted as pixels with random geometry
-            fmt = rng.randrange(0, 12)
-            width, height = rng.randrange(0, 40), rng.randrange(0, 12)
-            stride = rng.randrange(0, 170)
-            out = None if rng.random() < 0.5 else bytearray(rng.randrange(0, 4 * 40 * 12))
-            try:
-                mod.bitmap_decode(fmt, data, width, height, stride, rng.random() < 0.5, palette,
-                                  out, rng.choice((0, 0, 4 * width + 4, 3)))
-                ok += 1
-            except mod.Error:
-                bad += 1
-            continue
-        out_stride = rng.choice((0, 0, 0, case.width * 4 + 8, 5))
-        out = None
-        if rng.random() < 0.5:
-            out = bytearray(rng.choice((len(case.expected), len(case.expected) + 64,
-                                        max(0, len(case.expected) - 4), 4096)))
-        try:
-            mod.lz_decode(data, out, out_stride, palette)
-            ok += 1
-        except mod.Error:
-            bad += 1
+    for _ in range(count):
+        target = rng.choices(chosen, weights)[0]
+        stream, info = rng.choice(seeds[target.name])
+        decoded = target.feed(mod, mutate(stream, corpus, rng), info, rng)
+        tally[target.name][0 if decoded else 1] += 1
     took = time.monotonic() - started
-    print(f"fuzz-codecs: {count} inputs ({ok} decoded, {bad} CodecError) in {took:.1f} s,"
-          f" seed {seed}")
+    per = ", ".join(f"{name} {ok + bad} ({ok} decoded)" for name, (ok, bad) in tally.items())
+    print(f"fuzz-codecs: {count} inputs in {took:.1f} s, seed {seed}: {per}")
     return 0
 
 
