@@ -108,15 +108,23 @@ class Rect:
 
 @dataclass(frozen=True, slots=True)
 class SpiceImage:
-    """An image descriptor and where its payload starts: ``payload`` is the rest of the
-    message body from there (the codec reads its own sizes from it)."""
+    """An image descriptor and where its payload starts. ``body`` is the whole message body
+    and ``at`` the offset of the image's union (what follows the descriptor) in it: the
+    pointers inside the union (a BITMAP's or LZ_PLT's palette) are offsets into ``body``."""
 
     id: int
     type: int  # SPICE_IMAGE_TYPE_*: BITMAP 0, QUIC 1, LZ_RGB 101, GLZ_RGB 102, LZ4 109, ...
     flags: int  # CACHE_ME 1, HIGH_BITS_SET 2, CACHE_REPLACE_ME 4
     width: int
     height: int
-    payload: bytes = field(repr=False)
+    body: bytes = field(repr=False)
+    at: int = field(repr=False)
+
+    @property
+    def payload(self) -> memoryview:
+        """The union after the descriptor to the end of the body (no copy); the codec reads
+        its own sizes from it."""
+        return memoryview(self.body)[self.at:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +153,8 @@ def _image(body: bytes, offset: int) -> SpiceImage | None:
     image_id, kind, flags, width, height = unpack_body(IMAGE_DESCRIPTOR, body,
                                                        "DRAW_COPY image", offset)
     _size("DRAW_COPY image", width, height)
-    return SpiceImage(image_id, kind, flags, width, height,
-                      body[offset + IMAGE_DESCRIPTOR.size:])
+    return SpiceImage(image_id, kind, flags, width, height, body,
+                      offset + IMAGE_DESCRIPTOR.size)
 
 
 def parse_draw_copy(body: bytes) -> DrawCopy:
