@@ -14,6 +14,7 @@ setup(
             sources=sorted(str(p) for p in CODECS.glob("*.c")),
             depends=sorted(str(p) for p in CODECS.glob("*.h")),
             include_dirs=[str(CODECS)],
+            libraries=["lz4"],  # liblz4 decodes LZ4 blocks (Debian liblz4-dev)
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )
     ],

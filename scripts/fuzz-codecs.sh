@@ -20,7 +20,7 @@ suffix="$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX
 so="$tmp/_codecs$suffix"
 "$CC" -shared -fPIC -std=c11 -Wall -Wextra -Wno-unused-parameter -Werror \
     -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1 \
-    -I"$include" -I"$ATP_ROOT/atp_notebook/spice/codecs/src" -o "$so" "$ATP_ROOT"/atp_notebook/spice/codecs/src/*.c
+    -I"$include" -I"$ATP_ROOT/atp_notebook/spice/codecs/src" -o "$so" "$ATP_ROOT"/atp_notebook/spice/codecs/src/*.c -llz4
 
 asan="$("$CC" -print-file-name=libasan.so)"
 ubsan="$("$CC" -print-file-name=libubsan.so)"

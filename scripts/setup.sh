@@ -11,8 +11,9 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-# What pip needs to build libvirt-python; the lab's own packages come from `atp-lab up`.
-build_deps=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev)
+# What pip needs to build libvirt-python and the C codecs (liblz4-dev: the LZ4 blocks); the
+# lab's own packages come from `atp-lab up`.
+build_deps=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev liblz4-dev)
 # What the benchmarks need beyond the venv: spice-gtk through GObject introspection, the
 # anchor of bench_spice, run by the system python3 (bench/spice_gtk_connect.py).
 bench_deps=(python3-gi gir1.2-spiceclientglib-2.0)

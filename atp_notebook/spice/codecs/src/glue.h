@@ -31,5 +31,6 @@ int acquire_output(PyObject *out_arg, size_t stride, size_t height, PyObject **o
 /* Each codec's methods (added to the module in module.c). */
 extern PyMethodDef lz_methods[];
 extern PyMethodDef bitmap_methods[];
+extern PyMethodDef lz4_methods[];
 
 #endif

@@ -14,7 +14,7 @@
 #include "glue.h"
 
 /* Every codec's method table; a new codec adds its table here. */
-static PyMethodDef *const method_tables[] = {lz_methods, bitmap_methods, NULL};
+static PyMethodDef *const method_tables[] = {lz_methods, bitmap_methods, lz4_methods, NULL};
 
 static int
 codecs_exec(PyObject *module)
