@@ -37,7 +37,12 @@ from atp_notebook.spice.endpoint import SpiceEndpoint
 from atp_notebook.spice.proto import ChannelProtocol, InputsProtocol, LinkSucceeded, MainProtocol
 from atp_notebook.spice.proto.common import ChannelEvent, Ping, SetAck, UnknownMessage
 from atp_notebook.spice.proto.constants import ChannelType, InputsCap, MainCap, MouseMode
-from atp_notebook.spice.proto.display import DisplayProtocol, ModeChanged, SurfaceCreated
+from atp_notebook.spice.proto.display import (
+    DisplayOptions,
+    DisplayProtocol,
+    ModeChanged,
+    SurfaceCreated,
+)
 from atp_notebook.spice.proto.main import MainInit, MouseModeChanged
 from atp_notebook.spice.vm_events import (
     ChannelEnded,
@@ -88,18 +93,22 @@ class SpiceVmConnection:
 
     ``endpoint`` is fixed; with ``resolve`` instead, it is found on first use and found
     again after a connect failed. ``autostart`` lists the channel types that open as soon
-    as Main has linked (the YAML ``channels`` list).
+    as Main has linked (the YAML ``channels`` list). ``display`` is what every display
+    channel asks of the server (extra caps, the GLZ dictionary, a compression preference);
+    the default asks for nothing the toolkit cannot decode yet.
     """
 
     def __init__(self, vm_id: str, endpoint: SpiceEndpoint | None = None, *,
                  resolve: Resolver | None = None,
-                 autostart: Sequence[ChannelType] = ()) -> None:
+                 autostart: Sequence[ChannelType] = (),
+                 display: DisplayOptions | None = None) -> None:
         if endpoint is None and resolve is None:
             raise InvalidArgument(f"Spice VM {vm_id!r}: give an endpoint or a resolver")
         self.vm_id = vm_id
         self._endpoint = endpoint
         self._resolve = resolve
         self.autostart = tuple(t for t in autostart if t is not ChannelType.MAIN)
+        self.display_options = display or DisplayOptions()
         self.session_id: int | None = None
         self.main_init: MainInit | None = None
         self._channels: dict[tuple[ChannelType, int], SpiceChannel] = {}
@@ -220,12 +229,15 @@ class SpiceVmConnection:
             if isinstance(protocol, DisplayProtocol):
                 # queued now, so it goes out with the link: the server makes its side of the
                 # channel only once it has it, and the channel's open waits for that
-                protocol.init()
+                protocol.start(self.display_options)
             return protocol
 
+        caps = _CLIENT_CAPS.get(channel_type, ())
+        if channel_type is ChannelType.DISPLAY:
+            caps += tuple(c for c in self.display_options.caps if c not in caps)
         return SpiceChannel(
             endpoint, channel_type, channel_id,
-            channel_caps=_CLIENT_CAPS.get(channel_type, ()),
+            channel_caps=caps,
             connection_id=self.session_id or 0 if channel_type is not ChannelType.MAIN else 0,
             protocol_factory=factory, on_event=self._on_event, on_ended=self._on_ended,
             vm_id=self.vm_id,

@@ -4,13 +4,22 @@ from hand-built messages laid out as spice.proto says (SURFACE_CREATE = 314, ...
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import pytest
 
-from atp_notebook.errors import RemoteProtocolError
+from atp_notebook.errors import InvalidArgument, RemoteProtocolError
+from atp_notebook.spice.endpoint import SpiceEndpoint
+from atp_notebook.spice.proto import InputsProtocol
 from atp_notebook.spice.proto.common import UnknownMessage
-from atp_notebook.spice.proto.constants import ChannelType, SurfaceFlags
+from atp_notebook.spice.proto.constants import (
+    ChannelType,
+    DisplayCap,
+    ImageCompression,
+    SurfaceFlags,
+)
 from atp_notebook.spice.proto.display import (
+    DisplayOptions,
     DisplayProtocol,
     DisplayReset,
     DrawCopy,
@@ -21,6 +30,8 @@ from atp_notebook.spice.proto.display import (
     SurfaceDestroyed,
 )
 from atp_notebook.spice.proto.framing import MessageReader
+from atp_notebook.spice.proto.link_wire import LinkSucceeded
+from atp_notebook.spice.vm import SpiceVmConnection
 
 MINI = struct.Struct("<HI")  # mini header: type, size
 
@@ -135,3 +146,86 @@ def test_draw_copy_gives_its_geometry_clip_and_source_image() -> None:
 def test_hostile_draw_copies_are_remote_protocol_errors(body: bytes, fragment: str) -> None:
     with pytest.raises(RemoteProtocolError, match=fragment):
         DisplayProtocol(ChannelType.DISPLAY).receive_data(message(304, body))
+
+
+# --- what a display channel asks of the server (DISPLAY_INIT, caps, PREFERRED_COMPRESSION) --
+
+
+def sent_messages(display: DisplayProtocol) -> list[tuple[int, bytes]]:
+    reader = MessageReader()
+    reader.feed(display.data_to_send())
+    return [(m.msg_type, m.body) for m in reader.read_messages()]
+
+
+def server_display(*caps: int) -> DisplayProtocol:
+    return DisplayProtocol(ChannelType.DISPLAY, channel_caps=caps)
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    # the default: no cache, GLZ dictionary 0 with a window of 0 (no GLZ), no preference
+    (DisplayOptions(), [(101, bytes([1]) + bytes(8) + bytes([0]) + bytes(4))]),
+    # spice-gtk's choice of a shared dictionary: id 1, window in pixels, little-endian
+    (DisplayOptions(glz_dictionary_id=1, glz_window=0x0080_0000, pixmap_cache_size=0x10203),
+     [(101, bytes([1]) + bytes([3, 2, 1, 0, 0, 0, 0, 0]) + bytes([1]) + bytes([0, 0, 0x80, 0]))]),
+    # the preference follows DISPLAY_INIT at once, one byte (LZ4 = 7, OFF = 1)
+    (DisplayOptions(preferred_compression=ImageCompression.LZ4),
+     [(101, bytes([1]) + bytes(8) + bytes([0]) + bytes(4)), (103, bytes([7]))]),
+    (DisplayOptions(glz_window=1 << 25, preferred_compression=ImageCompression.OFF),
+     [(101, bytes([1]) + bytes(8) + bytes([0]) + bytes([0, 0, 0, 2])), (103, bytes([1]))]),
+])
+def test_start_sends_display_init_then_the_preference(options: DisplayOptions,
+                                                      expected: list[tuple[int, bytes]]) -> None:
+    display = server_display(DisplayCap.PREF_COMPRESSION)
+    display.start(options)
+    assert sent_messages(display) == expected
+
+
+def test_no_preference_goes_to_a_server_without_the_pref_compression_cap() -> None:
+    display = server_display(DisplayCap.MONITORS_CONFIG)
+    assert display.prefer_compression(ImageCompression.LZ) is False
+    display.start(DisplayOptions(preferred_compression=ImageCompression.LZ))
+    assert [t for t, _ in sent_messages(display)] == [101]
+    assert server_display(DisplayCap.PREF_COMPRESSION).prefer_compression(
+        ImageCompression.QUIC) is True
+
+
+def test_image_compression_values_are_spice_protos() -> None:
+    assert {c.name: c.value for c in ImageCompression} == {
+        "OFF": 1, "AUTO_GLZ": 2, "AUTO_LZ": 3, "QUIC": 4, "GLZ": 5, "LZ": 6, "LZ4": 7}
+    assert (int(DisplayCap.LZ4_COMPRESSION), int(DisplayCap.PREF_COMPRESSION)) == (5, 6)
+
+
+@pytest.mark.parametrize(("kwargs", "fragment"), [
+    ({"caps": (DisplayCap.GL_SCANOUT,)}, "GL_SCANOUT is never announced"),
+    ({"glz_window": (1 << 25) + 1}, "outside 0..33554432"),
+    ({"glz_window": -1}, "outside"),
+    ({"glz_dictionary_id": 256}, "not a byte"),
+    ({"pixmap_cache_size": -5}, "pixmap cache size"),
+])
+def test_options_the_server_would_refuse_are_invalid_arguments(kwargs: dict[str, Any],
+                                                               fragment: str) -> None:
+    with pytest.raises(InvalidArgument, match=fragment):
+        DisplayOptions(**kwargs)
+
+
+def test_a_vm_connection_announces_the_display_options_caps_on_display_channels_only() -> None:
+    endpoint = SpiceEndpoint("127.0.0.1", port=1)
+    plain = SpiceVmConnection("vm", endpoint)
+    asking = SpiceVmConnection("vm", endpoint, display=DisplayOptions(
+        caps=(DisplayCap.LZ4_COMPRESSION,), glz_dictionary_id=1, glz_window=4096,
+        preferred_compression=ImageCompression.LZ4))
+    for channel_id in (0, 1):
+        assert plain._new_channel(endpoint, ChannelType.DISPLAY, channel_id,
+                                  DisplayProtocol).channel_caps == ()
+        assert asking._new_channel(endpoint, ChannelType.DISPLAY, channel_id,
+                                   DisplayProtocol).channel_caps == (5,)
+    assert asking._new_channel(endpoint, ChannelType.INPUTS, 0, InputsProtocol).channel_caps \
+        == plain._new_channel(endpoint, ChannelType.INPUTS, 0, InputsProtocol).channel_caps
+    # the protocol made at link time queues the options' INIT and preference
+    link = LinkSucceeded(ChannelType.DISPLAY, 1, frozenset({3}),
+                         frozenset({DisplayCap.PREF_COMPRESSION}), True, 2)
+    made = asking._new_channel(endpoint, ChannelType.DISPLAY, 1, DisplayProtocol)._factory(link)
+    assert isinstance(made, DisplayProtocol)
+    assert sent_messages(made) == [
+        (101, bytes([1]) + bytes(8) + bytes([1]) + (4096).to_bytes(4, "little")),
+        (103, bytes([7]))]

@@ -235,6 +235,19 @@ class DisplayMsgc(IntEnum):
     PREFERRED_VIDEO_CODEC_TYPE = 105
 
 
+class ImageCompression(IntEnum):
+    """SpiceImageCompression: the body of PREFERRED_COMPRESSION (spice.proto
+    ``image_compression``; INVALID = 0 is refused by the server)."""
+
+    OFF = 1
+    AUTO_GLZ = 2
+    AUTO_LZ = 3
+    QUIC = 4
+    GLZ = 5
+    LZ = 6
+    LZ4 = 7
+
+
 class CursorMsg(IntEnum):
     """Server -> client on the cursor channel: SPICE_MSG_CURSOR_*."""
 

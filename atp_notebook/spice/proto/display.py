@@ -4,19 +4,21 @@ the surfaces' geometry.
 What is parsed so far: SURFACE_CREATE / SURFACE_DESTROY (the primary surface is the screen),
 the legacy MODE, MARK and RESET, and DRAW_COPY's geometry and source image (descriptor and
 compressed payload, not decoded: that is the codecs' work). Other draw operations and
-streams arrive as ``UnknownMessage`` events and are acknowledged like any message. No
-display caps are announced, so the server sends nothing we would have to promise to
-understand (never GL_SCANOUT).
+streams arrive as ``UnknownMessage`` events and are acknowledged like any message. By
+default no display caps are announced, so the server sends nothing we would have to promise
+to understand (never GL_SCANOUT).
 
 The server waits up to 30 s for DISPLAY_INIT after the link and drops the channel without
-it (spice-server dcc.cpp): the adapter sends :meth:`DisplayProtocol.init` right after the
-link. A pixmap cache of 0 and a GLZ window of 0 keep the server from caching images in
-the client or sending GLZ (research/display.md §1.9, §8).
+it (spice-server dcc.cpp): the adapter sends :meth:`DisplayProtocol.start` right after the
+link. By default a pixmap cache of 0 and a GLZ window of 0 keep the server from caching
+images in the client or sending GLZ (research/display.md §1.9, §8). :class:`DisplayOptions`
+asks for more — a GLZ dictionary shared by the session's display channels, the LZ4 cap, an
+image compression preference — for captures and for the codecs as they arrive.
 
 Example::
 
     display = DisplayProtocol.from_link(linked)
-    display.init()
+    display.start(DisplayOptions())
     writer.write(display.data_to_send())
     for event in display.receive_data(chunk):
         if isinstance(event, SurfaceCreated) and event.primary:
@@ -30,10 +32,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from atp_notebook.errors import RemoteProtocolError
+from atp_notebook.errors import InvalidArgument, RemoteProtocolError
 from atp_notebook.spice.proto.channel import ChannelProtocol
 from atp_notebook.spice.proto.common import ChannelEvent, unpack_body
-from atp_notebook.spice.proto.constants import ChannelType, DisplayMsg, DisplayMsgc, SurfaceFlags
+from atp_notebook.spice.proto.constants import (
+    ChannelType,
+    DisplayCap,
+    DisplayMsg,
+    DisplayMsgc,
+    ImageCompression,
+    SurfaceFlags,
+)
 from atp_notebook.spice.proto.framing import RawMessage
 
 # spice.proto DisplayChannel
@@ -49,8 +58,50 @@ U32 = struct.Struct("<I")
 COPY_TAIL = struct.Struct("<IiiiiHBBiiI")
 IMAGE_DESCRIPTOR = struct.Struct("<QBBII")  # id, type, flags, width, height
 MAX_CLIP_RECTS = 65_536  # a guard against a hostile count; real clips hold a handful
+# spice-server refuses a bigger GLZ window and fails the channel's init (lz_common.h
+# LZ_MAX_WINDOW_SIZE, pixels)
+MAX_GLZ_WINDOW = 1 << 25
 # QEMU's largest qxl surface is 16384 px a side (qxl vgamem limits); anything bigger is garbage
 MAX_SIDE = 16384
+
+
+@dataclass(frozen=True, slots=True)
+class DisplayOptions:
+    """What a display channel asks of the server (research/display.md §1.6 to §1.9).
+
+    ``caps`` are announced at the link on top of what the toolkit itself handles (none so
+    far); LZ4_COMPRESSION must be among them before the server sends LZ4. DISPLAY_INIT
+    carries the pixmap cache size and the GLZ dictionary (both in pixels): channels of one
+    session that name the same ``glz_dictionary_id`` share one dictionary, so a GLZ image on
+    one channel may copy from images sent on another; a ``glz_window`` of 0 means no GLZ.
+    ``preferred_compression`` goes out right after DISPLAY_INIT (the initial screen image
+    is already chosen by then: it stays LZ or QUIC).
+
+    Example::
+
+        DisplayOptions(caps=(DisplayCap.LZ4_COMPRESSION,),
+                       preferred_compression=ImageCompression.LZ4)
+    """
+
+    caps: tuple[DisplayCap, ...] = ()
+    pixmap_cache_size: int = 0
+    glz_dictionary_id: int = 0
+    glz_window: int = 0
+    preferred_compression: ImageCompression | None = None
+
+    def __post_init__(self) -> None:
+        if DisplayCap.GL_SCANOUT in self.caps:
+            # the server would send dma-buf fds over a unix socket: nothing a pure-Python
+            # client can map (research/display.md §1.6)
+            raise InvalidArgument("DisplayOptions: GL_SCANOUT is never announced")
+        if not 0 <= self.glz_window <= MAX_GLZ_WINDOW:
+            raise InvalidArgument(f"DisplayOptions: GLZ window {self.glz_window} px is outside "
+                                  f"0..{MAX_GLZ_WINDOW} (spice-server refuses a bigger one)")
+        if not 0 <= self.glz_dictionary_id <= 255:
+            raise InvalidArgument(f"DisplayOptions: GLZ dictionary id {self.glz_dictionary_id} "
+                                  "is not a byte")
+        if not 0 <= self.pixmap_cache_size < 1 << 63:
+            raise InvalidArgument(f"DisplayOptions: pixmap cache size {self.pixmap_cache_size}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,11 +264,27 @@ class DisplayProtocol(ChannelProtocol):
     def primary(self) -> SurfaceCreated | None:
         return next((s for s in self.surfaces.values() if s.primary), None)
 
-    def init(self, pixmap_cache_size: int = 0, glz_window: int = 0) -> None:
-        """Queue DISPLAY_INIT (cache id 1, GLZ dictionary id 0): the server sends nothing
-        before it and drops the channel 30 s after the link without it."""
-        self.send_message(DisplayMsgc.INIT,
-                          DISPLAY_INIT.pack(1, pixmap_cache_size, 0, glz_window))
+    def init(self, pixmap_cache_size: int = 0, glz_window: int = 0,
+             glz_dictionary_id: int = 0) -> None:
+        """Queue DISPLAY_INIT (pixmap cache id 1): the server sends nothing before it and
+        drops the channel 30 s after the link without it."""
+        self.send_message(DisplayMsgc.INIT, DISPLAY_INIT.pack(
+            1, pixmap_cache_size, glz_dictionary_id, glz_window))
+
+    def prefer_compression(self, compression: ImageCompression) -> bool:
+        """Queue PREFERRED_COMPRESSION (the server switches this client's image compression
+        at once); False, and nothing sent, when the server lacks the PREF_COMPRESSION cap
+        (spice-server < 0.12.6 would not know the message)."""
+        if not self.has_channel_cap(DisplayCap.PREF_COMPRESSION):
+            return False
+        self.send_message(DisplayMsgc.PREFERRED_COMPRESSION, U8.pack(compression))
+        return True
+
+    def start(self, options: DisplayOptions) -> None:
+        """DISPLAY_INIT as ``options`` say, then their compression preference if any."""
+        self.init(options.pixmap_cache_size, options.glz_window, options.glz_dictionary_id)
+        if options.preferred_compression is not None:
+            self.prefer_compression(options.preferred_compression)
 
     def handle_channel_message(self, message: RawMessage) -> ChannelEvent | None:
         parse = _PARSERS.get(message.msg_type)
