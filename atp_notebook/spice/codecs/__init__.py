@@ -35,8 +35,11 @@ __all__ = [
     "DecodedImage",
     "LzType",
     "Palette",
+    "QuicType",
     "decode_bitmap",
     "decode_lz",
+    "decode_lz4",
+    "decode_quic",
 ]
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
@@ -85,6 +88,10 @@ class DecodedImage:
     pixels: Buffer
     lz_type: LzType | None = None
     top_down: bool = True
+    #: the source's pixel format where the stream names one (LZ4)
+    bitmap_format: BitmapFormat | None = None
+    #: the QuicImageType of a QUIC stream (RGBA: the X bytes are alpha)
+    quic_type: QuicType | None = None
 
 
 def _palette_bytes(palette: Palette | None) -> Buffer | None:
@@ -180,3 +187,8 @@ def decode_bitmap(
         codec, offset, reason = exc.args
         raise CodecError(codec, offset, reason) from None
     return DecodedImage(width, height, ostride or width * 4, pixels, None, top_down)
+
+
+# Each codec's own module, imported last: they use the names above.
+from atp_notebook.spice.codecs.lz4 import decode_lz4  # noqa: E402
+from atp_notebook.spice.codecs.quic import QuicType, decode_quic  # noqa: E402

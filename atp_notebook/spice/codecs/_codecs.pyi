@@ -36,3 +36,17 @@ def bitmap_decode(
     /,
 ) -> _Buffer:
     """Convert one BITMAP (SpiceBitmapFmt ``fmt``) to B, G, R, X pixels; returns ``out``."""
+
+def lz4_decode(
+    data: _Buffer, width: int, height: int, out: _Buffer | None, out_stride: int, /
+) -> tuple[int, int, _Buffer]:
+    """Decode one LZ4 image (u8 top_down, u8 format, linked blocks); returns
+    ``(format, top_down, out)``. ``out_stride`` 0 means ``width * 4``."""
+
+def quic_decode(
+    data: _Buffer, out: _Buffer | None, out_stride: int, /
+) -> tuple[int, int, int, _Buffer]:
+    """Decode one QUIC stream; returns ``(type, width, height, out)``.
+
+    ``out_stride`` 0 means ``width * 4``. ``out`` None allocates a zeroed bytearray.
+    """

@@ -29,7 +29,7 @@ class FuzzTarget:
     feed: Feed
 
 
-TARGET_MODULES = ("lz", "bitmap")
+TARGET_MODULES = ("lz", "bitmap", "lz4")
 
 
 def targets() -> list[FuzzTarget]:
