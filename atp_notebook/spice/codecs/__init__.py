@@ -35,11 +35,9 @@ __all__ = [
     "DecodedImage",
     "LzType",
     "Palette",
-    "QuicType",
     "decode_bitmap",
     "decode_lz",
     "decode_lz4",
-    "decode_quic",
 ]
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
@@ -90,8 +88,6 @@ class DecodedImage:
     top_down: bool = True
     #: the source's pixel format where the stream names one (LZ4)
     bitmap_format: BitmapFormat | None = None
-    #: the QuicImageType of a QUIC stream (RGBA: the X bytes are alpha)
-    quic_type: QuicType | None = None
 
 
 def _palette_bytes(palette: Palette | None) -> Buffer | None:
@@ -191,4 +187,3 @@ def decode_bitmap(
 
 # Each codec's own module, imported last: they use the names above.
 from atp_notebook.spice.codecs.lz4 import decode_lz4  # noqa: E402
-from atp_notebook.spice.codecs.quic import QuicType, decode_quic  # noqa: E402
