@@ -62,6 +62,7 @@ def test_lab_cursor_stream_acks_and_pongs() -> None:
     assert out[0] == RawMessage(1, struct.pack("<I", 1))  # ACK_SYNC(generation 1)
     assert out[1:] == [RawMessage(3, struct.pack("<IQ", p.id, p.timestamp)) for p in pings]
     assert chan.metrics.pings == 2 and chan.metrics.unknown_messages == 1
+    assert chan.metrics.unknown_types == {101: 1}  # which types nothing parsed, and how often
     assert chan.metrics.messages_in == 4 and chan.metrics.messages_out == 3
     assert chan.last_message_serial == 4
 

@@ -17,7 +17,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Self
 
@@ -68,6 +68,8 @@ class ChannelMetrics:
     pings: int = 0
     acks_sent: int = 0
     unknown_messages: int = 0
+    # message type -> count of the unknown ones: what a server sent that nothing parses yet
+    unknown_types: dict[int, int] = field(default_factory=dict)
 
 
 class ChannelProtocol:
@@ -163,6 +165,8 @@ class ChannelProtocol:
                 self._answer_common(event)
         if event is None:
             self.metrics.unknown_messages += 1
+            types = self.metrics.unknown_types
+            types[message.msg_type] = types.get(message.msg_type, 0) + 1
             return UnknownMessage(message.msg_type, message.body)
         return event
 
