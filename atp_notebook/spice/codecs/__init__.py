@@ -36,6 +36,8 @@ __all__ = [
     "LzType",
     "Palette",
     "decode_bitmap",
+    "decode_jpeg",
+    "decode_jpeg_alpha",
     "decode_lz",
     "decode_lz4",
 ]
@@ -186,4 +188,5 @@ def decode_bitmap(
 
 
 # Each codec's own module, imported last: they use the names above.
+from atp_notebook.spice.codecs.jpeg import decode_jpeg, decode_jpeg_alpha  # noqa: E402
 from atp_notebook.spice.codecs.lz4 import decode_lz4  # noqa: E402
