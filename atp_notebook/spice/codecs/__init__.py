@@ -150,6 +150,10 @@ def decode_lz(
     )
 
 
+#: bitmap_decode's pseudo-format for 16_565 pixels (src/bitmap.h BMP_16BIT_565)
+_RGB565 = 0x100 | BitmapFormat.BIT16
+
+
 def decode_bitmap(
     fmt: BitmapFormat | int,
     data: Buffer,
@@ -161,11 +165,14 @@ def decode_bitmap(
     palette: Palette | None = None,
     out: Buffer | None = None,
     out_stride: int | None = None,
+    rgb565: bool = False,
 ) -> DecodedImage:
     """Convert a BITMAP image's pixels (``stride`` bytes a row) into B, G, R, X pixels.
 
     Bottom-up bitmaps (``top_down`` False) hold their last row first; the output is always
-    top-down. ``palette`` is needed by the 1, 4 and 8-bit formats.
+    top-down. ``palette`` is needed by the 1, 4 and 8-bit formats. ``rgb565`` reads 16-bit
+    pixels as a 16_565 surface holds them (red 15-11, green 10-5, blue 4-0) instead of the
+    wire's x555: SpiceBitmapFmt has no 565 format, only surfaces (SURFACE_CREATE format 80) do.
     """
     try:
         bitmap_format = BitmapFormat(fmt)
@@ -174,12 +181,15 @@ def decode_bitmap(
     for name, value in (("width", width), ("height", height), ("stride", stride)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise InvalidArgument(f"{name} must be an int >= 0, not {value!r}")
+    if rgb565 and bitmap_format is not BitmapFormat.BIT16:
+        raise InvalidArgument(f"rgb565 applies to 16-bit pixels, not {bitmap_format.name}")
     ostride = _stride(out_stride)
     pal = _palette_bytes(palette)
     _check_out(out)
+    code = _RGB565 if rgb565 else int(bitmap_format)
     try:
         pixels = _codecs.bitmap_decode(
-            int(bitmap_format), data, width, height, stride, top_down, pal, out, ostride
+            code, data, width, height, stride, top_down, pal, out, ostride
         )
     except _codecs.Error as exc:
         codec, offset, reason = exc.args

@@ -15,11 +15,22 @@ bitmap_bits(int fmt)
     case BMP_1BIT_LE: case BMP_1BIT_BE: return 1;
     case BMP_4BIT_LE: case BMP_4BIT_BE: return 4;
     case BMP_8BIT: case BMP_8BIT_A: return 8;
-    case BMP_16BIT: return 16;
+    case BMP_16BIT: case BMP_16BIT_565: return 16;
     case BMP_24BIT: return 24;
     case BMP_32BIT: case BMP_RGBA: return 32;
     default: return 0;
     }
+}
+
+/* One 565 pixel as B, G, R, 0; each channel widened by repeating its top bits. */
+static inline void
+put_565(uint8_t *dst, unsigned v)
+{
+    unsigned r = (v >> 11) & 31u, g = (v >> 5) & 63u, b = v & 31u;
+    dst[0] = (uint8_t)((b << 3) | (b >> 2));
+    dst[1] = (uint8_t)((g << 2) | (g >> 4));
+    dst[2] = (uint8_t)((r << 3) | (r >> 2));
+    dst[3] = 0;
 }
 
 static int
@@ -78,6 +89,11 @@ expand_row(int fmt, const uint8_t *src, uint8_t *dst, size_t width, const uint32
     case BMP_16BIT:
         for (x = 0; x < width; x++) {
             put_x555(dst + 4 * x, (unsigned)src[2 * x] | ((unsigned)src[2 * x + 1] << 8));
+        }
+        return 0;
+    case BMP_16BIT_565:
+        for (x = 0; x < width; x++) {
+            put_565(dst + 4 * x, (unsigned)src[2 * x] | ((unsigned)src[2 * x + 1] << 8));
         }
         return 0;
     case BMP_24BIT:

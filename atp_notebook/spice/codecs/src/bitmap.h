@@ -13,6 +13,9 @@
 enum {
     BMP_1BIT_LE = 1, BMP_1BIT_BE = 2, BMP_4BIT_LE = 3, BMP_4BIT_BE = 4, BMP_8BIT = 5,
     BMP_16BIT = 6, BMP_24BIT = 7, BMP_32BIT = 8, BMP_RGBA = 9, BMP_8BIT_A = 10,
+    /* Not a wire value: 16-bit pixels laid out as a 16_565 surface (bits 15-11 red, 10-5
+     * green, 4-0 blue). SpiceBitmapFmt 16BIT is always x555. */
+    BMP_16BIT_565 = 0x100 | BMP_16BIT,
 };
 
 typedef struct {
