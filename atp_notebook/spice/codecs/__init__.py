@@ -35,11 +35,14 @@ __all__ = [
     "DecodedImage",
     "LzType",
     "Palette",
+    "PaletteCache",
+    "SpicePalette",
     "decode_bitmap",
     "decode_jpeg",
     "decode_jpeg_alpha",
     "decode_lz",
     "decode_lz4",
+    "parse_palette",
 ]
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
@@ -200,3 +203,8 @@ def decode_bitmap(
 # Each codec's own module, imported last: they use the names above.
 from atp_notebook.spice.codecs.jpeg import decode_jpeg, decode_jpeg_alpha  # noqa: E402
 from atp_notebook.spice.codecs.lz4 import decode_lz4  # noqa: E402
+from atp_notebook.spice.codecs.palettes import (  # noqa: E402
+    PaletteCache,
+    SpicePalette,
+    parse_palette,
+)
