@@ -229,3 +229,17 @@ def test_a_vm_connection_announces_the_display_options_caps_on_display_channels_
     assert sent_messages(made) == [
         (101, bytes([1]) + bytes(8) + bytes([1]) + (4096).to_bytes(4, "little")),
         (103, bytes([7]))]
+
+
+def test_a_whole_screen_as_a_raw_bitmap_fits_in_one_display_message() -> None:
+    # image-compression=off: the lab's 1024x768 screen arrived as one 3 MiB DRAW_COPY, past
+    # the 1 MiB the other channels allow; a 4096x4096 surface is the display channel's limit
+    display = DisplayProtocol(ChannelType.DISPLAY)
+    bitmap = struct.pack("<QBBII", 1, 0, 0, 1024, 768) + struct.pack(
+        "<BBIIII", 8, 4, 1024, 768, 4096, 0) + bytes(4096 * 768)
+    (event,) = display.receive_data(message(304, draw_copy_body((0, 0, 768, 1024), [], bitmap,
+                                                                (0, 0, 768, 1024))))
+    assert isinstance(event, DrawCopy) and event.image is not None
+    assert len(event.image.payload) == 18 + 4096 * 768
+    with pytest.raises(RemoteProtocolError, match="more than the limit"):
+        display.receive_data(MINI.pack(304, 4096 * 4096 * 4 + 64 * 1024 + 1))

@@ -61,6 +61,10 @@ MAX_CLIP_RECTS = 65_536  # a guard against a hostile count; real clips hold a ha
 # spice-server refuses a bigger GLZ window and fails the channel's init (lz_common.h
 # LZ_MAX_WINDOW_SIZE, pixels)
 MAX_GLZ_WINDOW = 1 << 25
+# image-compression=off sends every image as a raw BITMAP, the initial whole screen too: a
+# 1024x768 screen is a 3 MiB message (measured), so the display channel takes messages up to
+# an uncompressed 32-bit 4096x4096 surface; the other channels keep framing's 1 MiB
+DISPLAY_MAX_MESSAGE_SIZE = 4096 * 4096 * 4 + 64 * 1024
 # QEMU's largest qxl surface is 16384 px a side (qxl vgamem limits); anything bigger is garbage
 MAX_SIDE = 16384
 
@@ -256,6 +260,7 @@ class DisplayProtocol(ChannelProtocol):
     channel_kind = ChannelType.DISPLAY
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_message_size", DISPLAY_MAX_MESSAGE_SIZE)
         super().__init__(*args, **kwargs)
         self.surfaces: dict[int, SurfaceCreated] = {}
         self.marked = False
