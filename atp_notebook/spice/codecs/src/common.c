@@ -25,7 +25,7 @@ fail(DecodeFailure *f, size_t offset, const char *fmt, ...)
 void
 flip_rows(uint8_t *buf, size_t row_bytes, size_t out_stride, size_t height)
 {
-    uint8_t tmp[256];
+    uint8_t tmp[4096];  /* 256 bytes made a bottom-up 1024x768 LZ4 image 1.6x slower */
     size_t top, bottom;
     for (top = 0, bottom = height - 1; top < bottom; top++, bottom--) {
         uint8_t *a = buf + top * out_stride;
