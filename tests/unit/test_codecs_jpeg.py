@@ -239,3 +239,28 @@ def test_jpeg_alpha_bad_alpha_stream_and_descriptor() -> None:
     assert info.value.codec == "jpeg_alpha"
     with pytest.raises(CodecError, match="JPEG: libjpeg-turbo"):
         decode_jpeg_alpha(jpeg_alpha(jpeg[: len(jpeg) // 2], alpha, True))
+
+
+def test_mutated_inputs_decode_or_raise_codec_error() -> None:
+    """libjpeg-turbo is not in the sanitizer build; this checks that whatever it makes of
+    mutated JPEG and JPEG_ALPHA data comes out as a decode or a CodecError, nothing else."""
+    from tests.unit.codecs_fuzz_driver import mutate
+
+    rng = random.Random(12)
+    jpegs = [jpeg_bytes(picture(w, h, kind, rng), subsampling=s)
+             for w, h in ((8, 8), (17, 9), (40, 24)) for kind in ("noise", "gradient")
+             for s in (0, 2)]
+    alphas = [jpeg_alpha(j, lz_case(XXXA, *Image.open(io.BytesIO(j)).size, td, rng).stream, td)
+              for j in jpegs for td in (True, False)]
+    corpus = jpegs + alphas
+    decoded = failed = 0
+    for i in range(3000):
+        alpha = i % 3 == 0
+        data = mutate(rng.choice(alphas if alpha else jpegs), corpus, rng)
+        try:
+            (decode_jpeg_alpha if alpha else decode_jpeg)(data)
+            decoded += 1
+        except CodecError as exc:
+            assert exc.codec == ("jpeg_alpha" if alpha else "jpeg")
+            failed += 1
+    assert decoded > 100 and failed > 100, (decoded, failed)
