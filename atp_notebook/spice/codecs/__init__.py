@@ -33,15 +33,18 @@ __all__ = [
     "BitmapFormat",
     "Buffer",
     "DecodedImage",
+    "GlzWindow",
     "LzType",
     "Palette",
     "PaletteCache",
     "SpicePalette",
     "decode_bitmap",
+    "decode_glz",
     "decode_jpeg",
     "decode_jpeg_alpha",
     "decode_lz",
     "decode_lz4",
+    "decode_zlib_glz",
     "parse_palette",
 ]
 
@@ -201,6 +204,7 @@ def decode_bitmap(
 
 
 # Each codec's own module, imported last: they use the names above.
+from atp_notebook.spice.codecs.glz import GlzWindow, decode_glz, decode_zlib_glz  # noqa: E402
 from atp_notebook.spice.codecs.jpeg import decode_jpeg, decode_jpeg_alpha  # noqa: E402
 from atp_notebook.spice.codecs.lz4 import decode_lz4  # noqa: E402
 from atp_notebook.spice.codecs.palettes import (  # noqa: E402

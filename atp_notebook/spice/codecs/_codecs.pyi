@@ -50,3 +50,38 @@ def quic_decode(
 
     ``out_stride`` 0 means ``width * 4``. ``out`` None allocates a zeroed bytearray.
     """
+
+class GlzWindow:
+    """The GLZ images of one session (see ``atp_notebook.spice.codecs.glz.GlzWindow``)."""
+
+    def __init__(self, max_pixels: int, *, wait_timeout: float = 5.0) -> None: ...
+    @property
+    def max_pixels(self) -> int: ...
+    @property
+    def wait_timeout(self) -> float: ...
+    @property
+    def images(self) -> int: ...
+    @property
+    def pixels(self) -> int: ...
+    @property
+    def waiting(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    def ids(self) -> tuple[int, ...]: ...
+    def clear(self) -> None: ...
+    def close(self) -> None: ...
+
+def glz_decode(
+    data: _Buffer,
+    window: GlzWindow,
+    out: _Buffer | None,
+    out_stride: int,
+    timeout: float,
+    palette: _Buffer | None,
+    /,
+) -> tuple[int, int, int, int, int, _Buffer]:
+    """Decode one GLZ stream into ``window`` and ``out``.
+
+    Returns ``(type, width, height, top_down, image_id, out)``. ``timeout`` < 0 means the
+    window's ``wait_timeout``; 0 means no wait for images that have not arrived.
+    """

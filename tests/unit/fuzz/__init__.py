@@ -29,7 +29,7 @@ class FuzzTarget:
     feed: Feed
 
 
-TARGET_MODULES = ("lz", "bitmap", "lz4")
+TARGET_MODULES = ("lz", "bitmap", "lz4", "glz")
 
 
 def targets() -> list[FuzzTarget]:

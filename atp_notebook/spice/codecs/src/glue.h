@@ -14,6 +14,7 @@
 
 typedef struct {
     PyObject *error;
+    PyObject *glz_window_type;   /* _codecs.GlzWindow (glz_py.c) */
 } ModuleState;
 
 /* Raise _codecs.Error(codec, offset, reason) from a failure; returns NULL. */
@@ -32,5 +33,9 @@ int acquire_output(PyObject *out_arg, size_t stride, size_t height, PyObject **o
 extern PyMethodDef lz_methods[];
 extern PyMethodDef bitmap_methods[];
 extern PyMethodDef lz4_methods[];
+extern PyMethodDef glz_methods[];
+
+/* Add the GLZ window type to the module and its state (glz_py.c); 0 or -1. */
+int glz_add_types(PyObject *module);
 
 #endif

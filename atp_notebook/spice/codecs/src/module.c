@@ -14,7 +14,9 @@
 #include "glue.h"
 
 /* Every codec's method table; a new codec adds its table here. */
-static PyMethodDef *const method_tables[] = {lz_methods, bitmap_methods, lz4_methods, NULL};
+static PyMethodDef *const method_tables[] = {
+    lz_methods, bitmap_methods, lz4_methods, glz_methods, NULL,
+};
 
 static int
 codecs_exec(PyObject *module)
@@ -34,6 +36,9 @@ codecs_exec(PyObject *module)
             return -1;
         }
     }
+    if (glz_add_types(module) != 0) {
+        return -1;
+    }
     return 0;
 }
 
@@ -42,6 +47,7 @@ codecs_traverse(PyObject *module, visitproc visit, void *arg)
 {
     ModuleState *st = PyModule_GetState(module);
     Py_VISIT(st->error);
+    Py_VISIT(st->glz_window_type);
     return 0;
 }
 
@@ -50,6 +56,7 @@ codecs_clear(PyObject *module)
 {
     ModuleState *st = PyModule_GetState(module);
     Py_CLEAR(st->error);
+    Py_CLEAR(st->glz_window_type);
     return 0;
 }
 
