@@ -367,9 +367,9 @@ def test_arguments() -> None:
     for bad in (0, -1, (1 << 25) + 1, True, 2.0):
         with pytest.raises(InvalidArgument):
             GlzWindow(bad)  # type: ignore[arg-type]
-    for wait in (-1.0, float("inf"), float("nan")):
+    for wait in (-1.0, float("inf"), float("nan"), None, "1"):
         with pytest.raises(InvalidArgument):
-            GlzWindow(10, wait_timeout=wait)
+            GlzWindow(10, wait_timeout=wait)  # type: ignore[arg-type]
     assert window.ids() == () and window.pixels == 0
     assert GlzWindow(1 << 25).max_pixels == 1 << 25
 

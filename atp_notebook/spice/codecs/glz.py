@@ -90,6 +90,8 @@ class GlzWindow:
                 f"max_pixels must be an int 1..{GLZ_MAX_WINDOW} (the server's limit),"
                 f" not {max_pixels!r}"
             )
+        if wait_timeout is None:
+            raise InvalidArgument("wait_timeout must be a number of seconds, not None")
         wait = _timeout(wait_timeout, "wait_timeout")
         self._core = _codecs.GlzWindow(max_pixels, wait_timeout=wait)
 
