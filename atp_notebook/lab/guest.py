@@ -362,7 +362,8 @@ ETC_FILES = {
 }
 
 # The commands /init also answers to (see templates/guest-init.sh).
-INIT_COMMANDS = ("atp-qemu-ga", "atp-echo", "atp-link-ports", "atp-fb-on", "atp-agent-off")
+INIT_COMMANDS = ("atp-qemu-ga", "atp-echo", "atp-link-ports", "atp-fb-on", "atp-fb-show",
+                 "atp-recv", "atp-agent-off")
 
 
 def render_init(boot_modules: Sequence[str], fb_modules: Sequence[str]) -> str:

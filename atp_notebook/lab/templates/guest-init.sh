@@ -155,21 +155,99 @@ echo_service() {
     done
 }
 
-# Load the qxl DRM stack so that /dev/fb0 appears (fbdev emulation, XRGB8888).  Not done at
-# boot: the framebuffer console would take over tty1 and tests want to choose when.
+# Load the qxl DRM stack so that /dev/fb0 appears (fbdev emulation, XRGB8888), and one more
+# framebuffer per further qxl device (a VM with two qxl cards gets fb0 and fb1; fbcon takes
+# fb0 only).  Not done at boot: the framebuffer console would take over tty1 and tests want
+# to choose when.  Prints "fbN NAME W,H BPPbpp" per framebuffer.
 fb_on() {
     load_modules $FB_MODULES || exit 1
+    # qxl is PCI 1b36:0100; each one probes on its own, a little after the module loads
+    want=0
+    for dev in /sys/bus/pci/devices/*; do
+        [ "$(cat "$dev/vendor"):$(cat "$dev/device")" = 0x1b36:0x0100 ] && want=$((want + 1))
+    done
+    [ $want -gt 0 ] || want=1
     i=0
-    while [ ! -c /dev/fb0 ]; do
+    while [ "$(ls -d /sys/class/graphics/fb[0-9]* 2>/dev/null | wc -l)" -lt $want ]; do
         i=$((i + 1))
         if [ $i -gt 100 ]; then
-            echo "atp-fb-on: no /dev/fb0 10 s after loading qxl; is the VM's video qxl?" >&2
+            echo "atp-fb-on: $want qxl devices but only" \
+                "$(ls -d /sys/class/graphics/fb[0-9]* 2>/dev/null | wc -l) framebuffers" \
+                "10 s after loading qxl; is the VM's video qxl?" >&2
             exit 1
         fi
         sleep 0.1
     done
-    fb=/sys/class/graphics/fb0
-    echo "fb0 $(cat $fb/name) $(cat $fb/virtual_size) $(cat $fb/bits_per_pixel)bpp"
+    for fb in /sys/class/graphics/fb[0-9]*; do
+        [ -c "/dev/${fb##*/}" ] || sleep 0.2
+        echo "${fb##*/} $(cat $fb/name) $(cat $fb/virtual_size) $(cat $fb/bits_per_pixel)bpp"
+    done
+}
+
+# atp-fb-show FILE [FB [ROW ROWS]]: show a raw image on /dev/fbFB (default 0), exactly as
+# given: FILE holds whole rows of the framebuffer's format (qxl: 32 bpp, bytes B,G,R,X).
+# With ROW and ROWS only those rows are written (FILE is still the whole screen's image).
+# The text console is unbound and fbcon's cursor blink stopped first, or an 8x16 cell at the
+# old text cursor keeps changing (DESIGN 6).  One write() call, so the qxl driver sees one
+# dirty rectangle and sends it as one image.  /dev/zero as FILE clears the screen.
+fb_show() {
+    file=${1:-}
+    fbn=${2:-0}
+    case $fbn:${3:-0}:${4:-0} in *[!0-9:]* | :*) file= ;; esac
+    if [ -z "$file" ] || [ $# -eq 3 ] || [ $# -gt 4 ]; then
+        echo "usage: atp-fb-show FILE [FB [ROW ROWS]]" >&2
+        exit 2
+    fi
+    fb_on >/dev/null || exit 1
+    sys=/sys/class/graphics/fb$fbn
+    if [ ! -c "/dev/fb$fbn" ] || [ ! -d "$sys" ]; then
+        echo "atp-fb-show: no /dev/fb$fbn" >&2
+        exit 1
+    fi
+    for con in /sys/class/vtconsole/vtcon*; do
+        grep -q 'frame buffer' "$con/name" && echo 0 >"$con/bind"
+    done
+    echo 0 >/sys/class/graphics/fbcon/cursor_blink
+    stride=$(cat "$sys/stride")
+    height=$(cat "$sys/virtual_size")
+    height=${height#*,}
+    row=${3:-0}
+    rows=${4:-$height}
+    if [ $((row + rows)) -gt "$height" ] || [ "$rows" -le 0 ]; then
+        echo "atp-fb-show: rows $row..$((row + rows)) are outside fb$fbn's $height" >&2
+        exit 2
+    fi
+    at=$((row * stride))
+    dd if="$file" of="/dev/fb$fbn" bs=$((rows * stride)) count=1 skip=$at seek=$at \
+        iflag=skip_bytes,fullblock oflag=seek_bytes conv=notrunc status=none
+}
+
+# atp-recv PORT FILE SIZE: store the next SIZE bytes the host sends on virtio-serial PORT in
+# FILE.  The host opens its side first (a port whose host side is closed reads EOF) and may
+# send at once: QEMU holds the data until the port is open here.  Under TCG this moves a
+# 3 MiB screen image several times faster than guest-file-write's base64 requests.
+recv_file() {
+    case ${3:-} in
+        '' | *[!0-9]*)
+            echo "usage: atp-recv PORT FILE SIZE" >&2
+            exit 2
+            ;;
+    esac
+    i=0
+    until link_ports; [ -c "/dev/virtio-ports/$1" ]; do
+        i=$((i + 1))
+        if [ $i -gt 50 ]; then
+            echo "atp-recv: no virtio-serial port $1" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    head -c "$3" <"/dev/virtio-ports/$1" >"$2" || exit 1
+    got=$(wc -c <"$2")
+    if [ "$got" -ne "$3" ]; then
+        echo "atp-recv: $got of $3 bytes arrived on $1" >&2
+        exit 1
+    fi
 }
 
 case ${0##*/} in
@@ -178,6 +256,8 @@ case ${0##*/} in
     atp-echo) echo_service ;;
     atp-link-ports) link_ports ;;
     atp-fb-on) fb_on ;;
+    atp-fb-show) fb_show "$@" ;;
+    atp-recv) recv_file "$@" ;;
     atp-agent-off) agent_off "$@" ;;
     *)
         echo "$0: unknown command name" >&2
