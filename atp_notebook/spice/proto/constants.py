@@ -235,6 +235,24 @@ class DisplayMsgc(IntEnum):
     PREFERRED_VIDEO_CODEC_TYPE = 105
 
 
+class ImageType(IntEnum):
+    """SpiceImageType: an image descriptor's ``type`` (spice.proto ``image_type``)."""
+
+    BITMAP = 0
+    QUIC = 1
+    RESERVED = 2
+    LZ_PLT = 100
+    LZ_RGB = 101
+    GLZ_RGB = 102
+    FROM_CACHE = 103
+    SURFACE = 104
+    JPEG = 105
+    FROM_CACHE_LOSSLESS = 106
+    ZLIB_GLZ_RGB = 107
+    JPEG_ALPHA = 108
+    LZ4 = 109
+
+
 class ImageCompression(IntEnum):
     """SpiceImageCompression: the body of PREFERRED_COMPRESSION (spice.proto
     ``image_compression``; INVALID = 0 is refused by the server)."""
