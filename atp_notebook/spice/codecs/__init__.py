@@ -37,6 +37,7 @@ __all__ = [
     "LzType",
     "Palette",
     "PaletteCache",
+    "QuicType",
     "SpicePalette",
     "decode_bitmap",
     "decode_glz",
@@ -44,6 +45,7 @@ __all__ = [
     "decode_jpeg_alpha",
     "decode_lz",
     "decode_lz4",
+    "decode_quic",
     "decode_zlib_glz",
     "parse_palette",
 ]
@@ -96,6 +98,8 @@ class DecodedImage:
     top_down: bool = True
     #: the source's pixel format where the stream names one (LZ4)
     bitmap_format: BitmapFormat | None = None
+    #: the QuicImageType of a QUIC stream (RGBA: the X bytes are alpha)
+    quic_type: QuicType | None = None
 
 
 def _palette_bytes(palette: Palette | None) -> Buffer | None:
@@ -212,3 +216,4 @@ from atp_notebook.spice.codecs.palettes import (  # noqa: E402
     SpicePalette,
     parse_palette,
 )
+from atp_notebook.spice.codecs.quic import QuicType, decode_quic  # noqa: E402

@@ -33,6 +33,7 @@ int acquire_output(PyObject *out_arg, size_t stride, size_t height, PyObject **o
 extern PyMethodDef lz_methods[];
 extern PyMethodDef bitmap_methods[];
 extern PyMethodDef lz4_methods[];
+extern PyMethodDef quic_methods[];
 extern PyMethodDef glz_methods[];
 
 /* Add the GLZ window type to the module and its state (glz_py.c); 0 or -1. */
