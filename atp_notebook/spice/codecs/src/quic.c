@@ -61,11 +61,10 @@ INLINE unsigned
 channel(QuicBits *b, const uint8_t *bits, const QuicFamily *fam, QuicChannel *ch, unsigned *ctx,
         unsigned *seen, size_t i, unsigned pred, unsigned mask, const int fill)
 {
-    unsigned l = ch->best[fam->bucket_of[*ctx]];
     if (fill) {
         quic_refill(b, bits);
     }
-    unsigned v = quic_read_code(b, fam, l, seen) & mask;
+    unsigned v = quic_read_code(b, fam, ch, *ctx, seen) & mask;
     ch->corr[i + 1] = (uint8_t)v;
     *ctx = v;
     return (unfold(v) + pred) & mask;

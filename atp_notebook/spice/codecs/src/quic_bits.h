@@ -84,13 +84,15 @@ quic_bit_pos(const QuicBits *b)
     return b->at * 8 - b->nbits;
 }
 
-/* One codeword under code l (acc holds >= 32 bits): by table when it is short, which is
- * almost always. A value past the levels is ORed into *seen for the next check. */
+/* One codeword of channel ch in context ctx (acc holds >= 32 bits): by table when it is
+ * short, which is almost always. A value past the levels is ORed into *seen. */
 QUIC_INLINE unsigned
-quic_read_code(QuicBits *b, const QuicFamily *fam, unsigned l, unsigned *seen)
+quic_read_code(QuicBits *b, const QuicFamily *fam, const QuicChannel *ch, unsigned ctx,
+               unsigned *seen)
 {
-    const QuicFast *e = &fam->fast[l][b->acc >> (64 - QUIC_FAST_BITS)];
+    const QuicFast *e = &ch->fast[ctx][b->acc >> (64 - QUIC_FAST_BITS)];
     if (QUIC_UNLIKELY(e->len == 0)) {
+        unsigned l = ch->best[fam->bucket_of[ctx]];
         return quic_read_long_code(b, &fam->code[l], l, seen);
     }
     quic_consume(b, e->len);

@@ -131,6 +131,9 @@ quic_channel_reset(QuicChannel *ch, const QuicFamily *fam)
 {
     memset(ch->buckets, 0, sizeof ch->buckets);
     memset(ch->best, (int)(fam->bpc - 1), sizeof ch->best);
+    for (unsigned v = 0; v < 256; v++) {
+        ch->fast[v] = fam->fast[fam->bpc - 1];
+    }
 }
 
 void

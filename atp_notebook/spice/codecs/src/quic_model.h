@@ -59,6 +59,9 @@ typedef struct {
 typedef struct {
     QuicBucket buckets[QUIC_MAX_BUCKETS];
     uint8_t best[QUIC_MAX_BUCKETS];   /* the code each bucket uses now */
+    /* per context, the fast table of its bucket's code: one load instead of two on the
+     * path from one value of the channel to the next (rewritten when a best code changes) */
+    const QuicFast *fast[256];
     uint8_t *corr;                    /* width + 1 values; corr[0] is the one before pixel 0 */
 } QuicChannel;
 
@@ -111,7 +114,14 @@ quic_update(const QuicFamily *fam, QuicChannel *ch, unsigned ctx, unsigned value
             best_len = n;
         }
     }
-    ch->best[b] = (uint8_t)best;
+    if (best != ch->best[b]) {
+        /* bucket b holds contexts 2^b - 1 .. 2^(b+1) - 2, the last one up to the top */
+        unsigned last = b == fam->nbuckets - 1 ? fam->levels - 1 : (2u << b) - 2;
+        for (unsigned v = (1u << b) - 1; v <= last; v++) {
+            ch->fast[v] = fam->fast[best];
+        }
+        ch->best[b] = (uint8_t)best;
+    }
     if (best_len > trigger) {
         for (l = 0; l < bpc; l++) {
             c[l] >>= 1;
