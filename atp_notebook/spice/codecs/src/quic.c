@@ -89,12 +89,12 @@ segment(Decoder *d, QuicState *s, QuicChannel *chs, uint8_t *cur, const uint8_t 
     unsigned seen = 0, ctx0 = chs[0].corr[i], ctx1 = 0, ctx2 = 0;
     size_t stopidx, run_index = 0;
     uint32_t left = 0, left2 = 0;   /* the two pixels to the left */
-    uint32_t above_left = 0;          /* the pixel above the left one */
+    uint32_t above_left = 0;        /* the pixel above the left one */
 
 #define PIX(row, x) ((load32((row) + 4 * (x)) >> shift) & pmask)
 #define STORE(x, px) (nch == 3 || shift == 0 ? store32(cur + 4 * (x), px) \
                                              : (void)(cur[4 * (x) + shift / 8] = (uint8_t)(px)))
-/* decode pixel x into px, predicting with pr(c, a, b) from left and above channels */
+/* decode pixel x into px, each channel predicted by PRED(its left value, its upper one) */
 #define DECODE(x, px, PRED)                                                                 \
     do {                                                                                    \
         if (nch == 3) {                                                                     \
