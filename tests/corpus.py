@@ -23,13 +23,14 @@ result with the screendump pixel for pixel.
 Example::
 
     setting = load_setting("lz")
-    surfaces = compose(setting, decode_available)
+    surfaces = compose(setting, session_decoder(setting))
     assert surfaces[0].tobytes() == setting.reference(0).tobytes()
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import struct
 import zlib
@@ -40,7 +41,8 @@ from typing import Any
 
 from PIL import Image
 
-from atp_notebook.spice.codecs import decode_bitmap, decode_lz
+from atp_notebook.spice.codecs import GlzWindow
+from atp_notebook.spice.codecs.images import ImageState, decode_image
 from atp_notebook.spice.proto.constants import ImageType
 from atp_notebook.spice.proto.display import DrawCopy, Rect, SpiceImage, parse_draw_copy
 
@@ -48,10 +50,6 @@ CORPUS_DIR = Path(__file__).resolve().parent / "fixtures" / "spice" / "corpus"
 REFERENCES_DIR = CORPUS_DIR / "references"
 ROP_PUT = 1 << 3  # SPICE_ROPD_OP_PUT
 
-# spice.proto BitmapData before its pixels: format, flags, x, y, stride, palette pointer
-BITMAP_HEAD = struct.Struct("<BBIIII")
-BITMAP_PAL_FROM_CACHE = 2
-BITMAP_TOP_DOWN = 4
 # GLZ stream header, big-endian: magic, version, type | top_down << 4, width, height,
 # stride, image id, win_head_dist (spice-gtk decode-glz.c decode_header)
 GLZ_HEADER = struct.Struct(">IIBIIIQI")
@@ -214,34 +212,32 @@ def glz_image_distances(stream: bytes) -> set[int]:
 Decoder = Callable[[SpiceImage], Image.Image]
 
 
-def _bitmap(image: SpiceImage) -> Image.Image:
-    fmt, flags, width, height, stride, _palette = BITMAP_HEAD.unpack_from(image.payload)
-    if flags & BITMAP_PAL_FROM_CACHE:
-        raise NotImplementedError("BITMAP with a cached palette")
-    pixels = image.payload[BITMAP_HEAD.size:BITMAP_HEAD.size + stride * height]
-    out = decode_bitmap(fmt, pixels, width, height, stride,
-                        top_down=bool(flags & BITMAP_TOP_DOWN))
-    return bgrx_image(out.pixels, width, height)
+def session_decoder(setting: CorpusSetting, *, glz_timeout: float = 5.0) -> Decoder:
+    """What a client session decodes with: one GLZ window of the size the capture announced
+    (shared by both display channels) and one palette cache, fed every image in order."""
+    window = int(setting.manifest["client"].get("glz_window") or 0)
+    state = ImageState(glz=GlzWindow(window) if window else None, glz_timeout=glz_timeout)
+
+    def decode(image: SpiceImage) -> Image.Image:
+        img = decode_image(image, state)
+        return bgrx_image(img.pixels, img.width, img.height)
+
+    return decode
 
 
-def _lz_rgb(image: SpiceImage) -> Image.Image:
-    (size,) = struct.unpack_from("<I", image.payload)
-    out = decode_lz(image.payload[4:4 + size])
-    return bgrx_image(out.pixels, out.width, out.height)
+def reference_decoder(setting: CorpusSetting) -> Decoder:
+    """Like :func:`session_decoder`, but JPEG images are decoded by Pillow (libjpeg's own
+    decode of the same bytes): the oracle for the lossy settings."""
+    ours = session_decoder(setting)
 
+    def decode(image: SpiceImage) -> Image.Image:
+        if image.type != ImageType.JPEG:
+            return ours(image)
+        (size,) = struct.unpack_from("<I", image.payload)
+        with Image.open(io.BytesIO(bytes(image.payload[4:4 + size]))) as jpeg:
+            return jpeg.convert("RGB")
 
-# the decoders that exist so far (issue 12): the golden test grows with this table
-AVAILABLE_DECODERS: dict[int, Decoder] = {
-    ImageType.BITMAP: _bitmap,
-    ImageType.LZ_RGB: _lz_rgb,
-}
-
-
-def decode_available(image: SpiceImage) -> Image.Image:
-    decode = AVAILABLE_DECODERS.get(image.type)
-    if decode is None:
-        raise NotImplementedError(f"no decoder for image type {image.type} yet")
-    return decode(image)
+    return decode
 
 
 def bgrx_image(pixels: bytes | bytearray | memoryview, width: int, height: int) -> Image.Image:
@@ -259,10 +255,11 @@ def apply_draw_copy(surface: Image.Image, draw: DrawCopy, decoded: Image.Image) 
     (all of the box when there are none). ROP PUT, no mask, no scaling: what QEMU's qxl
     and VGA paths send (research/display.md §1.10)."""
     if draw.rop != ROP_PUT or draw.has_mask:
-        raise NotImplementedError(f"DRAW_COPY rop {draw.rop:#x} mask {draw.has_mask}")
+        raise AssertionError(f"the replay does ROP PUT without a mask, not rop {draw.rop:#x}"
+                             f" mask {draw.has_mask}")
     box, src = draw.box, draw.src_area
     if (src.width, src.height) != (box.width, box.height):
-        raise NotImplementedError(f"scaled DRAW_COPY {src} -> {box}")
+        raise AssertionError(f"the replay does not scale: DRAW_COPY {src} -> {box}")
     for clip in draw.clip or (box,):
         part = _intersect(box, clip)
         if part is None:

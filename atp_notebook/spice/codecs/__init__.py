@@ -1,4 +1,7 @@
-"""Spice image decoders: LZ (every LzImageType) and BITMAP conversion, backed by C.
+"""Spice image decoders, backed by C: BITMAP (every format), LZ (every LzImageType), QUIC,
+GLZ and ZLIB_GLZ against a shared :class:`GlzWindow`, LZ4, JPEG and JPEG_ALPHA; palettes
+through a :class:`PaletteCache`; :func:`decode_image` takes a draw message's image of any
+type (``images.py``).
 
 Every decoder produces 32-bit pixels in memory byte order **B, G, R, X** (what a Spice
 ``32_xRGB`` surface holds, a little-endian ``0xXXRRGGBB`` word per pixel), rows top-down
@@ -16,6 +19,8 @@ Example::
 
     img = decode_lz(stream)                 # LZ_RGB payload
     img.width, img.height, bytes(img.pixels[:4])
+    state = ImageState(glz=GlzWindow(window_pixels))
+    img = decode_image(draw.image, state)   # any image type, in message order
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ __all__ = [
     "Buffer",
     "DecodedImage",
     "GlzWindow",
+    "ImageState",
     "LzType",
     "Palette",
     "PaletteCache",
@@ -41,6 +47,7 @@ __all__ = [
     "SpicePalette",
     "decode_bitmap",
     "decode_glz",
+    "decode_image",
     "decode_jpeg",
     "decode_jpeg_alpha",
     "decode_lz",
@@ -209,6 +216,7 @@ def decode_bitmap(
 
 # Each codec's own module, imported last: they use the names above.
 from atp_notebook.spice.codecs.glz import GlzWindow, decode_glz, decode_zlib_glz  # noqa: E402
+from atp_notebook.spice.codecs.images import ImageState, decode_image  # noqa: E402
 from atp_notebook.spice.codecs.jpeg import decode_jpeg, decode_jpeg_alpha  # noqa: E402
 from atp_notebook.spice.codecs.lz4 import decode_lz4  # noqa: E402
 from atp_notebook.spice.codecs.palettes import (  # noqa: E402
