@@ -28,16 +28,12 @@ announces LZ4 and prefers it). The script ends with a table of image types per s
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import gzip
 import json
 import shutil
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +42,12 @@ sys.path.insert(0, str(ROOT))  # for tests.corpus, which reads what this writes
 
 from PIL import Image  # noqa: E402
 
+from atp_notebook.lab.display_capture import (  # noqa: E402
+    QUIET_S,
+    STEP_TIMEOUT_S,
+    Recorder,
+    lab_lock,
+)
 from atp_notebook.lab.display_vms import DisplayGuest, display_vm, setting_named  # noqa: E402
 from atp_notebook.lab.known_images import MIXED_BANDS, image_digest, known_image  # noqa: E402
 from atp_notebook.loop import get_loop  # noqa: E402
@@ -68,10 +70,8 @@ from atp_notebook.spice.proto.display import (  # noqa: E402
     SurfaceDestroyed,
 )
 from atp_notebook.spice.vm import SpiceVmConnection  # noqa: E402
-from atp_notebook.spice.vm_events import ChannelMessage, SpiceVmEvent  # noqa: E402
 from tests.corpus import CORPUS_DIR, REFERENCES_DIR, glz_header, glz_image_distances, glz_stream  # noqa: E402
 
-LAB_LOCK = Path("/tmp/atp-lab.lock")  # noqa: S108 - the lock every lab user agrees on
 # pixels; both display channels name dictionary 1. Far more than two screens' worth, so no
 # image of this capture leaves the window (an image must also be smaller than the window)
 GLZ_WINDOW = 1 << 23
@@ -83,8 +83,6 @@ PLAN: tuple[tuple[int, tuple[int, int] | None], ...] = (
     *((0, band) for band in MIXED_BANDS),
     (1, (0, MIXED_BANDS[1][0] + MIXED_BANDS[1][1])),
 )
-QUIET_S = 1.0  # no display message for this long: the screen is still
-STEP_TIMEOUT_S = 60.0
 GZIP_IF_SAVES = 0.1  # store a record gzip'd when that saves at least a tenth
 
 
@@ -107,55 +105,6 @@ CAPTURES = {c.name: c for c in (
     Capture("lz4", "auto_glz", caps=(DisplayCap.LZ4_COMPRESSION,),
             preferred=ImageCompression.LZ4),
 )}
-
-
-@contextlib.contextmanager
-def lab_lock() -> Iterator[None]:
-    """The lock every lab user holds (``flock /tmp/atp-lab.lock``): one VM user at a time."""
-    with LAB_LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-@dataclass
-class Recorder:
-    """Hears the VM's events on the atp loop; the capture thread waits on it."""
-
-    began: float = field(default_factory=time.monotonic)
-    events: list[tuple[float, int, object]] = field(default_factory=list)
-    last: float = field(default_factory=time.monotonic)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __call__(self, event: SpiceVmEvent) -> None:
-        if isinstance(event, ChannelMessage) and event.channel_type is ChannelType.DISPLAY:
-            now = time.monotonic()
-            with self.lock:
-                self.events.append((now - self.began, event.channel_id, event.event))
-                self.last = now
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.events)
-
-    def marks(self) -> set[int]:
-        with self.lock:
-            return {c for _, c, e in self.events if isinstance(e, Mark)}
-
-    def wait_still(self, quiet: float = QUIET_S, timeout: float = STEP_TIMEOUT_S,
-                   after: int = 0) -> None:
-        """Until ``after`` events have arrived and then none for ``quiet`` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                idle = time.monotonic() - self.last
-                enough = len(self.events) >= after
-            if enough and idle >= quiet:
-                return
-            time.sleep(0.05)
-        raise SystemExit(f"the display did not settle within {timeout:g} s")
 
 
 def _rect(r: Any) -> list[int]:

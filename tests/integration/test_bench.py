@@ -35,6 +35,11 @@ HOSTLESS: dict[str, set[str]] = {
     "listing": {f"{f}.{h}" for f in ("vms_list", "vm_lookup") for h in ("local", "tcp")},
     "vm_calls": {f"{f}.{h}.{p}" for f in ("vm_qmp_query_status", "vm_qga_guest_ping")
                  for h in ("local", "tcp") for p in PCT},
+    # quick mode: the golden corpus only, one figure per codec and anchor
+    "codecs": {f"codec_{c}.corpus.vs_{a}" for c, a in (
+        ("quic", "png"), ("lz", "zlib"), ("glz", "zlib"), ("zlib_glz", "zlib"), ("lz4", "lz4"),
+        ("jpeg", "pillow_jpeg"))} | {f"codec_{c}.corpus.vs_memcpy" for c in (
+        "bitmap", "quic", "lz", "glz", "zlib_glz", "lz4", "jpeg")},
 }
 # figures with no like-for-like anchor: printed with anchor and ratio null
 PLAIN = {"atp_lab_status", "libvirt_open.local"} | {
