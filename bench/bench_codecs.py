@@ -9,7 +9,8 @@ Two sources of images, both sent by the lab's real Spice server (QEMU 7.2 / spic
   gradient, flat) written to a display VM's framebuffer under each setting (quic, lz, glz,
   lz4, jpeg, zlib) and recorded as the server compressed them; figures
   ``codec_<codec>.server1024.<image>.vs_<anchor>``. Takes a few minutes (one VM per
-  setting, under the lab lock).
+  setting). It takes the lab lock itself, per VM: do not run it under
+  ``flock /tmp/atp-lab.lock`` (a second flock of the same file waits for ever).
 
 ``ours`` is :func:`decode_image` on each image in arrival order with a fresh session state
 per round (GLZ images need the ones they copy from), timed per image and summed per codec.

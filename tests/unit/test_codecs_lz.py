@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import random
 import struct
-import threading
-import time
 
 import pytest
 
@@ -25,6 +23,7 @@ from tests.unit.codec_streams import (
     lz_header,
     place,
 )
+from tests.unit.gil_probe import ticks_during
 
 SIZES = [(1, 1), (2, 1), (1, 3), (7, 3), (8, 2), (9, 4), (17, 5), (31, 7), (67, 33)]
 
@@ -245,27 +244,6 @@ def test_gil_is_released_during_decode() -> None:
     out = bytearray(n * 4)
     assert bytes(decode_lz(stream, out).pixels[-8:]) == PX + b"\0" + PX2 + b"\0"
 
-    ticks = 0
-    stop = threading.Event()
-
-    def spin() -> None:
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-
-    t = threading.Thread(target=spin)
-    t.start()
-    try:
-        time.sleep(0.05)
-        decodes, during = 0, 0
-        deadline = time.monotonic() + 0.5
-        while time.monotonic() < deadline:
-            before = ticks
-            decode_lz(stream, out)
-            during += ticks - before
-            decodes += 1
-    finally:
-        stop.set()
-        t.join()
+    during, decodes = ticks_during(lambda: decode_lz(stream, out))
     # with the GIL held the spinner could not run at all during a call
     assert during > 1000 * decodes, (during, decodes)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import random
-import threading
-import time
 
 import lz4.block
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from atp_notebook.errors import CodecError, InvalidArgument, RemoteProtocolError
 from atp_notebook.spice.codecs import BitmapFormat, decode_lz4
 from tests.unit.codec_streams import place
+from tests.unit.gil_probe import ticks_during
 from tests.unit.lz4_streams import (
     BIT16,
     BIT24,
@@ -187,27 +186,6 @@ def test_gil_is_released_during_decode() -> None:
     raw = bytes(width * height * 4)
     data = _one_block(raw)
     out = bytearray(len(raw))
-    ticks = 0
-    stop = threading.Event()
-
-    def spin() -> None:
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-
-    t = threading.Thread(target=spin)
-    t.start()
-    try:
-        time.sleep(0.05)
-        decodes, during = 0, 0
-        deadline = time.monotonic() + 0.5
-        while time.monotonic() < deadline:
-            before = ticks
-            decode_lz4(data, width, height, out)
-            during += ticks - before
-            decodes += 1
-    finally:
-        stop.set()
-        t.join()
+    during, decodes = ticks_during(lambda: decode_lz4(data, width, height, out))
     # with the GIL held the spinner could not run at all during a call
     assert during > 1000 * decodes, (during, decodes)

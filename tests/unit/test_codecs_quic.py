@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 import struct
 import threading
-import time
 
 import pytest
 
 from atp_notebook.errors import CodecError, InvalidArgument, RemoteProtocolError
 from atp_notebook.spice.codecs import DecodedImage, QuicType, decode_quic
+from tests.unit.gil_probe import ticks_during
 from tests.unit.quic_streams import (
     ALL_TYPES,
     CONTENTS,
@@ -278,28 +278,7 @@ def test_gil_is_released_during_decode() -> None:
     big = quic_case(RGB32, 512, 256, "noise", random.Random(5))
     out = bytearray(512 * 256 * 4)
 
-    ticks = 0
-    stop = threading.Event()
-
-    def spin() -> None:
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-
-    t = threading.Thread(target=spin)
-    t.start()
-    try:
-        time.sleep(0.05)
-        decodes, during = 0, 0
-        deadline = time.monotonic() + 0.5
-        while time.monotonic() < deadline:
-            before = ticks
-            decode_quic(big.stream, out)
-            during += ticks - before
-            decodes += 1
-    finally:
-        stop.set()
-        t.join()
+    during, decodes = ticks_during(lambda: decode_quic(big.stream, out))
     assert bytes(out) == big.expected
     # with the GIL held the spinner could not run at all during a call
     assert during > 1000 * decodes, (during, decodes)

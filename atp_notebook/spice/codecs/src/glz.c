@@ -21,16 +21,10 @@
 #include <string.h>
 
 #include "bitmap.h"
+#include "lz_units.h"
 
 #define GLZ_LITERAL_LIMIT 32
 
-/* What a pass produces per unit (as in lz.c). */
-enum {
-    UNIT_RGB32,   /* literal B,G,R -> B,G,R,0 (RGB24 and RGBA's first pass too) */
-    UNIT_RGB16,   /* literal big-endian x555 -> B,G,R,0 */
-    UNIT_ALPHA,   /* literal A -> byte 3 only; references copy byte 3 only */
-    UNIT_BYTE,    /* literal byte -> one byte (palette indexes) */
-};
 
 static uint64_t
 get_u64be(const uint8_t *p)
@@ -176,7 +170,7 @@ glz_pass(GlzRefs *r, const uint8_t *in, size_t in_len, size_t *pos, uint8_t *out
         }
         unsigned ctrl = in[p++];
         if (ctrl < GLZ_LITERAL_LIMIT) {
-            size_t count = (size_t)ctrl + 1, i;
+            size_t count = (size_t)ctrl + 1;
             if (count > n - op) {
                 return fail(f, at, "a literal run of %zu units overruns the image (%zu left)",
                             count, n - op);
@@ -187,41 +181,7 @@ glz_pass(GlzRefs *r, const uint8_t *in, size_t in_len, size_t *pos, uint8_t *out
             }
             const uint8_t *s = in + p;
             uint8_t *d = out + op * unit;
-            switch (kind) {
-            case UNIT_RGB32:
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-                if (in_len - p > count * 3) {
-                    /* one 4-byte load per pixel; the byte past the run is in the stream */
-                    for (i = 0; i < count; i++, s += 3, d += 4) {
-                        uint32_t v;
-                        memcpy(&v, s, 4);
-                        v &= 0x00ffffffu;
-                        memcpy(d, &v, 4);
-                    }
-                    break;
-                }
-#endif
-                for (i = 0; i < count; i++, s += 3, d += 4) {
-                    d[0] = s[0];
-                    d[1] = s[1];
-                    d[2] = s[2];
-                    d[3] = 0;
-                }
-                break;
-            case UNIT_RGB16:
-                for (i = 0; i < count; i++, s += 2, d += 4) {
-                    put_x555(d, ((unsigned)s[0] << 8) | s[1]);
-                }
-                break;
-            case UNIT_ALPHA:
-                for (i = 0; i < count; i++, d += 4) {
-                    d[3] = s[i];
-                }
-                break;
-            default:
-                memcpy(d, s, count);
-                break;
-            }
+            copy_literals(kind, s, in_len - p, d, count);
             p += count * lit_bytes;
             op += count;
             continue;

@@ -10,18 +10,11 @@
 #include <string.h>
 
 #include "bitmap.h"
+#include "lz_units.h"
 
 #define LZ_LITERAL_LIMIT 32     /* control bytes below this start a literal run */
 #define LZ_NEAR_LIMIT 8191      /* the 16-bit far distance is added to this */
 
-/* What one decoding pass produces per unit (a pixel, or a byte of palette indexes). */
-enum {
-    UNIT_RGB32,   /* literal B,G,R -> B,G,R,0 (also RGB24 streams) */
-    UNIT_RGB16,   /* literal 2 bytes big-endian x555 -> B,G,R,0 */
-    UNIT_ALPHA,   /* literal A -> only byte 3 of the pixel; references copy byte 3 only */
-    UNIT_A8,      /* literal A -> 0,0,0,A */
-    UNIT_BYTE,    /* literal byte -> one byte (palette indexes, packed rows) */
-};
 
 int
 lz_parse_header(const uint8_t *in, size_t in_len, LzHeader *h, DecodeFailure *f)
@@ -102,36 +95,7 @@ lz_pass(const uint8_t *in, size_t in_len, size_t *pos, uint8_t *out, size_t n, i
             }
             const uint8_t *s = in + p;
             uint8_t *d = out + op * unit;
-            size_t i;
-            switch (kind) {
-            case UNIT_RGB32:
-                for (i = 0; i < count; i++, s += 3, d += 4) {
-                    d[0] = s[0];
-                    d[1] = s[1];
-                    d[2] = s[2];
-                    d[3] = 0;
-                }
-                break;
-            case UNIT_RGB16:
-                for (i = 0; i < count; i++, s += 2, d += 4) {
-                    put_x555(d, ((unsigned)s[0] << 8) | s[1]);
-                }
-                break;
-            case UNIT_ALPHA:
-                for (i = 0; i < count; i++, d += 4) {
-                    d[3] = s[i];
-                }
-                break;
-            case UNIT_A8:
-                for (i = 0; i < count; i++, d += 4) {
-                    d[0] = d[1] = d[2] = 0;
-                    d[3] = s[i];
-                }
-                break;
-            default:
-                memcpy(d, s, count);
-                break;
-            }
+            copy_literals(kind, s, in_len - p, d, count);
             p += count * lit_bytes;
             op += count;
             continue;
