@@ -11,7 +11,6 @@ import pytest
 from atp_notebook.errors import InvalidArgument, RemoteProtocolError
 from atp_notebook.spice.endpoint import SpiceEndpoint
 from atp_notebook.spice.proto import InputsProtocol
-from atp_notebook.spice.proto.common import UnknownMessage
 from atp_notebook.spice.proto.constants import (
     ChannelType,
     DisplayCap,
@@ -29,6 +28,7 @@ from atp_notebook.spice.proto.display import (
     SurfaceCreated,
     SurfaceDestroyed,
 )
+from atp_notebook.spice.proto.display_cache import InvalAllPalettes
 from atp_notebook.spice.proto.framing import MessageReader
 from atp_notebook.spice.proto.link_wire import LinkSucceeded
 from atp_notebook.spice.vm import SpiceVmConnection
@@ -83,7 +83,7 @@ def test_the_primary_surface_is_the_screen_across_a_mode_switch() -> None:
         + message(102)
         + message(315, struct.pack("<I", 0)) + surface_create(0, 1024, 768) + message(102))
     kinds = [type(e) for e in events]
-    assert kinds == [UnknownMessage, SurfaceCreated, DrawCopy, Mark, SurfaceDestroyed,
+    assert kinds == [InvalAllPalettes, SurfaceCreated, DrawCopy, Mark, SurfaceDestroyed,
                      SurfaceCreated, Mark]
     first = events[1]
     assert isinstance(first, SurfaceCreated) and first.primary
@@ -136,12 +136,13 @@ def test_draw_copy_gives_its_geometry_clip_and_source_image() -> None:
 
 
 @pytest.mark.parametrize(("body", "fragment"), [
-    (b"\x00" * 40, "DRAW_COPY: 40-byte body"),
+    (b"\x00" * 40, "DRAW_COPY: source area .*offset 25 of a 40-byte body"),
     (draw_copy_body((0, 0, 1, 1), [], None, (0, 0, 1, 1))[:-3], "DRAW_COPY"),
     (struct.pack("<I4iB", 0, 0, 0, 1, 1, 7) + bytes(40), "unknown clip type 7"),
     (struct.pack("<I4iBI", 0, 0, 0, 1, 1, 1, 10**6), "1000000 clip rects"),
-    (struct.pack("<I4iBI", 0, 0, 0, 1, 1, 1, 3) + bytes(20), "DRAW_COPY clip"),
-    (draw_copy_body((0, 0, 1, 1), [], b"\x00" * 10, (0, 0, 1, 1)), "DRAW_COPY image"),
+    (struct.pack("<I4iBI", 0, 0, 0, 1, 1, 1, 3) + bytes(20), "DRAW_COPY: 3 clip rects"),
+    (draw_copy_body((0, 0, 1, 1), [], b"\x00" * 10, (0, 0, 1, 1)),
+     "DRAW_COPY: source image needs 18 bytes"),
 ])
 def test_hostile_draw_copies_are_remote_protocol_errors(body: bytes, fragment: str) -> None:
     with pytest.raises(RemoteProtocolError, match=fragment):

@@ -207,15 +207,53 @@ class InputsMsgc(IntEnum):
 
 
 class DisplayMsg(IntEnum):
-    """Server -> client on display channels: SPICE_MSG_DISPLAY_* (the ones parsed so far)."""
+    """Server -> client on display channels: SPICE_MSG_DISPLAY_* (enums.h)."""
 
     MODE = 101  # legacy
     MARK = 102
     RESET = 103
+    COPY_BITS = 104
+    INVAL_LIST = 105
+    INVAL_ALL_PIXMAPS = 106
+    INVAL_PALETTE = 107
+    INVAL_ALL_PALETTES = 108
+    STREAM_CREATE = 122
+    STREAM_DATA = 123
+    STREAM_CLIP = 124
+    STREAM_DESTROY = 125
+    STREAM_DESTROY_ALL = 126
+    DRAW_FILL = 302
+    DRAW_OPAQUE = 303
     DRAW_COPY = 304
+    DRAW_BLEND = 305
+    DRAW_BLACKNESS = 306
+    DRAW_WHITENESS = 307
+    DRAW_INVERS = 308
+    DRAW_ROP3 = 309
+    DRAW_STROKE = 310
+    DRAW_TEXT = 311
+    DRAW_TRANSPARENT = 312
+    DRAW_ALPHA_BLEND = 313
     SURFACE_CREATE = 314
     SURFACE_DESTROY = 315
+    STREAM_DATA_SIZED = 316
     MONITORS_CONFIG = 317
+    DRAW_COMPOSITE = 318
+    STREAM_ACTIVATE_REPORT = 319
+    GL_SCANOUT_UNIX = 320  # never: GL_SCANOUT is not announced
+    GL_DRAW = 321
+    QUALITY_INDICATOR = 322
+
+
+class VideoCodecType(IntEnum):
+    """SpiceVideoCodecType (enum8 video_codec_type): STREAM_CREATE's codec and the body of
+    PREFERRED_VIDEO_CODEC_TYPE."""
+
+    MJPEG = 1
+    VP8 = 2
+    H264 = 3
+    VP9 = 4
+    H265 = 5
 
 
 class SurfaceFlags(IntFlag):

@@ -1,12 +1,14 @@
 """The display channel, first part (spice.proto ``channel DisplayChannel``): DISPLAY_INIT and
 the surfaces' geometry.
 
-What is parsed so far: SURFACE_CREATE / SURFACE_DESTROY (the primary surface is the screen),
-the legacy MODE, MARK and RESET, and DRAW_COPY's geometry and source image (descriptor and
-compressed payload, not decoded: that is the codecs' work). Other draw operations and
-streams arrive as ``UnknownMessage`` events and are acknowledged like any message. By
-default no display caps are announced, so the server sends nothing we would have to promise
-to understand (never GL_SCANOUT).
+Here: SURFACE_CREATE / SURFACE_DESTROY (the primary surface is the screen), the legacy MODE,
+MARK and RESET, and DRAW_COPY's geometry and source image (descriptor and compressed
+payload, not decoded: that is the codecs' work). Every other message of the channel is
+parsed beside this module and dispatched from here: the other draws (display_draw.py,
+display_vector.py), cache invalidation (display_cache.py), streams (display_stream.py) and
+MONITORS_CONFIG (display_monitors.py); GL and QUALITY_INDICATOR stay ``UnknownMessage``.
+By default no display caps are announced, so the server sends nothing we would have to
+promise to understand (never GL_SCANOUT).
 
 The server waits up to 30 s for DISPLAY_INIT after the link and drops the channel without
 it (spice-server dcc.cpp): the adapter sends :meth:`DisplayProtocol.start` right after the
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from atp_notebook.errors import InvalidArgument, RemoteProtocolError
@@ -43,21 +45,42 @@ from atp_notebook.spice.proto.constants import (
     ImageCompression,
     SurfaceFlags,
 )
+from atp_notebook.spice.proto.display_cache import CACHE_PARSERS
+from atp_notebook.spice.proto.display_draw import DRAW_PARSERS
+from atp_notebook.spice.proto.display_monitors import MONITORS_PARSERS
+from atp_notebook.spice.proto.display_stream import STREAM_PARSERS
+from atp_notebook.spice.proto.display_vector import VECTOR_PARSERS
+from atp_notebook.spice.proto.display_wire import (
+    MAX_SIDE,
+    BodyReader,
+    QMask,
+    Rect,
+    SpiceImage,
+    read_display_base,
+    read_image,
+    read_mask,
+    read_rect,
+    read_rop,
+    read_scale_mode,
+)
 from atp_notebook.spice.proto.framing import RawMessage
+
+# Rect, SpiceImage and QMask live in display_wire (every draw uses them) and stay
+# importable from here
+__all__ = [
+    "DISPLAY_INIT", "DISPLAY_MAX_MESSAGE_SIZE", "MAX_GLZ_WINDOW", "MAX_SIDE", "MODE",
+    "SURFACE_CREATE", "SURFACE_DESTROY", "DisplayOptions", "DisplayProtocol", "DisplayReset",
+    "DrawCopy", "Mark", "ModeChanged", "QMask", "Rect", "SpiceImage", "SurfaceCreated",
+    "SurfaceDestroyed", "parse_draw_copy", "parse_mode", "parse_surface_create",
+    "parse_surface_destroy",
+]
 
 # spice.proto DisplayChannel
 DISPLAY_INIT = struct.Struct("<BqBi")  # pixmap cache id, size (pixels), glz id, window (px)
 SURFACE_CREATE = struct.Struct("<IIIII")  # surface id, width, height, format, flags
 SURFACE_DESTROY = struct.Struct("<I")
 MODE = struct.Struct("<III")  # x_res, y_res, bits
-RECT = struct.Struct("<iiii")  # top, left, bottom, right
 U8 = struct.Struct("<B")
-U32 = struct.Struct("<I")
-# DRAW_COPY after DisplayBase: Image* (u32 offset in the body), src_area Rect, ropd u16,
-# scale_mode u8, QMask {u8 flags, Point (2 x i32), Image* u32}
-COPY_TAIL = struct.Struct("<IiiiiHBBiiI")
-IMAGE_DESCRIPTOR = struct.Struct("<QBBII")  # id, type, flags, width, height
-MAX_CLIP_RECTS = 65_536  # a guard against a hostile count; real clips hold a handful
 # spice-server refuses a bigger GLZ window and fails the channel's init (lz_common.h
 # LZ_MAX_WINDOW_SIZE, pixels)
 MAX_GLZ_WINDOW = 1 << 25
@@ -65,8 +88,6 @@ MAX_GLZ_WINDOW = 1 << 25
 # 1024x768 screen is a 3 MiB message (measured), so the display channel takes messages up to
 # an uncompressed 32-bit 4096x4096 surface; the other channels keep framing's 1 MiB
 DISPLAY_MAX_MESSAGE_SIZE = 4096 * 4096 * 4 + 64 * 1024
-# QEMU's largest qxl surface is 16384 px a side (qxl vgamem limits); anything bigger is garbage
-MAX_SIDE = 16384
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,46 +167,9 @@ class DisplayReset(ChannelEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class Rect:
-    top: int
-    left: int
-    bottom: int
-    right: int
-
-    @property
-    def width(self) -> int:
-        return self.right - self.left
-
-    @property
-    def height(self) -> int:
-        return self.bottom - self.top
-
-
-@dataclass(frozen=True, slots=True)
-class SpiceImage:
-    """An image descriptor and where its payload starts. ``body`` is the whole message body
-    and ``at`` the offset of the image's union (what follows the descriptor) in it: the
-    pointers inside the union (a BITMAP's or LZ_PLT's palette) are offsets into ``body``."""
-
-    id: int
-    type: int  # SPICE_IMAGE_TYPE_*: BITMAP 0, QUIC 1, LZ_RGB 101, GLZ_RGB 102, LZ4 109, ...
-    flags: int  # CACHE_ME 1, HIGH_BITS_SET 2, CACHE_REPLACE_ME 4
-    width: int
-    height: int
-    body: bytes = field(repr=False)
-    at: int = field(repr=False)
-
-    @property
-    def payload(self) -> memoryview:
-        """The union after the descriptor to the end of the body (no copy); the codec reads
-        its own sizes from it."""
-        return memoryview(self.body)[self.at:]
-
-
-@dataclass(frozen=True, slots=True)
 class DrawCopy(ChannelEvent):
     """DRAW_COPY: put ``image`` (its ``src_area``) at ``box`` of surface ``surface_id``,
-    clipped to ``clip`` (empty: no clip)."""
+    clipped to ``clip`` (empty: no clip), through ``mask`` when there is one."""
 
     surface_id: int
     box: Rect
@@ -196,44 +180,21 @@ class DrawCopy(ChannelEvent):
     scale_mode: int
     mask_flags: int
     has_mask: bool
-
-
-def _rect(body: bytes, offset: int, what: str) -> Rect:
-    return Rect(*unpack_body(RECT, body, what, offset))
-
-
-def _image(body: bytes, offset: int) -> SpiceImage | None:
-    if offset == 0:
-        return None
-    image_id, kind, flags, width, height = unpack_body(IMAGE_DESCRIPTOR, body,
-                                                       "DRAW_COPY image", offset)
-    _size("DRAW_COPY image", width, height)
-    return SpiceImage(image_id, kind, flags, width, height, body,
-                      offset + IMAGE_DESCRIPTOR.size)
+    mask: QMask | None = None
 
 
 def parse_draw_copy(body: bytes) -> DrawCopy:
-    """DisplayBase (surface, box, clip) then the Copy fields; pointers are offsets into
-    ``body`` (spice.proto ``draw_copy``)."""
-    (surface_id,) = unpack_body(U32, body, "DRAW_COPY", 0)
-    box = _rect(body, 4, "DRAW_COPY box")
-    (clip_type,) = unpack_body(U8, body, "DRAW_COPY clip", 20)
-    offset = 21
-    clip: tuple[Rect, ...] = ()
-    if clip_type == 1:  # RECTS, inline: u32 count + the rects
-        (count,) = unpack_body(U32, body, "DRAW_COPY clip", offset)
-        if count > MAX_CLIP_RECTS:
-            raise RemoteProtocolError(f"DRAW_COPY: {count} clip rects")
-        offset += 4
-        clip = tuple(_rect(body, offset + i * RECT.size, "DRAW_COPY clip")
-                     for i in range(count))
-        offset += count * RECT.size
-    elif clip_type != 0:
-        raise RemoteProtocolError(f"DRAW_COPY: unknown clip type {clip_type}")
-    (image_at, top, left, bottom, right, rop, scale, mask_flags, _x, _y,
-     mask_at) = unpack_body(COPY_TAIL, body, "DRAW_COPY", offset)
-    return DrawCopy(surface_id, box, clip, _image(body, image_at),
-                    Rect(top, left, bottom, right), rop, scale, mask_flags, mask_at != 0)
+    """DisplayBase (surface, box, clip) then the Copy fields: Image*, src_area, ropd,
+    scale_mode, QMask; pointers are offsets into ``body`` (spice.proto ``draw_copy``)."""
+    r = BodyReader(body, "DRAW_COPY")
+    surface_id, box, clip = read_display_base(r)
+    image = read_image(r, "source image")
+    src_area = read_rect(r, "source area")
+    rop = read_rop(r)
+    scale = read_scale_mode(r)
+    mask = read_mask(r)
+    return DrawCopy(surface_id, box, clip, image, src_area, rop, scale,
+                    0 if mask is None else int(mask.flags), mask is not None, mask)
 
 
 def _size(what: str, width: int, height: int) -> None:
@@ -319,4 +280,9 @@ _PARSERS: dict[int, Callable[[bytes], ChannelEvent]] = {
     DisplayMsg.MARK: lambda _body: Mark(),
     DisplayMsg.RESET: lambda _body: DisplayReset(),
     DisplayMsg.DRAW_COPY: parse_draw_copy,
+    **DRAW_PARSERS,
+    **VECTOR_PARSERS,
+    **CACHE_PARSERS,
+    **STREAM_PARSERS,
+    **MONITORS_PARSERS,
 }
