@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
@@ -344,3 +344,33 @@ def test_zero_sized_pattern_is_a_protocol_error() -> None:
     with pytest.raises(RemoteProtocolError, match="zero size"):
         fill(s, Box(0, 0, 2, 2), None,
              brush=PatternBrush(np.zeros((0, 3, 4), np.uint8)), rop_descriptor=ref.OP_PUT)
+
+
+@pytest.mark.parametrize("op,value", [(blackness, 0), (whiteness, ref.M32)])
+def test_blackness_whiteness_under_every_clip(op: object, value: int) -> None:
+    for i in range(len(BBOXES) * len(CLIPS)):
+        s = make_surface(1300 + i)
+        before = grid(s)
+        bbox, clip = case(i)
+        op(s, box(bbox), clip_arg(clip))  # type: ignore[operator]
+        assert grid(s) == ref.draw(before, bbox, clip, None, lambda x, y, d: value)
+        check_damage(before, s)
+
+
+def test_sources_are_never_written() -> None:
+    src = pixels_of(words(np.random.default_rng(11), H, W))
+    keep = src.copy()
+    s = make_surface(1400)
+    draws: list[Callable[[], None]] = [
+        lambda: copy(s, Box(0, 0, W, H), [Box(0, 0, 5, 5), Box(2, 2, 9, 7)], src=src,
+                     src_area=Box(0, 0, W, H)),
+        lambda: alpha_blend(s, Box(0, 0, W, H), None, src=src, src_area=Box(0, 0, W, H),
+                            alpha=200, src_has_alpha=False),
+        lambda: transparent(s, Box(0, 0, W, H), None, src=src, src_area=Box(0, 0, W, H),
+                            true_color=0),
+        lambda: opaque(s, Box(0, 0, W, H), None, src=src, src_area=Box(0, 0, W, H),
+                       brush=SolidBrush(7), rop_descriptor=ref.OP_XOR),
+    ]
+    for draw_op in draws:
+        draw_op()
+        assert np.array_equal(src, keep)

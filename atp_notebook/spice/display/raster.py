@@ -112,11 +112,14 @@ class QMask:
 
 @dataclass(frozen=True)
 class Target:
-    """Where a draw writes: ``box`` on the surface, and within it ``where`` (None: all)."""
+    """Where a draw writes: ``box`` on the surface, and within it ``where`` (None: all) or,
+    for draws whose result does not depend on the destination, the clip ``rects`` (which
+    may overlap: writing such a result twice changes nothing)."""
 
     box: Box
     where: Bools | None
     damage: tuple[Box, ...]
+    rects: tuple[Box, ...] = ()
 
 
 def _words(pixels: Pixels) -> Words:
@@ -142,8 +145,9 @@ def _coverage(box: Box, rects: Sequence[Box]) -> Bools:
 
 
 def target(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None,
-           mask: QMask | None = None) -> Target | None:
-    """The pixels a draw may write, or None when there are none."""
+           mask: QMask | None = None, *, dest_free: bool = False) -> Target | None:
+    """The pixels a draw may write, or None when there are none. ``dest_free``: the draw's
+    result ignores the destination, so clip rects can be written one by one."""
     whole = Box.of(bbox)
     box = whole.intersect(surface.bounds)
     if box.empty:
@@ -158,9 +162,11 @@ def target(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None,
         for r in rects[1:]:
             outer = outer.union(r)
         box = outer
-        if len(rects) > 1:
-            where = _coverage(box, rects)
         damage = tuple(rects) if len(rects) <= MAX_DAMAGE_RECTS else (box,)
+        if len(rects) > 1:
+            if dest_free and mask is None and len(rects) <= MAX_DAMAGE_RECTS:
+                return Target(box, None, damage, tuple(rects))
+            where = _coverage(box, rects)
     if mask is not None:
         bits = np.asarray(mask.bits, dtype=np.bool_)
         if bits.ndim != 2:
@@ -183,7 +189,14 @@ def target(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None,
 
 def write(surface: Surface, t: Target, result: Words) -> None:
     view = surface.words[t.box.top:t.box.bottom, t.box.left:t.box.right]
-    if t.where is None:
+    if np.may_share_memory(result, view):
+        result = result.copy()  # a copy within one surface: read all before writing
+    if t.rects:
+        for r in t.rects:
+            top, left = r.top - t.box.top, r.left - t.box.left
+            view[top:top + r.height, left:left + r.width] = \
+                result[top:top + r.height, left:left + r.width]
+    elif t.where is None:
         view[...] = result
     else:
         np.copyto(view, result, where=t.where)
@@ -192,20 +205,29 @@ def write(surface: Surface, t: Target, result: Words) -> None:
 
 
 def _draw(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None,
-          mask: QMask | None, compute: Callable[[Target, Words], Words]) -> None:
-    t = target(surface, bbox, clip, mask)
+          mask: QMask | None, compute: Callable[[Target, Words], Words], *,
+          dest_free: bool = False) -> None:
+    t = target(surface, bbox, clip, mask, dest_free=dest_free)
     if t is None:
         return
     dest = surface.words[t.box.top:t.box.bottom, t.box.left:t.box.right]
     write(surface, t, compute(t, dest))
 
 
+def _ignores_dest(table: int, inputs: int) -> bool:
+    """Whether a truth table over ``inputs`` + 1 inputs (the destination its lowest) gives
+    the same bit for d = 0 and d = 1 everywhere."""
+    low = int("01" * (1 << inputs), 2)  # the d = 0 entries
+    return ((table >> 1) ^ table) & low == 0
+
+
 def brush_words(brush: Brush, box: Box) -> Words:
-    """The brush's words over ``box`` (surface coordinates), shape (height, width)."""
+    """The brush's words over ``box`` (surface coordinates), shape (height, width);
+    read-only (a broadcast for a solid brush)."""
     if brush is None:
         return np.zeros((box.height, box.width), dtype=np.uint32)
     if isinstance(brush, SolidBrush):
-        return np.full((box.height, box.width), brush.color & 0xFFFFFFFF, dtype=np.uint32)
+        return np.broadcast_to(np.uint32(brush.color & 0xFFFFFFFF), (box.height, box.width))
     tile = _words(brush.tile)
     th, tw = tile.shape
     if th == 0 or tw == 0:
@@ -217,7 +239,8 @@ def brush_words(brush: Brush, box: Box) -> Words:
 
 def sample(src: Pixels, src_area: RectLike, bbox: RectLike, box: Box) -> Words:
     """The source words that land on ``box`` when ``src_area`` of ``src`` is drawn onto
-    ``bbox`` (scaled by nearest neighbour when their sizes differ). Always a copy."""
+    ``bbox`` (scaled by nearest neighbour when their sizes differ): a read-only view of
+    ``src`` when unscaled (``write`` copies it first if it overlaps the destination)."""
     words = _words(src)
     area = Box.of(src_area)
     whole = Box.of(bbox)
@@ -228,7 +251,9 @@ def sample(src: Pixels, src_area: RectLike, bbox: RectLike, box: Box) -> Words:
     if area.width == whole.width and area.height == whole.height:
         x0 = area.left + box.left - whole.left
         y0 = area.top + box.top - whole.top
-        return np.array(words[y0:y0 + box.height, x0:x0 + box.width], dtype=np.uint32)
+        view = words[y0:y0 + box.height, x0:x0 + box.width]
+        view.flags.writeable = False   # never an output: it may be the caller's image
+        return view
     # pixel centres: dest column c samples source column floor((c + 0.5) * sw / bw)
     cols = area.left + ((np.arange(box.left, box.right) - whole.left) * 2 + 1) \
         * area.width // (2 * whole.width)
@@ -244,7 +269,8 @@ def fill(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None, *, b
     if table == NOOP:
         return
     _draw(surface, bbox, clip, mask,
-          lambda t, d: apply_rop2(table, brush_words(brush, t.box), d))
+          lambda t, d: apply_rop2(table, brush_words(brush, t.box), d),
+          dest_free=_ignores_dest(table, 1))
 
 
 def copy(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None, *, src: Pixels,
@@ -256,7 +282,8 @@ def copy(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None, *, s
     if table == NOOP:
         return
     _draw(surface, bbox, clip, mask,
-          lambda t, d: apply_rop2(table, sample(src, src_area, bbox, t.box), d))
+          lambda t, d: apply_rop2(table, sample(src, src_area, bbox, t.box), d),
+          dest_free=_ignores_dest(table, 1))
 
 
 blend = copy
@@ -273,7 +300,7 @@ def opaque(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None, *,
         return
     _draw(surface, bbox, clip, mask,
           lambda t, d: apply_rop2(table, brush_words(brush, t.box),
-                                  sample(src, src_area, bbox, t.box)))
+                                  sample(src, src_area, bbox, t.box)), dest_free=True)
 
 
 def rop3(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None, *, src: Pixels,
@@ -281,19 +308,22 @@ def rop3(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None, *, s
     """DRAW_ROP3: ternary raster operation ``code`` of brush, source and destination."""
     _draw(surface, bbox, clip, mask,
           lambda t, d: apply_rop3(code, brush_words(brush, t.box),
-                                  sample(src, src_area, bbox, t.box), d))
+                                  sample(src, src_area, bbox, t.box), d),
+          dest_free=_ignores_dest(code, 3))
 
 
 def blackness(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None,
               mask: QMask | None = None) -> None:
     """DRAW_BLACKNESS: every pixel (X included) becomes 0."""
-    _draw(surface, bbox, clip, mask, lambda t, d: np.zeros_like(d))
+    _draw(surface, bbox, clip, mask, lambda t, d: np.broadcast_to(np.uint32(0), d.shape),
+          dest_free=True)
 
 
 def whiteness(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None,
               mask: QMask | None = None) -> None:
     """DRAW_WHITENESS: every pixel becomes 0xffffffff."""
-    _draw(surface, bbox, clip, mask, lambda t, d: np.full_like(d, 0xFFFFFFFF))
+    _draw(surface, bbox, clip, mask,
+          lambda t, d: np.broadcast_to(np.uint32(0xFFFFFFFF), d.shape), dest_free=True)
 
 
 def invers(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None,
@@ -347,7 +377,7 @@ def alpha_blend(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | Non
     def compute(t: Target, d: Words) -> Words:
         s = sample(src, src_area, bbox, t.box)
         if not src_has_alpha:
-            s |= np.uint32(0xFF000000)
+            s = s | np.uint32(0xFF000000)
         dd = d if dest_has_alpha else d | np.uint32(0xFF000000)
         m = None if alpha == 255 else np.full(s.shape, alpha, dtype=np.uint16)
         out = over(s, m, dd)
@@ -371,4 +401,4 @@ def copy_bits(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None,
                                   f"surface {surface.surface_id} "
                                   f"({surface.width}x{surface.height})")
     _draw(surface, bbox, clip, None,
-          lambda t, d: sample(surface.pixels, src, bbox, t.box))
+          lambda t, d: sample(surface.pixels, src, bbox, t.box), dest_free=True)

@@ -115,14 +115,14 @@ _ONES = np.uint32(0xFFFFFFFF)
 
 def apply_rop2(table: int, s: Words, d: Words) -> Words:
     """The result words of truth table ``table`` on source ``s`` and destination ``d``
-    (same shape, or ``s`` broadcastable)."""
+    (same shape, or ``s`` broadcastable); for COPY a read-only view of ``s``."""
     table &= 0xF
     if table == 0b0000:
         return np.zeros(d.shape, dtype=np.uint32)
     if table == 0b1111:
         return np.full(d.shape, _ONES, dtype=np.uint32)
     if table == COPY:
-        return np.array(np.broadcast_to(s, d.shape), dtype=np.uint32)
+        return np.broadcast_to(s, d.shape)  # a read-only view: the writer copies it once
     if table == NOOP:
         return np.array(d, dtype=np.uint32)
     ops: dict[int, Callable[[], Words]] = {
@@ -139,7 +139,8 @@ def apply_rop2(table: int, s: Words, d: Words) -> Words:
         0b0111: lambda: ~(s & d),
         0b0001: lambda: ~(s | d),
     }
-    return np.array(np.broadcast_to(ops[table](), d.shape), dtype=np.uint32)
+    out = ops[table]()
+    return out if out.shape == d.shape else np.array(np.broadcast_to(out, d.shape))
 
 
 def apply_rop3(rop3: int, p: Words, s: Words, d: Words) -> Words:
