@@ -11,7 +11,12 @@ import pytest
 
 from atp_notebook.errors import InvalidArgument, RemoteProtocolError
 from atp_notebook.spice.proto.common import ChannelEvent, ChannelWait, WaitForChannels
-from atp_notebook.spice.proto.constants import ChannelType, DisplayMsg, VideoCodecType
+from atp_notebook.spice.proto.constants import (
+    ChannelType,
+    DisplayCap,
+    DisplayMsg,
+    VideoCodecType,
+)
 from atp_notebook.spice.proto.display import DisplayProtocol, DrawCopy
 from atp_notebook.spice.proto.display_cache import (
     InvalAllPalettes,
@@ -286,3 +291,14 @@ def test_preferred_video_codec_type_is_a_count_then_the_codecs() -> None:
         build_preferred_video_codec_type([0, 1, 6])
     with pytest.raises(InvalidArgument, match="256 codecs"):
         build_preferred_video_codec_type([1] * 256)
+
+
+def test_the_protocol_sends_the_codec_preference_only_to_a_server_that_takes_it() -> None:
+    able = DisplayProtocol(ChannelType.DISPLAY, channel_caps=(DisplayCap.PREF_VIDEO_CODEC_TYPE,))
+    assert able.prefer_video_codecs([VideoCodecType.MJPEG, VideoCodecType.VP8]) is True
+    assert able.data_to_send() == MINI.pack(105, 3) + bytes([2, 1, 2])
+    old = DisplayProtocol(ChannelType.DISPLAY, channel_caps=(DisplayCap.PREF_COMPRESSION,))
+    assert old.prefer_video_codecs([VideoCodecType.MJPEG]) is False
+    assert old.data_to_send() == b""
+    with pytest.raises(InvalidArgument, match="0 codecs"):
+        able.prefer_video_codecs([])

@@ -30,7 +30,7 @@ Example::
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,11 +44,15 @@ from atp_notebook.spice.proto.constants import (
     DisplayMsgc,
     ImageCompression,
     SurfaceFlags,
+    VideoCodecType,
 )
 from atp_notebook.spice.proto.display_cache import CACHE_PARSERS
 from atp_notebook.spice.proto.display_draw import DRAW_PARSERS
 from atp_notebook.spice.proto.display_monitors import MONITORS_PARSERS
-from atp_notebook.spice.proto.display_stream import STREAM_PARSERS
+from atp_notebook.spice.proto.display_stream import (
+    STREAM_PARSERS,
+    build_preferred_video_codec_type,
+)
 from atp_notebook.spice.proto.display_vector import VECTOR_PARSERS
 from atp_notebook.spice.proto.display_wire import (
     MAX_SIDE,
@@ -244,6 +248,16 @@ class DisplayProtocol(ChannelProtocol):
         if not self.has_channel_cap(DisplayCap.PREF_COMPRESSION):
             return False
         self.send_message(DisplayMsgc.PREFERRED_COMPRESSION, U8.pack(compression))
+        return True
+
+    def prefer_video_codecs(self, codecs: Sequence[VideoCodecType]) -> bool:
+        """Queue PREFERRED_VIDEO_CODEC_TYPE (the codecs the server should stream in, most
+        wanted first); False, and nothing sent, without the server's PREF_VIDEO_CODEC_TYPE
+        cap."""
+        body = build_preferred_video_codec_type(codecs)
+        if not self.has_channel_cap(DisplayCap.PREF_VIDEO_CODEC_TYPE):
+            return False
+        self.send_message(DisplayMsgc.PREFERRED_VIDEO_CODEC_TYPE, body)
         return True
 
     def start(self, options: DisplayOptions) -> None:
