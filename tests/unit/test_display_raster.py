@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from atp_notebook.errors import RemoteProtocolError
+from atp_notebook.spice.codecs import _codecs
 from atp_notebook.spice.display import (
     Box,
     PatternBrush,
@@ -30,7 +31,7 @@ from atp_notebook.spice.display import (
     transparent,
     whiteness,
 )
-from atp_notebook.spice.display.raster import _mul
+from atp_notebook.spice.display.raster import over
 from tests.unit import display_reference as ref
 
 W, H = 9, 7
@@ -235,11 +236,45 @@ def test_transparent_skips_the_colour_key_whatever_x() -> None:
                                    functools.partial(keyed, g, area, bbox))
 
 
-def test_mul_is_rounded_division_by_255() -> None:
-    a = np.arange(256, dtype=np.uint16)[:, None]
-    b = np.arange(256, dtype=np.uint16)[None, :]
+def test_over_rounds_every_product_to_nearest() -> None:
+    """Every channel value a through every coverage b onto black gives a * b / 255 rounded
+    (the alpha byte too), and the destination keeps d * (255 - a') / 255 rounded."""
+    a = np.repeat(np.arange(256, dtype=np.uint32), 256)
+    b = np.tile(np.arange(256, dtype=np.uint8), 256)
+    src = (a * np.uint32(0x01010101)).astype(np.uint32)
+    got = over(src, b, np.zeros_like(src)).view(np.uint8).reshape(-1, 4)
     want = (2 * a.astype(np.int64) * b + 255) // 510
-    assert np.array_equal(_mul(a, b), want)
+    assert all(np.array_equal(got[:, c], want) for c in range(4))
+    dest = src                                      # d = a, source alpha = b, no colour
+    alpha_only = (b.astype(np.uint32) * np.uint32(1 << 24)).astype(np.uint32)
+    got = over(alpha_only, None, dest).view(np.uint8).reshape(-1, 4)
+    assert np.array_equal(got[:, 0], (2 * a.astype(np.int64) * (255 - b) + 255) // 510)
+
+
+@pytest.mark.parametrize("args", [
+    (b"", b"", None, bytearray(4), 1, 255, 0),
+    (bytes(8), bytes(8), None, bytearray(4), 2, 255, 0),
+    (bytes(8), bytes(8), bytes(1), bytearray(8), 2, 255, 0),
+    (bytes(4), bytes(4), None, bytearray(4), 1, 256, 0),
+    (bytes(4), bytes(4), None, bytearray(4), -1, 255, 0),
+    (bytes(4), bytes(4), None, bytearray(4), 1, 255, 8),
+    (bytes(4), bytes(4), None, bytearray(4), 1 << 40, 255, 0),
+])
+def test_raster_over_checks_every_length(args: tuple[object, ...]) -> None:
+    with pytest.raises(ValueError):
+        _codecs.raster_over(*args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("args", [
+    (0x96, bytes(8), bytes(8), bytes(4), bytearray(8), 2),
+    (0x96, bytes(4), bytes(7), bytes(8), bytearray(8), 2),
+    (0x96, bytes(4), bytes(4), bytes(8), bytearray(4), 2),
+    (256, bytes(4), bytes(4), bytes(4), bytearray(4), 1),
+    (0x96, bytes(4), bytes(4), bytes(4), bytearray(4), -1),
+])
+def test_raster_rop3_checks_every_length(args: tuple[object, ...]) -> None:
+    with pytest.raises(ValueError):
+        _codecs.raster_rop3(*args)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("alpha", [0, 1, 128, 254, 255])

@@ -85,3 +85,17 @@ def glz_decode(
     Returns ``(type, width, height, top_down, image_id, out)``. ``timeout`` < 0 means the
     window's ``wait_timeout``; 0 means no wait for images that have not arrived.
     """
+
+def raster_over(
+    src: _Buffer, dst: _Buffer, mask: _Buffer | None, out: _Buffer, count: int, alpha: int,
+    flags: int, /,
+) -> None:
+    """OVER of ``count`` premultiplied B,G,R,A words of ``src`` (scaled by ``alpha`` and the
+    8-bit ``mask``) onto ``dst``, into ``out`` (may be ``dst``); flags 1 = source opaque,
+    2 = destination opaque, 4 = clear the result's X byte. Short buffers: ValueError."""
+
+def raster_rop3(
+    code: int, p: _Buffer, s: _Buffer, d: _Buffer, out: _Buffer, count: int, /
+) -> None:
+    """The rop3 ``code`` of ``count`` 32-bit words; a 4-byte ``p`` or ``s`` is one word
+    repeated. Short buffers: ValueError."""

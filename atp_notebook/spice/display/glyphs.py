@@ -32,6 +32,8 @@ import numpy.typing as npt
 
 from atp_notebook.errors import InvalidArgument, RemoteProtocolError
 from atp_notebook.spice.display.raster import (
+    OVER_CLEAR_X,
+    OVER_SRC_OPAQUE,
     Bools,
     Brush,
     Target,
@@ -154,16 +156,16 @@ def text(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None, *,
     if box.empty:
         return
     sub = cov[box.top - bounds.top:box.bottom - bounds.top,
-              box.left - bounds.left:box.right - bounds.left].astype(np.uint16)
+              box.left - bounds.left:box.right - bounds.left]
     where = None
     if t.where is not None:
         where = t.where[box.top - t.box.top:box.bottom - t.box.top,
                         box.left - t.box.left:box.right - t.box.left]
     dest = surface.words[box.top:box.bottom, box.left:box.right]
-    s = brush_words(fore, box) | np.uint32(0xFF000000)  # pixman's brushes are opaque
-    out = over(s, sub, dest)
+    flags = OVER_SRC_OPAQUE  # pixman's brushes are opaque
     if surface.format is SurfaceFormat.XRGB32:
-        out &= np.uint32(0x00FFFFFF)
+        flags |= OVER_CLEAR_X
+    out = over(brush_words(fore, box), sub, dest, flags=flags)
     write(surface, Target(box, where, (box,)), out)
 
 

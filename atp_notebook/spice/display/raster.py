@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from atp_notebook.errors import InvalidArgument, RemoteProtocolError
+from atp_notebook.spice.codecs import _codecs
 from atp_notebook.spice.display.rop import (
     NOOP,
     RopDescriptor,
@@ -345,22 +346,24 @@ def transparent(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | Non
     write(surface, Target(t.box, where, t.damage), s)
 
 
-def _mul(a: npt.NDArray[np.uint16], b: npt.NDArray[np.uint16]) -> npt.NDArray[np.uint16]:
-    """a * b / 255 rounded as pixman's MUL_UN8 rounds it (exact for 8-bit inputs)."""
-    t = a * b + 0x80
-    return np.asarray(((t >> 8) + t) >> 8, dtype=np.uint16)
+#: raster_over flags (codecs/src/raster.h)
+OVER_SRC_OPAQUE, OVER_DEST_OPAQUE, OVER_CLEAR_X = 1, 2, 4
 
 
-def over(s: Words, m: npt.NDArray[np.uint16] | None, d: Words) -> Words:
-    """Porter-Duff OVER of premultiplied B,G,R,A source words through an optional 8-bit
-    mask onto destination words (alpha included), with pixman's 8-bit rounding."""
-    sb = s.view(np.uint8).reshape(*s.shape, 4).astype(np.uint16)
-    db = d.view(np.uint8).reshape(*d.shape, 4).astype(np.uint16)
-    if m is not None:
-        sb = _mul(sb, m[..., None])
-    out = np.minimum(sb + _mul(db, 255 - sb[..., 3:4]), 255).astype(np.uint8)
-    words: Words = out.view(np.dtype("<u4")).reshape(out.shape[:2])
-    return words
+def over(s: Words, m: npt.NDArray[np.uint8] | None, d: Words, *, alpha: int = 255,
+         flags: int = 0) -> Words:
+    """Porter-Duff OVER of premultiplied B,G,R,A source words, scaled by ``alpha`` and the
+    optional 8-bit coverage ``m``, onto destination words (alpha byte included), rounded as
+    pixman's 8-bit paths round. In C (codecs/src/raster.c): numpy needed 15 ms for a
+    1024x768 blend in 16-bit temporaries."""
+    src = np.ascontiguousarray(s, dtype=np.uint32)
+    dst = np.ascontiguousarray(d, dtype=np.uint32)
+    cov = None if m is None else np.ascontiguousarray(m, dtype=np.uint8)
+    out = np.empty(dst.shape, dtype=np.uint32)
+    _codecs.raster_over(src.data, dst.data,
+                        None if cov is None else cov.data, out.data, out.size,
+                        alpha, flags)
+    return out
 
 
 def alpha_blend(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None,
@@ -374,16 +377,13 @@ def alpha_blend(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | Non
     if alpha == 0:
         return
 
+    flags = (0 if src_has_alpha else OVER_SRC_OPAQUE) | (
+        0 if dest_has_alpha else OVER_DEST_OPAQUE)
+    if not dest_has_alpha and surface.format is SurfaceFormat.XRGB32:
+        flags |= OVER_CLEAR_X
+
     def compute(t: Target, d: Words) -> Words:
-        s = sample(src, src_area, bbox, t.box)
-        if not src_has_alpha:
-            s = s | np.uint32(0xFF000000)
-        dd = d if dest_has_alpha else d | np.uint32(0xFF000000)
-        m = None if alpha == 255 else np.full(s.shape, alpha, dtype=np.uint16)
-        out = over(s, m, dd)
-        if not dest_has_alpha and surface.format is SurfaceFormat.XRGB32:
-            out &= np.uint32(0x00FFFFFF)
-        return out
+        return over(sample(src, src_area, bbox, t.box), None, d, alpha=alpha, flags=flags)
 
     _draw(surface, bbox, clip, None, compute)
 

@@ -29,7 +29,7 @@ class FuzzTarget:
     feed: Feed
 
 
-TARGET_MODULES = ("lz", "bitmap", "lz4", "glz", "quic")
+TARGET_MODULES = ("lz", "bitmap", "lz4", "glz", "quic", "raster")
 
 
 def targets() -> list[FuzzTarget]:

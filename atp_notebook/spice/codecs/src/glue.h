@@ -35,6 +35,7 @@ extern PyMethodDef bitmap_methods[];
 extern PyMethodDef lz4_methods[];
 extern PyMethodDef quic_methods[];
 extern PyMethodDef glz_methods[];
+extern PyMethodDef raster_methods[];  /* the display's compositing loops */
 
 /* Add the GLZ window type to the module and its state (glz_py.c); 0 or -1. */
 int glz_add_types(PyObject *module);

@@ -15,7 +15,8 @@
 
 /* Every codec's method table; a new codec adds its table here. */
 static PyMethodDef *const method_tables[] = {
-    lz_methods, bitmap_methods, lz4_methods, quic_methods, glz_methods, NULL,
+    lz_methods, bitmap_methods, lz4_methods, quic_methods, glz_methods, raster_methods,
+    NULL,
 };
 
 static int
