@@ -174,3 +174,12 @@ def test_stroke_far_points_are_refused() -> None:
     with pytest.raises(RemoteProtocolError):
         stroke(Surface(0, 4, 4, SurfaceFormat.XRGB32), None, points=[(0, 0), (1 << 30, 0)],
                brush=SolidBrush(0), rop_descriptor=ref.OP_PUT)
+
+
+def test_glyph_of_a_parsed_glyph() -> None:
+    from atp_notebook.spice.proto.display_vector import RasterGlyph
+    from atp_notebook.spice.proto.display_wire import Point
+
+    parsed = RasterGlyph(Point(10, 20), Point(-1, -7), 8, 2, b"\x80\x01")
+    assert Glyph.of(parsed) == Glyph(10, 20, -1, -7, 8, 2, b"\x80\x01")
+    assert Glyph.of(parsed).box == Box(9, 13, 17, 15)

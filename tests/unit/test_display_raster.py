@@ -409,3 +409,34 @@ def test_sources_are_never_written() -> None:
     for draw_op in draws:
         draw_op()
         assert np.array_equal(src, keep)
+
+
+def test_image_pixels_of_a_decoded_image() -> None:
+    from atp_notebook.errors import InvalidArgument
+    from atp_notebook.spice.codecs import DecodedImage
+    from atp_notebook.spice.display import image_pixels
+
+    buf = bytearray(range(2 * 12))              # 2 rows of 2 pixels, stride 12 (4 padding)
+    px = image_pixels(DecodedImage(2, 2, 12, buf))
+    assert px.shape == (2, 2, 4)
+    assert px[1, 1].tolist() == [16, 17, 18, 19] and px[0, 0].tolist() == [0, 1, 2, 3]
+    s = make_surface(1500)
+    copy(s, Box(3, 3, 5, 5), None, src=px, src_area=Box(0, 0, 2, 2))
+    assert int(s.words[4, 4]) == 0x13121110
+    with pytest.raises(InvalidArgument):
+        image_pixels(DecodedImage(3, 2, 8, buf))
+    with pytest.raises(InvalidArgument):
+        image_pixels(DecodedImage(2, 3, 12, buf))
+
+
+def test_compositing_releases_the_gil() -> None:
+    from tests.unit.gil_probe import ticks_during
+
+    a = words(np.random.default_rng(12), 768, 1024)
+    b = a.copy()
+    during, calls = ticks_during(lambda: over(a, None, b, alpha=128, flags=3))
+    assert during > 1000 * calls, (during, calls)
+    out = np.empty_like(a)
+    during, calls = ticks_during(
+        lambda: _codecs.raster_rop3(0x96, a.data, b.data, a.data, out.data, a.size))
+    assert during > 1000 * calls, (during, calls)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -70,6 +71,28 @@ def mask_from_bitmap(fmt: int, data: bytes | bytearray | memoryview, width: int,
     return out if top_down else out[::-1]
 
 
+class _PointLike(Protocol):
+    @property
+    def x(self) -> int: ...
+    @property
+    def y(self) -> int: ...
+
+
+class RasterGlyphLike(Protocol):
+    """What the message parser gives for one glyph."""
+
+    @property
+    def render_pos(self) -> _PointLike: ...
+    @property
+    def glyph_origin(self) -> _PointLike: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def data(self) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class Glyph:
     """One raster glyph: drawn with its top-left at render + origin, ``data`` packed as the
@@ -82,6 +105,12 @@ class Glyph:
     width: int
     height: int
     data: bytes
+
+    @classmethod
+    def of(cls, glyph: RasterGlyphLike) -> Glyph:
+        """From a parsed glyph (``spice.proto.display_vector.RasterGlyph``)."""
+        return cls(glyph.render_pos.x, glyph.render_pos.y, glyph.glyph_origin.x,
+                   glyph.glyph_origin.y, glyph.width, glyph.height, glyph.data)
 
     @property
     def box(self) -> Box:

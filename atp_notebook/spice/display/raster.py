@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from atp_notebook.errors import InvalidArgument, RemoteProtocolError
-from atp_notebook.spice.codecs import _codecs
+from atp_notebook.spice.codecs import DecodedImage, _codecs
 from atp_notebook.spice.display.rop import (
     NOOP,
     RopDescriptor,
@@ -63,6 +63,7 @@ __all__ = [
     "copy",
     "copy_bits",
     "fill",
+    "image_pixels",
     "invers",
     "opaque",
     "over",
@@ -121,6 +122,16 @@ class Target:
     where: Bools | None
     damage: tuple[Box, ...]
     rects: tuple[Box, ...] = ()
+
+
+def image_pixels(decoded: DecodedImage) -> Pixels:
+    """A decoded image's pixels as a ``(height, width, 4)`` array (no copy when its rows are
+    packed): the ``src`` of a draw."""
+    w, h, stride = decoded.width, decoded.height, decoded.stride
+    if stride < w * 4 or len(memoryview(decoded.pixels)) < stride * h:
+        raise InvalidArgument(f"a {w}x{h} image with stride {stride} does not fit its buffer")
+    rows = np.frombuffer(decoded.pixels, dtype=np.uint8, count=stride * h).reshape(h, stride)
+    return rows[:, :w * 4].reshape(h, w, 4)
 
 
 def _words(pixels: Pixels) -> Words:
