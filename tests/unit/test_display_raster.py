@@ -440,3 +440,18 @@ def test_compositing_releases_the_gil() -> None:
     during, calls = ticks_during(
         lambda: _codecs.raster_rop3(0x96, a.data, b.data, a.data, out.data, a.size))
     assert during > 1000 * calls, (during, calls)
+
+
+@pytest.mark.parametrize("fmt,key,skipped,drawn", [
+    (SurfaceFormat.X555, 0x00F8F8F8, 0x00FFFFFF, 0x00FFF7FF),
+    (SurfaceFormat.R565, 0x00F8FCF8, 0x00FFFFFF, 0x00FFFBFF),
+    (SurfaceFormat.XRGB32, 0x00F8F8F8, 0x00F8F8F8, 0x00F8F8F9),
+])
+def test_transparent_on_16_bit_surfaces_compares_their_bits(
+        fmt: SurfaceFormat, key: int, skipped: int, drawn: int) -> None:
+    s = make_surface(1600, fmt)
+    before = grid(s)
+    src = np.array([[skipped, drawn]], dtype=np.uint32)
+    transparent(s, Box(0, 0, 2, 1), None, src=pixels_of(src), src_area=Box(0, 0, 2, 1),
+                true_color=key)
+    assert grid(s)[0][:2] == [before[0][0], drawn]

@@ -347,12 +347,17 @@ def invers(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None,
 def transparent(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None,
                 *, src: Pixels, src_area: RectLike, true_color: int) -> None:
     """DRAW_TRANSPARENT: source pixels whose B,G,R equal ``true_color``'s are skipped
-    (the X byte is not compared, as spice-common's colour-key blit does)."""
+    (the X byte is not compared, as spice-common's colour-key blit does; on a 16-bit
+    surface only the bits that format keeps)."""
     t = target(surface, bbox, clip)
     if t is None:
         return
     s = sample(src, src_area, bbox, t.box)
-    keep = (s & 0xFFFFFF) != (true_color & 0xFFFFFF)
+    # a 16-bit surface compares its own bits (spice-common converts the key to 555/565);
+    # ours hold them widened, with the original bits on top
+    bits = {SurfaceFormat.X555: 0xF8F8F8, SurfaceFormat.R565: 0xF8FCF8}.get(surface.format,
+                                                                             0xFFFFFF)
+    keep = (s & bits) != (true_color & bits)
     where = keep if t.where is None else keep & t.where
     write(surface, Target(t.box, where, t.damage), s)
 
