@@ -242,11 +242,6 @@ class Brush:
     pattern_pos: Point | None = None
 
 
-def check_size(what: str, width: int, height: int) -> None:
-    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
-        raise RemoteProtocolError(f"{what}: impossible size {width}x{height}")
-
-
 def read_rect(reader: BodyReader, what: str) -> Rect:
     return Rect(*reader.take(RECT, what))
 
