@@ -130,10 +130,20 @@ def test_short_glyph_data_is_a_protocol_error(glyph: Glyph, bpp: int) -> None:
              fore=SolidBrush(0))
 
 
-def test_glyphs_spanning_too_much_are_refused() -> None:
-    far = [Glyph(0, 0, 0, 0, 1, 1, b"\x80"), Glyph(1 << 20, 1 << 20, 0, 0, 1, 1, b"\x80")]
-    with pytest.raises(RemoteProtocolError, match="span"):
-        text(make_surface(1), Box(0, 0, W, H), None, glyphs=far, bpp=1, fore=SolidBrush(0))
+def test_far_apart_glyphs_cost_only_the_visible_window() -> None:
+    far = [Glyph(1, 1, 0, 0, 1, 1, b"\x80"), Glyph(1 << 30, 1 << 30, 0, 0, 1, 1, b"\x80"),
+           Glyph(-(1 << 30), 3, 0, 0, 1, 1, b"\x80")]
+    s = make_surface(1700)
+    before = grid(s)
+    text(s, Box(0, 0, W, H), None, glyphs=far, bpp=1, fore=SolidBrush(0x123456))
+    # the glyphs' bounds span rows 1.. of the surface: other pixels there lose their X byte
+    after = grid(s)
+    assert after[1][1] == 0x123456 and after[0] == before[0]
+    assert all(after[y][x] == before[y][x] & 0xFFFFFF
+               for y in range(1, H) for x in range(W) if (x, y) != (1, 1))
+    with pytest.raises(RemoteProtocolError, match="glyph needs"):   # checked even off-screen
+        text(s, Box(0, 0, W, H), None, glyphs=[*far, Glyph(1 << 30, 0, 0, 0, 8, 8, b"")],
+             bpp=1, fore=SolidBrush(0))
 
 
 def test_glyph_bpp() -> None:
@@ -174,6 +184,15 @@ def test_stroke_far_points_are_refused() -> None:
     with pytest.raises(RemoteProtocolError):
         stroke(Surface(0, 4, 4, SurfaceFormat.XRGB32), None, points=[(0, 0), (1 << 30, 0)],
                brush=SolidBrush(0), rop_descriptor=ref.OP_PUT)
+
+
+def test_long_stroke_allocates_only_the_surface() -> None:
+    s = Surface(0, 4, 4, SurfaceFormat.XRGB32)
+    # 2^20 x 2^20 would be a terabyte of flags; only the diagonal's on-surface part is kept
+    stroke(s, None, points=[(0, 0), (1 << 20, 1 << 20)], brush=SolidBrush(0xFFFFFF),
+           rop_descriptor=ref.OP_PUT)
+    assert [int(s.words[i, i]) for i in range(4)] == [0xFFFFFF] * 4
+    assert int(s.words.sum()) == 4 * 0xFFFFFF
 
 
 def test_glyph_of_a_parsed_glyph() -> None:

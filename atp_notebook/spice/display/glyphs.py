@@ -139,30 +139,43 @@ def _glyph_rows(glyph: Glyph, bpp: int) -> npt.NDArray[np.uint8]:
     return cov
 
 
-def glyph_coverage(glyphs: Sequence[Glyph], bpp: int, *,
-                   top_down: bool = False) -> tuple[Box, npt.NDArray[np.uint8]]:
-    """The string's coverage over the union of its glyph boxes (max where they overlap)."""
+def glyph_coverage(glyphs: Sequence[Glyph], bpp: int, *, top_down: bool = False,
+                   window: Box | None = None) -> tuple[Box, npt.NDArray[np.uint8]]:
+    """The string's coverage (max where glyphs overlap) over the union of its glyph boxes,
+    or only over its part inside ``window``: memory stays bounded by what can be drawn,
+    however far apart a hostile server places the glyphs."""
     if bpp not in (1, 4, 8):
         raise RemoteProtocolError(f"display: raster glyphs of {bpp} bits (1, 4 or 8 only)")
+    for glyph in glyphs:
+        need = (glyph.width * bpp + 7) // 8 * glyph.height
+        if glyph.width < 0 or glyph.height < 0 or len(glyph.data) < need:
+            raise RemoteProtocolError(f"display: a {glyph.width}x{glyph.height} A{bpp} glyph "
+                                      f"needs {need} bytes, has {len(glyph.data)}")
     boxes = [g.box for g in glyphs]
     if not boxes:
         return Box(0, 0, 0, 0), np.zeros((0, 0), dtype=np.uint8)
     bounds = boxes[0]
     for b in boxes[1:]:
         bounds = bounds.union(b)
+    if window is not None:
+        bounds = bounds.intersect(window)
+    if bounds.empty:
+        return Box(0, 0, 0, 0), np.zeros((0, 0), dtype=np.uint8)
     if bounds.width * bounds.height > MAX_TEXT_PIXELS:
         raise RemoteProtocolError(f"display: a string's glyphs span {bounds.width}x"
                                   f"{bounds.height} pixels")
     cov = np.zeros((bounds.height, bounds.width), dtype=np.uint8)
     for glyph, b in zip(glyphs, boxes, strict=True):
-        if b.empty:
+        part = b.intersect(bounds)
+        if part.empty:
             continue
         rows = _glyph_rows(glyph, bpp)
         if not top_down:
             rows = rows[::-1]
-        area = cov[b.top - bounds.top:b.bottom - bounds.top,
-                   b.left - bounds.left:b.right - bounds.left]
-        np.maximum(area, rows, out=area)
+        area = cov[part.top - bounds.top:part.bottom - bounds.top,
+                   part.left - bounds.left:part.right - bounds.left]
+        np.maximum(area, rows[part.top - b.top:part.bottom - b.top,
+                              part.left - b.left:part.right - b.left], out=area)
     return bounds, cov
 
 
@@ -175,17 +188,11 @@ def text(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None, *,
         area = Box.of(back_area).intersect(outer)
         clips = [Box.of(c).intersect(area) for c in clip] if clip is not None else [area]
         fill(surface, outer, clips, brush=back, rop_descriptor=RopDescriptor.OP_PUT)
-    bounds, cov = glyph_coverage(glyphs, bpp, top_down=top_down)
-    if bounds.empty:
-        return
     t = target(surface, bbox, clip)
-    if t is None:
+    box, cov = glyph_coverage(glyphs, bpp, top_down=top_down,
+                              window=t.box if t is not None else Box(0, 0, 0, 0))
+    if t is None or box.empty:
         return
-    box = t.box.intersect(bounds)
-    if box.empty:
-        return
-    sub = cov[box.top - bounds.top:box.bottom - bounds.top,
-              box.left - bounds.left:box.right - bounds.left]
     where = None
     if t.where is not None:
         where = t.where[box.top - t.box.top:box.bottom - t.box.top,
@@ -194,7 +201,7 @@ def text(surface: Surface, bbox: RectLike, clip: Sequence[RectLike] | None, *,
     flags = OVER_SRC_OPAQUE  # pixman's brushes are opaque
     if surface.format is SurfaceFormat.XRGB32:
         flags |= OVER_CLEAR_X
-    out = over(brush_words(fore, box), sub, dest, flags=flags)
+    out = over(brush_words(fore, box), cov, dest, flags=flags)
     write(surface, Target(box, where, (box,)), out)
 
 
@@ -223,10 +230,13 @@ def stroke(surface: Surface, clip: Sequence[RectLike] | None, *,
         ys.append(pts[:, 1])
     x = np.concatenate(xs)
     y = np.concatenate(ys)
+    inside = (x >= 0) & (x < surface.width) & (y >= 0) & (y < surface.height)
+    x, y = x[inside], y[inside]
+    if not x.size:
+        return
+    # the drawn pixels' box: never larger than the surface, however long the segments
     left, top = int(x.min()), int(y.min())
     box = Box(left, top, int(x.max()) + 1, int(y.max()) + 1)
-    if box.width * box.height > MAX_TEXT_PIXELS:
-        raise RemoteProtocolError("display: a stroke spans too many pixels")
     on = np.zeros((box.height, box.width), dtype=np.bool_)
     on[y - top, x - left] = True
     t = target(surface, box, clip)

@@ -126,6 +126,9 @@ class Surface:
     primary: bool = False
     pixels: Pixels = field(init=False, repr=False)
     _damage: list[Box] = field(init=False, repr=False, default_factory=list)
+    # draws run on a decode thread while the event loop takes the damage
+    _damage_lock: threading.Lock = field(init=False, repr=False,
+                                         default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.pixels = np.zeros((self.height, self.width, 4), dtype=np.uint8)
@@ -150,6 +153,10 @@ class Surface:
         box = box.intersect(self.bounds)
         if box.empty:
             return
+        with self._damage_lock:
+            self._merge(box)
+
+    def _merge(self, box: Box) -> None:
         merged = True
         while merged:
             merged = False
@@ -168,9 +175,9 @@ class Surface:
 
     def take_damage(self) -> list[Box]:
         """The rects changed since the last call (disjoint, not touching), top-left first."""
-        out = sorted(self._damage, key=lambda b: (b.top, b.left))
-        self._damage = []
-        return out
+        with self._damage_lock:
+            out, self._damage = self._damage, []
+        return sorted(out, key=lambda b: (b.top, b.left))
 
 
 class Surfaces:
@@ -248,9 +255,10 @@ class Surfaces:
     @property
     def primary(self) -> Surface | None:
         """The surface created with the PRIMARY flag (normally id 0), if any."""
-        for surface in self._surfaces.values():
-            if surface.primary:
-                return surface
+        with self._lock:
+            for surface in self._surfaces.values():
+                if surface.primary:
+                    return surface
         return None
 
     def clear(self) -> None:
