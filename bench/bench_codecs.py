@@ -60,7 +60,7 @@ ANCHOR_IS = {
 }
 GLZ_WINDOW = 1 << 23
 LIVE_SETTINGS = ("quic", "lz", "glz", "lz4", "jpeg", "zlib")
-LIVE_IMAGES = ("photo", "text", "gradient", "flat")
+LIVE_IMAGES = ("photo", "text", "gradients", "flat")
 
 
 @dataclass
