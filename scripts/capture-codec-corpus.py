@@ -126,7 +126,8 @@ def event_entry(seq: int, t: float, channel: int, event: object) -> dict[str, An
     if not isinstance(event, DrawCopy):
         return None
     entry = base | {"kind": "draw_copy", "surface": event.surface_id,
-                    "box": _rect(event.box), "clip": [_rect(c) for c in event.clip],
+                    "box": _rect(event.box),
+                    "clip": None if event.clip is None else [_rect(c) for c in event.clip],
                     "src_area": _rect(event.src_area), "rop": event.rop,
                     "scale_mode": event.scale_mode, "mask_flags": event.mask_flags,
                     "has_mask": event.has_mask, "image": None}

@@ -260,7 +260,7 @@ def apply_draw_copy(surface: Image.Image, draw: DrawCopy, decoded: Image.Image) 
     box, src = draw.box, draw.src_area
     if (src.width, src.height) != (box.width, box.height):
         raise AssertionError(f"the replay does not scale: DRAW_COPY {src} -> {box}")
-    for clip in draw.clip or (box,):
+    for clip in (box,) if draw.clip is None else draw.clip:
         part = _intersect(box, clip)
         if part is None:
             continue

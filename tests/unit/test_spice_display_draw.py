@@ -87,7 +87,7 @@ def fill_pattern_masked() -> tuple[int, bytes, ChannelEvent]:
          .u16(Ropd.OP_XOR | Ropd.INVERS_BRUSH).mask(1, (5, 6), mask_bitmap(2, 40, 20)))
     body = b.finish()
     return 302, body, DrawFill(
-        0, rect(BOX), (), Brush(BrushType.PATTERN, pattern=spice_image(body, b.at[0]),
+        0, rect(BOX), None, Brush(BrushType.PATTERN, pattern=spice_image(body, b.at[0]),
                                 pattern_pos=Point(3, -4)),
         Ropd.OP_XOR | Ropd.INVERS_BRUSH,
         QMask(MaskFlags.INVERS, Point(5, 6), spice_image(body, b.at[1])))
@@ -107,14 +107,14 @@ def copy_masked() -> tuple[int, bytes, ChannelEvent]:
          .mask(0, (1, 2), mask_bitmap(3, 40, 20)))
     body = b.finish()
     mask = QMask(MaskFlags(0), Point(1, 2), spice_image(body, b.at[1]))
-    return 304, body, DrawCopy(0, rect(BOX), (), spice_image(body, b.at[0]),
+    return 304, body, DrawCopy(0, rect(BOX), None, spice_image(body, b.at[0]),
                                rect((0, 0, 2, 4)), PUT, 0, 0, True, mask)
 
 
 def blend() -> tuple[int, bytes, ChannelEvent]:
     b = Body().base(2, BOX).ptr(lz_image()).rect(0, 0, 2, 4).u16(Ropd.OP_AND).u8(0).mask()
     body = b.finish()
-    return 305, body, DrawBlend(2, rect(BOX), (), spice_image(body, b.at[0]),
+    return 305, body, DrawBlend(2, rect(BOX), None, spice_image(body, b.at[0]),
                                 rect((0, 0, 2, 4)), Ropd.OP_AND, ScaleMode.INTERPOLATE, None)
 
 
@@ -124,13 +124,13 @@ def blackness() -> tuple[int, bytes, ChannelEvent]:
 
 
 def whiteness() -> tuple[int, bytes, ChannelEvent]:
-    return 307, Body().base(0, BOX).mask().finish(), DrawWhiteness(0, rect(BOX), (), None)
+    return 307, Body().base(0, BOX).mask().finish(), DrawWhiteness(0, rect(BOX), None, None)
 
 
 def invers() -> tuple[int, bytes, ChannelEvent]:
     b = Body().base(0, BOX).mask(1, (0, 0), mask_bitmap(9, 40, 20))
     body = b.finish()
-    return 308, body, DrawInvers(0, rect(BOX), (), QMask(MaskFlags.INVERS, Point(0, 0),
+    return 308, body, DrawInvers(0, rect(BOX), None, QMask(MaskFlags.INVERS, Point(0, 0),
                                                          spice_image(body, b.at[0])))
 
 
@@ -138,7 +138,7 @@ def rop3() -> tuple[int, bytes, ChannelEvent]:
     b = (Body().base(0, BOX).ptr(lz_image()).rect(0, 0, 2, 4).brush_solid(0xFFFFFF).u8(0xCA)
          .u8(0).mask())
     body = b.finish()
-    return 309, body, DrawRop3(0, rect(BOX), (), spice_image(body, b.at[0]), rect((0, 0, 2, 4)),
+    return 309, body, DrawRop3(0, rect(BOX), None, spice_image(body, b.at[0]), rect((0, 0, 2, 4)),
                                Brush(BrushType.SOLID, color=0xFFFFFF), 0xCA,
                                ScaleMode.INTERPOLATE, None)
 
@@ -152,7 +152,7 @@ def stroke() -> tuple[int, bytes, ChannelEvent]:
     body = b.finish()
     segments = (PathSegment(PathFlags.BEGIN, points(0, 0, 160, 16)),
                 PathSegment(PathFlags.END | PathFlags.CLOSE | PathFlags.BEZIER, points(32, 48)))
-    return 310, body, DrawStroke(0, rect(BOX), (), segments,
+    return 310, body, DrawStroke(0, rect(BOX), None, segments,
                                  LineAttr(LineFlags.STYLED | LineFlags.START_WITH_GAP,
                                           (16, 32, 48)),
                                  Brush(BrushType.SOLID, color=0xFF), PUT, 0)
@@ -162,7 +162,7 @@ def stroke_plain() -> tuple[int, bytes, ChannelEvent]:
     path = struct.pack("<I", 1) + struct.pack("<BI", 3, 2) + struct.pack("<4i", 1, 2, 3, 4)
     b = Body().base(0, BOX).ptr(path).u8(0).brush_solid(1).u16(PUT).u16(PUT)
     body = b.finish()
-    return 310, body, DrawStroke(0, rect(BOX), (), (PathSegment(
+    return 310, body, DrawStroke(0, rect(BOX), None, (PathSegment(
         PathFlags.BEGIN | PathFlags.END, points(1, 2, 3, 4)),), LineAttr(LineFlags(0)),
         Brush(BrushType.SOLID, color=1), PUT, PUT)
 
@@ -181,7 +181,7 @@ def glyphs(bpp_flag: int, bpp: int) -> tuple[int, bytes, ChannelEvent]:
     expected = GlyphString(StringFlags(bpp_flag) | StringFlags.RASTER_TOP_DOWN, bpp, tuple(
         RasterGlyph(Point(100, 200), Point(-1, 9), w, h, d)
         for (w, h), d in zip(dims, data, strict=True)))
-    return 311, body, DrawText(0, rect(BOX), (), expected, rect((10, 20, 30, 60)),
+    return 311, body, DrawText(0, rect(BOX), None, expected, rect((10, 20, 30, 60)),
                                Brush(BrushType.SOLID, color=0xFFFFFF), Brush(BrushType.NONE),
                                PUT, PUT)
 
@@ -189,7 +189,7 @@ def glyphs(bpp_flag: int, bpp: int) -> tuple[int, bytes, ChannelEvent]:
 def transparent() -> tuple[int, bytes, ChannelEvent]:
     b = Body().base(0, BOX).ptr(lz_image()).rect(0, 0, 2, 4).u32(0xFF00FF).u32(0x123456)
     body = b.finish()
-    return 312, body, DrawTransparent(0, rect(BOX), (), spice_image(body, b.at[0]),
+    return 312, body, DrawTransparent(0, rect(BOX), None, spice_image(body, b.at[0]),
                                       rect((0, 0, 2, 4)), 0xFF00FF, 0x123456)
 
 
@@ -197,7 +197,7 @@ def alpha_blend() -> tuple[int, bytes, ChannelEvent]:
     b = Body().base(0, BOX).u8(3).u8(128).ptr(lz_image()).rect(0, 0, 2, 4)
     body = b.finish()
     return 313, body, DrawAlphaBlend(
-        0, rect(BOX), (), AlphaFlags.DEST_HAS_ALPHA | AlphaFlags.SRC_SURFACE_HAS_ALPHA, 128,
+        0, rect(BOX), None, AlphaFlags.DEST_HAS_ALPHA | AlphaFlags.SRC_SURFACE_HAS_ALPHA, 128,
         spice_image(body, b.at[0]), rect((0, 0, 2, 4)))
 
 
@@ -206,7 +206,7 @@ def composite_full() -> tuple[int, bytes, ChannelEvent]:
     b = (Body().base(0, BOX).u32(flags).ptr(lz_image(1)).ptr(lz_image(2))
          .pack("6I", *range(1, 7)).pack("6I", *range(11, 17)).pack("4h", -1, 2, 3, -4))
     body = b.finish()
-    return 318, body, DrawComposite(0, rect(BOX), (), flags, spice_image(body, b.at[0]),
+    return 318, body, DrawComposite(0, rect(BOX), None, flags, spice_image(body, b.at[0]),
                                     spice_image(body, b.at[1]), tuple(range(1, 7)),
                                     tuple(range(11, 17)), Point(-1, 2), Point(3, -4))
 
@@ -215,7 +215,7 @@ def composite_plain() -> tuple[int, bytes, ChannelEvent]:
     # no HAS_* flag: the optional members are absent from the wire, not zeroed
     b = Body().base(0, BOX).u32(3).ptr(lz_image(1)).pack("4h", 5, 6, 0, 0)
     body = b.finish()
-    event = DrawComposite(0, rect(BOX), (), 3, spice_image(body, b.at[0]), None, None, None,
+    event = DrawComposite(0, rect(BOX), None, 3, spice_image(body, b.at[0]), None, None, None,
                           Point(5, 6), Point(0, 0))
     assert event.op == 3
     return 318, body, event
@@ -233,7 +233,7 @@ def surface_image_copy() -> tuple[int, bytes, ChannelEvent]:
     body = b.finish()
     image = spice_image(body, b.at[0])
     assert image.surface_id == 5
-    return 304, body, DrawCopy(0, rect(BOX), (), image, rect((0, 0, 20, 40)), PUT, 0, 0, False)
+    return 304, body, DrawCopy(0, rect(BOX), None, image, rect((0, 0, 20, 40)), PUT, 0, 0, False)
 
 
 CASES: dict[str, Case] = {
@@ -371,3 +371,15 @@ def test_unknown_flag_bits_are_dropped_not_fatal() -> None:
     body = Body().base(0, BOX).brush_solid(0).u16(0xFFFF).mask(0xFF).finish()
     event = parse(302, body)
     assert isinstance(event, DrawFill) and event.rop == Ropd(0x7FF) and event.mask is None
+
+
+def test_a_rects_clip_with_no_rects_is_not_the_same_as_no_clip() -> None:
+    # spice.proto Clip: type NONE draws the whole box; type RECTS with count 0 draws nothing
+    def blackness(clip: bytes) -> ChannelEvent:
+        body = struct.pack("<I4i", 0, 0, 0, 8, 8) + clip + struct.pack("<BiiI", 0, 0, 0, 0)
+        return parse(306, body)
+
+    none = blackness(b"\x00")
+    empty = blackness(b"\x01" + struct.pack("<I", 0))
+    assert isinstance(none, DrawBlackness) and isinstance(empty, DrawBlackness)
+    assert (none.clip, empty.clip) == (None, ())

@@ -54,7 +54,7 @@ def test_the_servers_opening_sequence_parses_to_known_events() -> None:
     screen = events[3]
     assert isinstance(screen, DrawCopy) and screen.image is not None
     assert (screen.box, screen.clip, screen.src_area, screen.rop, screen.mask) == (
-        Rect(0, 0, 400, 720), (), Rect(0, 0, 400, 720), Ropd.OP_PUT, None)
+        Rect(0, 0, 400, 720), None, Rect(0, 0, 400, 720), Ropd.OP_PUT, None)
     assert events[4:6] == [MonitorsConfig((Head(0, 0, 720, 400, 0, 0, 0),), 1), Mark()]
     rest = events[6:]
     assert {type(e) for e in rest} == {DrawCopy, Ping}

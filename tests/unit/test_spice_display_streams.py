@@ -81,7 +81,7 @@ CASES: dict[str, Callable[[], Case]] = {
                                   StreamData(63, 5, JPEG, 320, 200, Rect(0, 0, 200, 320))),
     "stream-clip": lambda: (124, Body().u32(3).clip([(0, 0, 5, 5)]).finish(),
                             StreamClip(3, (Rect(0, 0, 5, 5),))),
-    "stream-clip-none": lambda: (124, Body().u32(3).clip([]).finish(), StreamClip(3, ())),
+    "stream-clip-none": lambda: (124, Body().u32(3).clip([]).finish(), StreamClip(3, None)),
     "stream-destroy": lambda: (125, struct.pack("<I", 7), StreamDestroyed(7)),
     "stream-destroy-all": lambda: (126, b"", AllStreamsDestroyed()),
     "stream-activate-report": lambda: (319, struct.pack("<4I", 3, 11, 20, 1000),

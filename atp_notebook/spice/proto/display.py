@@ -177,7 +177,7 @@ class DrawCopy(ChannelEvent):
 
     surface_id: int
     box: Rect
-    clip: tuple[Rect, ...]
+    clip: tuple[Rect, ...] | None  # None: no clip; (): RECTS with none (draw nothing)
     image: SpiceImage | None
     src_area: Rect
     rop: int

@@ -76,7 +76,7 @@ class DrawFill(ChannelEvent):
 
     surface_id: int
     box: Rect
-    clip: tuple[Rect, ...]
+    clip: tuple[Rect, ...] | None  # None: no clip; (): RECTS with none (draw nothing)
     brush: Brush
     rop: Ropd
     mask: QMask | None
@@ -88,7 +88,7 @@ class DrawOpaque(ChannelEvent):
 
     surface_id: int
     box: Rect
-    clip: tuple[Rect, ...]
+    clip: tuple[Rect, ...] | None  # None: no clip; (): RECTS with none (draw nothing)
     image: SpiceImage | None
     src_area: Rect
     brush: Brush
@@ -103,7 +103,7 @@ class DrawBlend(ChannelEvent):
 
     surface_id: int
     box: Rect
-    clip: tuple[Rect, ...]
+    clip: tuple[Rect, ...] | None  # None: no clip; (): RECTS with none (draw nothing)
     image: SpiceImage | None
     src_area: Rect
     rop: Ropd
@@ -115,7 +115,7 @@ class DrawBlend(ChannelEvent):
 class DrawBlackness(ChannelEvent):
     surface_id: int
     box: Rect
-    clip: tuple[Rect, ...]
+    clip: tuple[Rect, ...] | None  # None: no clip; (): RECTS with none (draw nothing)
     mask: QMask | None
 
 
@@ -123,7 +123,7 @@ class DrawBlackness(ChannelEvent):
 class DrawWhiteness(ChannelEvent):
     surface_id: int
     box: Rect
-    clip: tuple[Rect, ...]
+    clip: tuple[Rect, ...] | None  # None: no clip; (): RECTS with none (draw nothing)
     mask: QMask | None
 
 
@@ -131,7 +131,7 @@ class DrawWhiteness(ChannelEvent):
 class DrawInvers(ChannelEvent):
     surface_id: int
     box: Rect
-    clip: tuple[Rect, ...]
+    clip: tuple[Rect, ...] | None  # None: no clip; (): RECTS with none (draw nothing)
     mask: QMask | None
 
 
@@ -141,7 +141,7 @@ class DrawRop3(ChannelEvent):
 
     surface_id: int
     box: Rect
-    clip: tuple[Rect, ...]
+    clip: tuple[Rect, ...] | None  # None: no clip; (): RECTS with none (draw nothing)
     image: SpiceImage | None
     src_area: Rect
     brush: Brush
@@ -156,7 +156,7 @@ class DrawTransparent(ChannelEvent):
 
     surface_id: int
     box: Rect
-    clip: tuple[Rect, ...]
+    clip: tuple[Rect, ...] | None  # None: no clip; (): RECTS with none (draw nothing)
     image: SpiceImage | None
     src_area: Rect
     src_color: int
@@ -170,7 +170,7 @@ class DrawAlphaBlend(ChannelEvent):
 
     surface_id: int
     box: Rect
-    clip: tuple[Rect, ...]
+    clip: tuple[Rect, ...] | None  # None: no clip; (): RECTS with none (draw nothing)
     alpha_flags: AlphaFlags
     alpha: int
     image: SpiceImage | None
@@ -184,7 +184,7 @@ class DrawComposite(ChannelEvent):
 
     surface_id: int
     box: Rect
-    clip: tuple[Rect, ...]
+    clip: tuple[Rect, ...] | None  # None: no clip; (): RECTS with none (draw nothing)
     flags: int
     image: SpiceImage
     mask_image: SpiceImage | None
@@ -204,7 +204,7 @@ class CopyBits(ChannelEvent):
 
     surface_id: int
     box: Rect
-    clip: tuple[Rect, ...]
+    clip: tuple[Rect, ...] | None  # None: no clip; (): RECTS with none (draw nothing)
     src_pos: Point
 
 

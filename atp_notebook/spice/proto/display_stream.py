@@ -66,7 +66,7 @@ class StreamCreated(ChannelEvent):
     src_width: int
     src_height: int
     dest: Rect
-    clip: tuple[Rect, ...]
+    clip: tuple[Rect, ...] | None  # None: no clip; (): RECTS with none (draw nothing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ class StreamData(ChannelEvent):
 @dataclass(frozen=True, slots=True)
 class StreamClip(ChannelEvent):
     id: int
-    clip: tuple[Rect, ...]
+    clip: tuple[Rect, ...] | None  # None: no clip; (): RECTS with none (draw nothing)
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,7 +109,7 @@ class DrawStroke(ChannelEvent):
 
     surface_id: int
     box: Rect
-    clip: tuple[Rect, ...]
+    clip: tuple[Rect, ...] | None  # None: no clip; (): RECTS with none (draw nothing)
     path: tuple[PathSegment, ...]
     attr: LineAttr
     brush: Brush
@@ -124,7 +124,7 @@ class DrawText(ChannelEvent):
 
     surface_id: int
     box: Rect
-    clip: tuple[Rect, ...]
+    clip: tuple[Rect, ...] | None  # None: no clip; (): RECTS with none (draw nothing)
     string: GlyphString
     back_area: Rect
     fore_brush: Brush

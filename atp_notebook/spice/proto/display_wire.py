@@ -250,18 +250,19 @@ def read_point(reader: BodyReader, what: str) -> Point:
     return Point(*reader.take(POINT, what))
 
 
-def read_clip(reader: BodyReader) -> tuple[Rect, ...]:
-    """spice.proto ``Clip``: u8 type, and for RECTS an inline u32 count + the rects."""
+def read_clip(reader: BodyReader) -> tuple[Rect, ...] | None:
+    """spice.proto ``Clip``: u8 type, and for RECTS an inline u32 count + the rects. None is
+    no clip (the whole box); an empty tuple is a RECTS clip with no rects (draw nothing)."""
     at = reader.offset
     kind = reader.enum(ClipType, reader.u8("clip type"), "clip type", at)
     if kind == ClipType.NONE:
-        return ()
+        return None
     count = reader.count("clip rects", reader.u32("clip rect count"), MAX_CLIP_RECTS,
                          RECT.size)
     return tuple(read_rect(reader, "clip rect") for _ in range(count))
 
 
-def read_display_base(reader: BodyReader) -> tuple[int, Rect, tuple[Rect, ...]]:
+def read_display_base(reader: BodyReader) -> tuple[int, Rect, tuple[Rect, ...] | None]:
     """spice.proto ``DisplayBase``: surface id, box, clip."""
     surface_id = reader.u32("surface id")
     box = read_rect(reader, "box")
