@@ -24,13 +24,13 @@ Example::
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 
 from atp_notebook.spice.codecs import _codecs
+from atp_notebook.spice.proto.display_wire import Ropd
 
 __all__ = [
     "COPY",
@@ -48,20 +48,8 @@ COPY = 0b1100
 NOOP = 0b1010
 
 
-class RopDescriptor(enum.IntFlag):
-    """spice.proto ``flags16 ropd``."""
-
-    INVERS_SRC = 1 << 0
-    INVERS_BRUSH = 1 << 1
-    INVERS_DEST = 1 << 2
-    OP_PUT = 1 << 3
-    OP_OR = 1 << 4
-    OP_AND = 1 << 5
-    OP_XOR = 1 << 6
-    OP_BLACKNESS = 1 << 7
-    OP_WHITENESS = 1 << 8
-    OP_INVERS = 1 << 9
-    INVERS_RES = 1 << 10
+#: spice.proto ``flags16 ropd``: the protocol's own flag type, under the name the raster uses
+RopDescriptor = Ropd
 
 
 def _put(s: int, d: int) -> int:
