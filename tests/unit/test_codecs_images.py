@@ -167,3 +167,38 @@ def test_a_truncated_bitmap_header_is_a_codec_error(cut: int) -> None:
     union = bitmap_union(BMP_32BIT, TOP_DOWN, 1, 1, 4, b"\1\2\3\4", struct.pack("<I", 0))
     with pytest.raises(CodecError):
         decode_image(image(ImageType.BITMAP, union[:cut], 1, 1), ImageState())
+
+
+def test_a_stream_larger_than_its_descriptor_is_refused_before_it_touches_out() -> None:
+    # into a whole surface with a stride, a 6x4 stream under a 3x2 descriptor would write
+    # outside the draw's region: the header's size is checked first, out stays as it was
+    case = lz_case(RGB32, 6, 4, True, random.Random(8))
+    surface = bytearray(b"\x55" * (6 * 4 * 4))
+    union = struct.pack("<I", len(case.stream)) + case.stream
+    with pytest.raises(CodecError, match=r"6x4 image, the descriptor says 3x2"):
+        decode_image(image(ImageType.LZ_RGB, union, 3, 2), ImageState(), surface,
+                     out_stride=24)
+    assert surface == b"\x55" * len(surface)
+    rows = bytes(range(24))
+    union = bitmap_union(BMP_32BIT, TOP_DOWN, 3, 2, 12, rows, struct.pack("<I", 0))
+    with pytest.raises(CodecError, match=r"3x2 image, the descriptor says 2x2"):
+        decode_image(image(ImageType.BITMAP, union, 2, 2), ImageState(), surface)
+    assert surface == b"\x55" * len(surface)
+
+
+def test_a_glz_image_of_the_wrong_size_still_enters_the_window() -> None:
+    rng = random.Random(9)
+    encoder = GlzTestEncoder(1 << 16)
+    pixels = [rng.getrandbits(24) for _ in range(32)]
+    first = encoder.encode(RGB32, 8, 4, pixels, rng)
+    second = encoder.encode(RGB32, 8, 4, pixels, rng)
+    assert second.refs.get("cross")  # the second copies from the first
+    state = ImageState(glz=GlzWindow(1 << 16))
+    out = bytearray(b"\x55" * 64)
+    with pytest.raises(CodecError, match="8x4 image, the descriptor says 4x4"):
+        decode_image(image(ImageType.GLZ_RGB, struct.pack("<I", len(first.stream))
+                           + first.stream, 4, 4), state, out)
+    assert out == b"\x55" * 64
+    two = decode_image(image(ImageType.GLZ_RGB, struct.pack("<I", len(second.stream))
+                             + second.stream, 8, 4), state)
+    assert bytes(two.pixels) == second.expected

@@ -86,12 +86,30 @@ def _data(image: SpiceImage, head: int, size_at: int) -> memoryview:
     return payload[head:head + size]
 
 
+def _expect_size(image: SpiceImage, data: memoryview, layout: struct.Struct, at: int) -> None:
+    """Check the width and height a stream's header states against the descriptor before
+    decoding: into a caller's surface, a larger image would overwrite pixels outside the
+    draw's region (the C core only keeps writes inside the buffer)."""
+    if len(data) < at + layout.size:
+        return  # the decoder reports the short header
+    width, height = layout.unpack_from(data, at)
+    if (width, height) != (image.width, image.height):
+        raise CodecError(_codec_name(image.type), image.at,
+                         f"the stream holds a {width}x{height} image, the descriptor"
+                         f" says {image.width}x{image.height}")
+
+
+_BE_SIZE = struct.Struct(">II")  # LZ (at 12) and GLZ (at 9) headers: width, height
+_LE_SIZE = struct.Struct("<II")  # QUIC header words 3 and 4
+
+
 def _bitmap(image: SpiceImage, state: ImageState, out: Buffer | None,
             out_stride: int | None) -> DecodedImage:
     payload = image.payload
     if len(payload) < _BITMAP_HEAD.size:
         raise CodecError("bitmap", image.at, "the BITMAP header is cut short")
     fmt, flags, width, height, stride = _BITMAP_HEAD.unpack_from(payload)
+    _expect_size(image, payload, _LE_SIZE, 2)
     palette, data_at = state.palettes.resolve(flags, image.body, image.at + _BITMAP_HEAD.size)
     data = memoryview(image.body)[data_at:]
     img = decode_bitmap(fmt, data, width, height, stride,
@@ -114,6 +132,7 @@ def _lz_plt(image: SpiceImage, state: ImageState, out: Buffer | None,
     data = memoryview(image.body)[data_at:]
     if size > len(data):
         raise CodecError("lz_plt", image.at + 1, f"data_size {size} runs past the message")
+    _expect_size(image, data, _BE_SIZE, 12)
     return decode_lz(data[:size], out, out_stride=out_stride, palette=palette.entries)
 
 
@@ -126,18 +145,29 @@ def _glz_window(image: SpiceImage, state: ImageState) -> GlzWindow:
 
 def _quic(image: SpiceImage, state: ImageState, out: Buffer | None,
           out_stride: int | None) -> DecodedImage:
-    return decode_quic(_data(image, 4, 0), out, out_stride=out_stride)
+    data = _data(image, 4, 0)
+    _expect_size(image, data, _LE_SIZE, 12)
+    return decode_quic(data, out, out_stride=out_stride)
 
 
 def _lz_rgb(image: SpiceImage, state: ImageState, out: Buffer | None,
             out_stride: int | None) -> DecodedImage:
-    return decode_lz(_data(image, 4, 0), out, out_stride=out_stride)
+    data = _data(image, 4, 0)
+    _expect_size(image, data, _BE_SIZE, 12)
+    return decode_lz(data, out, out_stride=out_stride)
 
 
 def _glz_rgb(image: SpiceImage, state: ImageState, out: Buffer | None,
              out_stride: int | None) -> DecodedImage:
-    return decode_glz(_data(image, 4, 0), _glz_window(image, state), out,
-                      out_stride=out_stride, timeout=state.glz_timeout)
+    data = _data(image, 4, 0)
+    window = _glz_window(image, state)
+    try:
+        _expect_size(image, data, _BE_SIZE, 9)
+    except CodecError:
+        # still decode it, into a buffer of its own: later images may copy from it
+        decode_glz(data, window, timeout=state.glz_timeout)
+        raise
+    return decode_glz(data, window, out, out_stride=out_stride, timeout=state.glz_timeout)
 
 
 def _zlib_glz_rgb(image: SpiceImage, state: ImageState, out: Buffer | None,
@@ -203,7 +233,10 @@ def decode_image(image: SpiceImage, state: ImageState, out: Buffer | None = None
     """Decode ``image`` into ``out`` (or a new bytearray), rows top-down, B, G, R, X.
 
     A stream whose size differs from the descriptor's, or any bad data, is a CodecError
-    naming the codec and the offset; ``out`` may then hold part of the image.
+    naming the codec and the offset. The size is checked before decoding wherever the
+    stream's header states it in the clear (all but ZLIB_GLZ, checked after inflating, and
+    JPEG_ALPHA's alpha plane, checked by its decoder); other bad data may leave part of the
+    image in ``out``.
     """
     decoder = _DECODERS.get(image.type)
     if decoder is None:
