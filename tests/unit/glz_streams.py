@@ -25,7 +25,14 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tests.unit.codec_streams import pack_indices, palette_pixel, widen5
+from tests.unit.codec_streams import (
+    PLT_BITS,
+    PLT_TO_BITMAP,
+    encode_literals,
+    pack_indices,
+    palette_pixel,
+    widen5,
+)
 
 GLZ_MAGIC = 0x20205A4C
 GLZ_VERSION = 0x00010001
@@ -34,8 +41,6 @@ PLT1_LE, PLT1_BE, PLT4_LE, PLT4_BE, PLT8 = 1, 2, 3, 4, 5
 RGB16, RGB24, RGB32, RGBA = 6, 7, 8, 9
 ALL_GLZ_TYPES = (PLT1_LE, PLT1_BE, PLT4_LE, PLT4_BE, PLT8, RGB16, RGB24, RGB32, RGBA)
 RGB_TYPES = (RGB16, RGB24, RGB32, RGBA)
-PLT_BITS = {PLT1_LE: 1, PLT1_BE: 1, PLT4_LE: 4, PLT4_BE: 4, PLT8: 8}
-PLT_TO_BITMAP = {PLT1_LE: 1, PLT1_BE: 2, PLT4_LE: 3, PLT4_BE: 4, PLT8: 5}
 SHORT_OFFSET = 1 << 12
 MEDIUM_OFFSET = 1 << 17
 MAX_OFFSET = 1 << 25
@@ -89,16 +94,6 @@ def encode_reference(length: int, image_dist: int, offset: int, least: int) -> b
         out += bytes((image_dist >> (8 * k)) & 255 for k in range(nbytes))
         if longer:
             out.append((ofs >> 17) & 255)
-    return bytes(out)
-
-
-def encode_literals(units: Sequence[bytes]) -> bytes:
-    out = bytearray()
-    for start in range(0, len(units), 32):
-        chunk = units[start : start + 32]
-        out.append(len(chunk) - 1)
-        for u in chunk:
-            out += u
     return bytes(out)
 
 

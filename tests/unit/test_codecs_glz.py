@@ -9,7 +9,7 @@ import pytest
 
 from atp_notebook.errors import CodecError, InvalidArgument, RemoteProtocolError
 from atp_notebook.spice.codecs import GlzWindow, LzType, decode_glz
-from tests.unit.codec_streams import place
+from tests.unit.codec_streams import encode_literals, place
 from tests.unit.glz_streams import (
     ALL_GLZ_TYPES,
     PLT8,
@@ -19,7 +19,6 @@ from tests.unit.glz_streams import (
     RGBA,
     GlzCase,
     GlzTestEncoder,
-    encode_literals,
     encode_reference,
     glz_header,
     random_palette,

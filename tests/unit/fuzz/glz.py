@@ -14,10 +14,10 @@ import random
 from dataclasses import dataclass
 from types import ModuleType
 
+from tests.unit.codec_streams import PLT_BITS
 from tests.unit.fuzz import FuzzTarget
 from tests.unit.glz_streams import (
     ALL_GLZ_TYPES,
-    PLT_BITS,
     GlzTestEncoder,
     random_palette,
     random_pixels,
