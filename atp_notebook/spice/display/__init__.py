@@ -11,6 +11,8 @@ pixels of a numpy surface come out, with the changed area recorded as damage.
 * ``raster.py``: fill, copy/blend, opaque, rop3, blackness/whiteness/invers, transparent,
   alpha_blend, copy_bits, clip rects and QMasks.
 * ``glyphs.py``: 1-bit masks from bitmaps, raster text (A1/A4/A8), simple solid strokes.
+* ``renderer.py``: :class:`DisplayRenderer`, one parsed display event in, pixels drawn
+  (``image_source.py`` resolves images, brushes and masks; ``streams.py`` plays MJPEG).
 
 Example::
 
@@ -47,12 +49,14 @@ from atp_notebook.spice.display.raster import (
     transparent,
     whiteness,
 )
+from atp_notebook.spice.display.renderer import DisplayRenderer
 from atp_notebook.spice.display.rop import RopDescriptor, apply_rop2, apply_rop3, ropd_table
 from atp_notebook.spice.display.surfaces import Box, RectLike, Surface, SurfaceFormat, Surfaces
 
 __all__ = [
     "Box",
     "Brush",
+    "DisplayRenderer",
     "Glyph",
     "PatternBrush",
     "PixmapCache",
