@@ -12,9 +12,11 @@ Main's session id, or gets BAD_CONNECTION_ID. After the link:
 - Inputs: SET_ACK, INPUTS_INIT; every message the client sends is kept (:meth:`keys`).
 - Display: SET_ACK, then once DISPLAY_INIT (and the ACK_SYNC: the client has taken the
   SET_ACK) arrived, ``display`` is played: :class:`Send` (a framed message), :class:`Raw`
-  (bytes as they are: a header that lies), :class:`Pause` and :class:`Trickle` (a slowloris:
-  one byte per interval). Like spice-server it sends no more than twice the ACK window
-  ahead of the client's ACKs. Afterwards it reads until the client closes the channel.
+  (bytes as they are: a header that lies), :class:`Pause`, :class:`Gate` (wait for the
+  test) and :class:`Trickle` (a slowloris: one byte per interval). Like spice-server it
+  sends no more than twice the ACK window ahead of the client's ACKs. Afterwards it reads
+  until the client closes the channel. Display channels linked later (the client opening
+  it again) get ``display_after`` instead.
 
 Framing comes from the project (``MessageReader`` reads the client, ``MessageWriter``
 frames for it): one framer, used from both ends.
@@ -117,7 +119,13 @@ class Trickle:
     interval: float
 
 
-Step = Send | Raw | Pause | Trickle
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """Wait until the test calls :meth:`HostileSpiceServer.open_gate` (bounded by the
+    server's step timeout): a test sees the honest part drawn before the lie comes."""
+
+
+Step = Send | Raw | Pause | Trickle | Gate
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,10 +188,11 @@ class HostileSpiceServer:
     ``ack_window`` is the SET_ACK window every channel gets (spice-server: 20).
     """
 
-    def __init__(self, display: Sequence[Step] = (), *, session_id: int = 0x5EC1D,
-                 password: str = "", ack_window: int = 20,
+    def __init__(self, display: Sequence[Step] = (), *, display_after: Sequence[Step] = (),
+                 session_id: int = 0x5EC1D, password: str = "", ack_window: int = 20,
                  step_timeout: float = STEP_TIMEOUT_S) -> None:
         self.scenario = tuple(display)
+        self.scenario_after = tuple(display_after)
         self.session_id = session_id
         self.password = password
         self.ack_window = ack_window
@@ -191,11 +200,13 @@ class HostileSpiceServer:
         self.links: list[Link] = []
         self.refused: list[str] = []  # why links were refused
         self.display_init: DisplayInit | None = None
-        self.scenario_done = asyncio.Event()  # every step played (or the client left)
-        self.display_closed = asyncio.Event()  # the client closed a display channel
+        # the first display channel's: every step played (or the client left); closed
+        self.scenario_done = asyncio.Event()
+        self.display_closed = asyncio.Event()
         self.stalled = False  # the client stopped ACKing: the scenario stopped there
         self.trickled = 0  # Trickle bytes written before the client closed
         self._changed = asyncio.Condition()
+        self._gate = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._ping_id = 0
@@ -218,10 +229,15 @@ class HostileSpiceServer:
                              password=Secret(self.password) if self.password else None)
 
     async def close(self) -> None:
+        """Stop listening and end every connection: closed sockets end the handlers that
+        read; the ones waiting in a step (a Gate, a Pause) are cancelled."""
         if self._server is not None:
             self._server.close()
         for link in self.links:
             link.writer.close()
+        self._gate.set()
+        if self._handlers:
+            await asyncio.wait(self._handlers, timeout=1.0)
         for task in list(self._handlers):
             task.cancel()
         if self._handlers:
@@ -249,6 +265,13 @@ class HostileSpiceServer:
         """Every key message the Inputs channels sent, in order."""
         return [m for link in self.links if link.channel_type == ChannelType.INPUTS
                 for m in link.received if m.msg_type in KEY_MESSAGES]
+
+    def open_gate(self) -> None:
+        """Let the display scenario go on past its :class:`Gate`."""
+        self._gate.set()
+
+    def display_links(self) -> list[Link]:
+        return [link for link in self.links if link.channel_type == ChannelType.DISPLAY]
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float,
                          what: str) -> None:
@@ -292,6 +315,10 @@ class HostileSpiceServer:
                 await self._serve(link, reader)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass  # the client went away: what a hostile test expects of it
+        except asyncio.CancelledError:
+            # only close() cancels; ending normally keeps asyncio's stream callback (3.11)
+            # from logging the cancellation as an error
+            pass
         finally:
             self._handlers.discard(task)
             writer.close()
@@ -361,7 +388,7 @@ class HostileSpiceServer:
             await reading
         finally:
             reading.cancel()
-            if link.channel_type == ChannelType.DISPLAY:
+            if link.channel_type == ChannelType.DISPLAY and self.display_links()[0] is link:
                 self.display_closed.set()
                 self.scenario_done.set()
 
@@ -401,7 +428,8 @@ class HostileSpiceServer:
         await self.wait_until(lambda: link.closed.is_set() or (
             self._received(link, DisplayMsgc.INIT) and self._received(link, Msgc.ACK_SYNC)),
             self.step_timeout, "DISPLAY_INIT and ACK_SYNC")
-        for step in self.scenario:
+        first = self.display_links()[0] is link
+        for step in self.scenario if first else self.scenario_after:
             if link.closed.is_set():
                 break
             if isinstance(step, Send):
@@ -415,9 +443,12 @@ class HostileSpiceServer:
                 await link.writer.drain()
             elif isinstance(step, Pause):
                 await asyncio.sleep(step.seconds)
+            elif isinstance(step, Gate):
+                await asyncio.wait_for(self._gate.wait(), self.step_timeout)
             else:
                 await self._trickle(link, step)
-        self.scenario_done.set()
+        if first:
+            self.scenario_done.set()
 
     async def _window_open(self, link: Link) -> bool:
         """Wait, as spice-server does, while more than twice the ACK window is unacked;
