@@ -43,8 +43,19 @@ from PIL import Image
 
 from atp_notebook.spice.codecs import GlzWindow
 from atp_notebook.spice.codecs.images import ImageState, decode_image
-from atp_notebook.spice.proto.constants import ImageType
-from atp_notebook.spice.proto.display import DrawCopy, Rect, SpiceImage, parse_draw_copy
+from atp_notebook.spice.proto.common import ChannelEvent
+from atp_notebook.spice.proto.constants import ImageType, SurfaceFlags
+from atp_notebook.spice.proto.display import (
+    DisplayReset,
+    DrawCopy,
+    Mark,
+    ModeChanged,
+    Rect,
+    SpiceImage,
+    SurfaceCreated,
+    SurfaceDestroyed,
+    parse_draw_copy,
+)
 
 CORPUS_DIR = Path(__file__).resolve().parent / "fixtures" / "spice" / "corpus"
 REFERENCES_DIR = CORPUS_DIR / "references"
@@ -113,6 +124,35 @@ def load_setting(name: str) -> CorpusSetting:
         events.append(CorpusEvent(int(entry["seq"]), int(entry["channel"]), str(entry["kind"]),
                                   entry, draw))
     return CorpusSetting(name, directory, manifest, tuple(events))
+
+
+def display_events(setting: CorpusSetting) -> list[tuple[int, ChannelEvent]]:
+    """(channel, event) for every recorded display message, in arrival order, as the
+    channel's parser gives them: DRAW_COPY parsed from its recorded body, the others rebuilt
+    from their manifest entry (the capture keeps no other bodies; MODE records no depth, the
+    capture's server never sends it)."""
+    out: list[tuple[int, ChannelEvent]] = []
+    for e in setting.events:
+        f = e.fields
+        event: ChannelEvent
+        if e.draw is not None:
+            event = e.draw
+        elif e.kind == "surface_create":
+            event = SurfaceCreated(int(f["surface"]), int(f["width"]), int(f["height"]),
+                                   int(f["format"]), SurfaceFlags.PRIMARY if f["primary"]
+                                   else SurfaceFlags(0))
+        elif e.kind == "surface_destroy":
+            event = SurfaceDestroyed(int(f["surface"]))
+        elif e.kind == "mode":
+            event = ModeChanged(int(f["width"]), int(f["height"]), 32)
+        elif e.kind == "mark":
+            event = Mark()
+        elif e.kind == "reset":
+            event = DisplayReset()
+        else:
+            raise ValueError(f"corpus {setting.name}: event {e.seq} of unknown kind {e.kind}")
+        out.append((e.channel, event))
+    return out
 
 
 # --- GLZ: which earlier images a GLZ image copies from ---------------------------------
