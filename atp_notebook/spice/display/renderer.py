@@ -179,12 +179,13 @@ class DisplayRenderer:
         name = message_name(event)
         try:
             handler(event)
-        except RemoteProtocolError as exc:
-            if str(exc).startswith(name):
+        except (RemoteProtocolError, InvalidArgument) as exc:
+            # InvalidArgument: the raster refusing what the server's data made
+            text = str(exc)
+            if isinstance(exc, RemoteProtocolError) and text.startswith(name):
                 raise
-            raise RemoteProtocolError(f"{name}: {exc}") from exc
-        except InvalidArgument as exc:  # the raster refusing what the server's data made
-            raise RemoteProtocolError(f"{name}: {exc}") from exc
+            # the core's own "display: " prefix gives way to the message's name
+            raise RemoteProtocolError(f"{name}: {text.removeprefix('display: ')}") from exc
 
     # --- surfaces -------------------------------------------------------------------------
 
