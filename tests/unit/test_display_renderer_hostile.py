@@ -87,6 +87,14 @@ CASES: dict[str, tuple[Case, str]] = {
     "a bigger image than the descriptor, off the fast path": (
         lambda: [draw_copy(lz32(1, IMG, size=(2, 2)), (0, 0, 2, 2), clip=[(0, 0, 1, 1)])],
         "DRAW_COPY: .*3x2 image, the descriptor says 2x2"),
+    "a source image larger than any real one": (
+        lambda: [draw_copy(lz32(1, IMG, size=(9000, 8000)), (0, 0, 2, 3))],
+        "DRAW_COPY: image 0x1 of 9000x8000 is larger than the 67108864 pixels"),
+    "a mask larger than any real one": (
+        lambda: [draw_copy(lz32(1, IMG), (0, 0, 2, 3), mask=image_bytes(
+            5, 0, 9000, 8000, struct.pack("<BBIII", 1, 4, 9000, 8000, 0)
+            + struct.pack("<I", 0)))],
+        "DRAW_COPY: a mask of 9000x8000 is larger than"),
     "a GLZ image that copies from one never sent": (
         lambda: [_glz_missing_reference()],
         "DRAW_COPY: glz .*reference to image 0, which has not arrived"),

@@ -206,3 +206,13 @@ def test_hostile_streams_are_remote_errors_and_the_renderer_goes_on(name: str) -
     r.apply(parse(DisplayMsg.STREAM_CREATE, create(6, 16, 8, (16, 16, 24, 32))))
     r.apply(parse(DisplayMsg.STREAM_DATA, data(6, jpeg)))
     assert np.array_equal(screen(r)[16:24, 16:32], decoded(jpeg))
+
+
+def test_a_frame_past_the_size_cap_is_refused_before_decoding() -> None:
+    r = renderer_with(32, 24, max_image_pixels=100)
+    r.apply(parse(DisplayMsg.STREAM_CREATE, create(1, 16, 8, (0, 0, 8, 16))))
+    with pytest.raises(RemoteProtocolError,
+                       match="STREAM_DATA: stream 1's frame of 16x8 is larger than the 100"):
+        r.apply(parse(DisplayMsg.STREAM_DATA, data(1, frame(16, 8))))
+    r.apply(parse(DisplayMsg.STREAM_DATA_SIZED, sized(1, frame(8, 4), 8, 4, (0, 0, 4, 8))))
+    assert r.stream_frames == 1

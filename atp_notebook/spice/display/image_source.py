@@ -48,7 +48,8 @@ from atp_notebook.spice.proto.display_wire import Brush as WireBrush
 from atp_notebook.spice.proto.display_wire import BrushType, MaskFlags, SpiceImage
 from atp_notebook.spice.proto.display_wire import QMask as WireQMask
 
-__all__ = ["CACHE_ME", "CACHE_REPLACE_ME", "ImageSource", "Resolved", "carries_pixels"]
+__all__ = ["CACHE_ME", "CACHE_REPLACE_ME", "MAX_IMAGE_PIXELS", "ImageSource", "Resolved",
+           "carries_pixels", "check_size"]
 
 #: ImageDescriptor flags (spice.proto image_flags)
 CACHE_ME = 1
@@ -56,6 +57,11 @@ CACHE_REPLACE_ME = 4
 _BITMAP_HEAD = struct.Struct("<BBIII")  # format, flags, width, height, stride
 _PAL_FROM_CACHE = 2
 _BITMAP_TOP_DOWN = 4
+#: The largest image decoded to a temporary (or mask, or stream frame), in pixels: 8192 x
+#: 8192, 256 MiB. A few bytes of LZ can claim a 16384 x 16384 image; a real one is a guest
+#: bitmap in qxl video memory, far smaller. Whole-image DRAW_COPYs decode into their surface
+#: and are bounded by it.
+MAX_IMAGE_PIXELS = 1 << 26
 _NOT_PIXELS = frozenset({ImageType.FROM_CACHE, ImageType.FROM_CACHE_LOSSLESS,
                          ImageType.SURFACE})
 _ALPHA_LZ = frozenset({LzType.RGBA, LzType.XXXA, LzType.A8})
@@ -65,6 +71,13 @@ _ALPHA_BITMAP = frozenset({BitmapFormat.RGBA, BitmapFormat.BIT8_A})
 def carries_pixels(image: SpiceImage) -> bool:
     """Whether the image holds its own (compressed) pixels, i.e. goes through the codecs."""
     return image.type not in _NOT_PIXELS
+
+
+def check_size(what: str, width: int, height: int, limit: int = MAX_IMAGE_PIXELS) -> None:
+    """Refuse an image, mask or frame of more than ``limit`` pixels before allocating it."""
+    if width * height > limit:
+        raise RemoteProtocolError(f"{what} of {width}x{height} is larger than the "
+                                  f"{limit} pixels this client decodes")
 
 
 @dataclass(frozen=True)
@@ -83,10 +96,12 @@ def _decoded_has_alpha(image_type: int, img: DecodedImage) -> bool:
 class ImageSource:
     """Resolves images, brushes and masks for one display channel's draws."""
 
-    def __init__(self, state: ImageState, cache: PixmapCache, surfaces: Surfaces) -> None:
+    def __init__(self, state: ImageState, cache: PixmapCache, surfaces: Surfaces, *,
+                 max_image_pixels: int = MAX_IMAGE_PIXELS) -> None:
         self.state = state
         self.cache = cache
         self.surfaces = surfaces
+        self.max_image_pixels = max_image_pixels
 
     def decode(self, image: SpiceImage, out: Buffer | None = None,
                out_stride: int | None = None) -> DecodedImage:
@@ -123,6 +138,7 @@ class ImageSource:
                 raise RemoteProtocolError(f"a SURFACE image names surface {source_id}, which "
                                           "does not exist")
             return Resolved(self.surfaces.get(source_id).pixels, surface_has_alpha)
+        check_size(f"image {image.id:#x}", image.width, image.height, self.max_image_pixels)
         decoded = self.decode(image)
         pixels = image_pixels(decoded)
         self.remember(image, pixels)
@@ -150,6 +166,7 @@ class ImageSource:
         if image.type != ImageType.BITMAP:
             raise RemoteProtocolError(f"a mask image of type {image.type}: only 1-bit "
                                       "BITMAP masks are drawn")
+        check_size("a mask", image.width, image.height, self.max_image_pixels)
         payload = image.payload
         if len(payload) < _BITMAP_HEAD.size:
             raise RemoteProtocolError("a mask BITMAP header is cut short")

@@ -48,7 +48,11 @@ from atp_notebook.spice.codecs.glz import GlzWindow
 from atp_notebook.spice.codecs.images import ImageState
 from atp_notebook.spice.codecs.palettes import PaletteCache
 from atp_notebook.spice.display import glyphs, raster
-from atp_notebook.spice.display.image_source import ImageSource, carries_pixels
+from atp_notebook.spice.display.image_source import (
+    MAX_IMAGE_PIXELS,
+    ImageSource,
+    carries_pixels,
+)
 from atp_notebook.spice.display.pixmap_cache import PixmapCache
 from atp_notebook.spice.display.streams import StreamPlayer
 from atp_notebook.spice.display.surfaces import Box, Pixels, Surface, SurfaceFormat, Surfaces
@@ -127,21 +131,24 @@ class DisplayRenderer:
     ``glz`` is the session's GLZ window (shared by its display channels; None when no
     window was announced), ``palettes`` this channel's palette cache, ``pixmap_cache`` a
     cache shared with the session's other display channels (else a new one of
-    ``pixmap_cache_pixels``). Not thread-safe: one thread applies events (the live layer
+    ``pixmap_cache_pixels``); ``max_image_pixels`` caps what is decoded to a temporary
+    (images, masks, stream frames). Not thread-safe: one thread applies events (the live layer
     holds a lock around :meth:`apply` and around reading pixels).
     """
 
     def __init__(self, glz: GlzWindow | None = None, palettes: PaletteCache | None = None, *,
                  pixmap_cache_pixels: int = DEFAULT_PIXMAP_CACHE_PIXELS,
                  pixmap_cache: PixmapCache | None = None, glz_timeout: float | None = None,
-                 surfaces: Surfaces | None = None) -> None:
+                 surfaces: Surfaces | None = None,
+                 max_image_pixels: int = MAX_IMAGE_PIXELS) -> None:
         self.surfaces = surfaces if surfaces is not None else Surfaces()
         self.state = ImageState(glz=glz, palettes=palettes or PaletteCache(),
                                 glz_timeout=glz_timeout)
         self.pixmap_cache = (pixmap_cache if pixmap_cache is not None
                              else PixmapCache(pixmap_cache_pixels))
-        self.images = ImageSource(self.state, self.pixmap_cache, self.surfaces)
-        self.streams = StreamPlayer(self.surfaces)
+        self.images = ImageSource(self.state, self.pixmap_cache, self.surfaces,
+                                  max_image_pixels=max_image_pixels)
+        self.streams = StreamPlayer(self.surfaces, max_frame_pixels=max_image_pixels)
         #: the last MONITORS_CONFIG, or None
         self.monitors: MonitorsConfig | None = None
         #: DRAW_COPYs decoded straight into their surface

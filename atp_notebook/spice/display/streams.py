@@ -29,6 +29,7 @@ import numpy as np
 
 from atp_notebook.errors import RemoteProtocolError
 from atp_notebook.spice.codecs.jpeg import decode_jpeg
+from atp_notebook.spice.display.image_source import MAX_IMAGE_PIXELS, check_size
 from atp_notebook.spice.display.raster import copy, image_pixels
 from atp_notebook.spice.display.surfaces import Box, Surface, Surfaces
 from atp_notebook.spice.proto.common import ChannelEvent
@@ -110,8 +111,9 @@ def _check_inside(surface: Surface, dest: Rect, what: str) -> None:
 class StreamPlayer:
     """The live streams of one display channel, drawing each frame as it arrives."""
 
-    def __init__(self, surfaces: Surfaces) -> None:
+    def __init__(self, surfaces: Surfaces, *, max_frame_pixels: int = MAX_IMAGE_PIXELS) -> None:
         self.surfaces = surfaces
+        self.max_frame_pixels = max_frame_pixels
         self.streams: dict[int, ActiveStream] = {}
         #: frames decoded and drawn since this player was made
         self.frames = 0
@@ -166,6 +168,7 @@ class StreamPlayer:
         height = created.stream_height if event.height is None else event.height
         dest = created.dest if event.dest is None else event.dest
         _check_inside(surface, dest, what)
+        check_size(f"{what}: stream {event.id}'s frame", width, height, self.max_frame_pixels)
         data = event.data
         tables = jpeg_tables(data)
         if tables:
