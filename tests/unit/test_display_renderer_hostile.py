@@ -177,3 +177,24 @@ def test_a_failed_glz_image_fails_what_copies_from_it_on_the_other_channel_only(
     channels[1].apply(draw_copy(glz_image(3, third.stream, 3, 2), (2, 3, 4, 6)))
     expected = np.frombuffer(third.expected, dtype="<u4").reshape(2, 3)
     assert np.array_equal(screen(channels[1])[2:4, 3:6], expected)
+
+
+@pytest.mark.parametrize("surface_id, box", [(0, (0, 4, 2, 7)), (5, (0, 0, 2, 3))],
+                         ids=["box past the surface", "unknown surface"])
+def test_a_refused_glz_draw_still_feeds_the_shared_window(surface_id: int,
+                                                         box: tuple[int, int, int, int]) -> None:
+    rng = random.Random(21)
+    encoder = GlzTestEncoder(1000)
+    pixels = [rng.getrandbits(24) for _ in range(6)]
+    first = encoder.encode(8, 3, 2, pixels, rng, cross=False)
+    second = encoder.encode(8, 3, 2, pixels, rng, literal_rate=0.0)
+    assert second.refs.get("cross")
+    window = GlzWindow(1000)
+    channels = [DisplayRenderer(window, glz_timeout=0.0) for _ in range(2)]
+    for r in channels:
+        r.apply(SurfaceCreated(0, 6, 4, 32, SurfaceFlags.PRIMARY))
+    with pytest.raises(RemoteProtocolError, match=r"DRAW_COPY: (box|draw on unknown)"):
+        channels[0].apply(draw_copy(glz_image(1, first.stream, 3, 2), box, surface=surface_id))
+    channels[1].apply(draw_copy(glz_image(2, second.stream, 3, 2), (2, 3, 4, 6)))
+    expected = np.frombuffer(second.expected, dtype="<u4").reshape(2, 3)
+    assert np.array_equal(screen(channels[1])[2:4, 3:6], expected)

@@ -40,6 +40,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +58,7 @@ from atp_notebook.spice.display.pixmap_cache import PixmapCache
 from atp_notebook.spice.display.streams import StreamPlayer
 from atp_notebook.spice.display.surfaces import Box, Pixels, Surface, SurfaceFormat, Surfaces
 from atp_notebook.spice.proto.common import ChannelEvent
+from atp_notebook.spice.proto.constants import ImageType
 from atp_notebook.spice.proto.display import (
     DisplayReset,
     DrawCopy,
@@ -111,6 +113,7 @@ _NAMES: dict[type, str] = {
     MonitorsConfig: "MONITORS_CONFIG",
 }
 _STREAM_EVENTS = (StreamCreated, StreamData, StreamClip, StreamDestroyed, AllStreamsDestroyed)
+_GLZ_TYPES = (ImageType.GLZ_RGB, ImageType.ZLIB_GLZ_RGB)
 #: the default pixmap cache: what spice-gtk announces (20 MiB of 4-byte pixels)
 DEFAULT_PIXMAP_CACHE_PIXELS = 20 * 1024 * 1024 // 4
 
@@ -230,17 +233,22 @@ class DisplayRenderer:
 
     # --- draws ----------------------------------------------------------------------------
 
-    def _surface(self, surface_id: int, box: Rect) -> Surface:
-        """The draw's surface; its box must lie inside it."""
-        if surface_id not in self.surfaces:
-            raise RemoteProtocolError(f"draw on unknown surface {surface_id}")
-        surface = self.surfaces.get(surface_id)
+    def _surface(self, surface_id: int, box: Rect, image: SpiceImage | None = None) -> Surface:
+        """The draw's surface; its box must lie inside it. When it does not, the draw's GLZ
+        image still enters the session's window: the other display channel's images may
+        copy from it (this channel ends with the error anyway)."""
+        surface = self.surfaces.get(surface_id) if surface_id in self.surfaces else None
         b = Box.of(box)
-        if (b.left < 0 or b.top < 0 or b.right > surface.width or b.bottom > surface.height
-                or b.right < b.left or b.bottom < b.top):
-            raise RemoteProtocolError(f"box {tuple(b)} is not inside surface {surface_id} "
-                                      f"({surface.width}x{surface.height})")
-        return surface
+        if surface is not None and 0 <= b.left <= b.right <= surface.width \
+                and 0 <= b.top <= b.bottom <= surface.height:
+            return surface
+        if image is not None and image.type in _GLZ_TYPES:
+            with contextlib.suppress(RemoteProtocolError):
+                self.images.decode(image)
+        if surface is None:
+            raise RemoteProtocolError(f"draw on unknown surface {surface_id}")
+        raise RemoteProtocolError(f"box {tuple(b)} is not inside surface {surface_id} "
+                                  f"({surface.width}x{surface.height})")
 
     def _source(self, image: SpiceImage | None) -> Pixels:
         if image is None:
@@ -248,7 +256,7 @@ class DisplayRenderer:
         return self.images.pixels(image)
 
     def _copy(self, draw: DrawCopy) -> None:
-        surface = self._surface(draw.surface_id, draw.box)
+        surface = self._surface(draw.surface_id, draw.box, draw.image)
         if self._fast_copy(surface, draw):
             return
         src = self._source(draw.image)
@@ -286,13 +294,13 @@ class DisplayRenderer:
         return True
 
     def _blend(self, draw: DrawBlend) -> None:
-        surface = self._surface(draw.surface_id, draw.box)
+        surface = self._surface(draw.surface_id, draw.box, draw.image)
         src = self._source(draw.image)
         raster.blend(surface, draw.box, draw.clip, src=src, src_area=draw.src_area,
                      rop_descriptor=draw.rop, mask=self.images.mask(draw.mask))
 
     def _opaque(self, draw: DrawOpaque) -> None:
-        surface = self._surface(draw.surface_id, draw.box)
+        surface = self._surface(draw.surface_id, draw.box, draw.image)
         src = self._source(draw.image)
         raster.opaque(surface, draw.box, draw.clip, src=src, src_area=draw.src_area,
                       brush=self.images.brush(draw.brush), rop_descriptor=draw.rop,
@@ -316,20 +324,20 @@ class DisplayRenderer:
         raster.invers(surface, draw.box, draw.clip, self.images.mask(draw.mask))
 
     def _rop3(self, draw: DrawRop3) -> None:
-        surface = self._surface(draw.surface_id, draw.box)
+        surface = self._surface(draw.surface_id, draw.box, draw.image)
         src = self._source(draw.image)
         raster.rop3(surface, draw.box, draw.clip, src=src, src_area=draw.src_area,
                     brush=self.images.brush(draw.brush), code=draw.rop3,
                     mask=self.images.mask(draw.mask))
 
     def _transparent(self, draw: DrawTransparent) -> None:
-        surface = self._surface(draw.surface_id, draw.box)
+        surface = self._surface(draw.surface_id, draw.box, draw.image)
         src = self._source(draw.image)
         raster.transparent(surface, draw.box, draw.clip, src=src, src_area=draw.src_area,
                            true_color=draw.true_color)
 
     def _alpha_blend(self, draw: DrawAlphaBlend) -> None:
-        surface = self._surface(draw.surface_id, draw.box)
+        surface = self._surface(draw.surface_id, draw.box, draw.image)
         if draw.image is None:
             raise RemoteProtocolError("the source image is NULL")
         src = self.images.resolve(
