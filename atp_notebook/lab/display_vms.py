@@ -13,7 +13,12 @@ the lab's guest image and domain XML (:mod:`.domains`) with these changes:
   test finds the client slow, and a capture must not depend on that (research/display.md §1.8).
 - two qxl video devices: the primary ``qxl-vga`` and a second ``qxl``, so the server has
   two display channels (ids 0 and 1) whose GLZ images share one dictionary; the guest gets
-  ``/dev/fb0`` and ``/dev/fb1``, both 1024x768 at 32 bpp (``atp-fb-on``).
+  ``/dev/fb0`` and ``/dev/fb1``, both 1024x768 at 32 bpp (``atp-fb-on``). Until then the
+  qxl-vga card is in VGA mode and shows the VGA text console (720x400), as the lab's own VMs
+  do all the time.
+- or, for the ``vga_text`` setting, one plain ``vga`` card and ``nomodeset`` on the kernel
+  command line: the guest keeps the VGA text console for good and QEMU renders it itself
+  (the path of BIOS screens: 32-pixel-wide BITMAP strips, research/display.md §1.10).
 - no disk (nothing to snapshot), and a virtio-serial port for uploads (:class:`DisplayGuest`).
 
 Use :func:`display_vm` under the lab lock (``flock /tmp/atp-lab.lock``): it starts the VM,
@@ -27,24 +32,28 @@ Example::
         guest.framebuffers_on()                       # (FramebufferInfo('fb0', ...), ...)
         guest.show(known_image("mixed"), fb=1)
         # Spice on 127.0.0.1:dvm.spice_port, screendumps with vm.screendump(head)
+        with guest.animate(animation_frames(4)) as animation:   # full screen, fb0
+            ...                                       # stream frames arrive
+        print(animation.written)                      # frames written; fb0 shows the last
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import libvirt
 from PIL import Image
 
-from atp_notebook.errors import GuestAgentError, InvalidArgument, LabError
+from atp_notebook.errors import GuestAgentError, InvalidArgument, LabError, OperationTimeout
 from atp_notebook.lab import domains
 from atp_notebook.lab.guest import GuestImage, build_guest
-from atp_notebook.lab.known_images import framebuffer_bytes, image_digest
+from atp_notebook.lab.known_images import WIDTH, framebuffer_bytes, image_digest
 from atp_notebook.lab.paths import LabPaths, VmSpec
 from atp_notebook.lab.system import port_in_use
 from atp_notebook.virt.guest_agent import GuestAgent, decode_exec_status
@@ -68,6 +77,10 @@ QXL_VGAMEM_KIB = 16384
 IMAGE_COMPRESSIONS = ("auto_glz", "auto_lz", "quic", "glz", "lz", "off")
 WAN_MODES = ("auto", "never", "always")
 STREAMING_MODES = ("filter", "all", "off")
+# "qxl": a qxl-vga and a qxl card (two heads, framebuffers with atp-fb-on); "vga": one
+# plain VGA card whose guest keeps the VGA text console (nomodeset, no fb modules loaded)
+VIDEO_MODELS = ("qxl", "vga")
+VGA_VRAM_KIB = 16384
 
 
 @dataclass(frozen=True)
@@ -79,12 +92,14 @@ class DisplaySetting:
     jpeg: str = "never"  # jpeg-wan-compression
     zlib: str = "never"  # zlib-glz-wan-compression
     streaming: str = "off"  # streaming-video
+    video: str = "qxl"  # one of VIDEO_MODELS
 
     def __post_init__(self) -> None:
         for value, allowed, what in ((self.image_compression, IMAGE_COMPRESSIONS, "image"),
                                      (self.jpeg, WAN_MODES, "jpeg"),
                                      (self.zlib, WAN_MODES, "zlib"),
-                                     (self.streaming, STREAMING_MODES, "streaming")):
+                                     (self.streaming, STREAMING_MODES, "streaming"),
+                                     (self.video, VIDEO_MODELS, "video")):
             if value not in allowed:
                 raise InvalidArgument(f"display setting {self.name!r}: {what} {value!r} is not "
                                       f"one of {', '.join(allowed)}")
@@ -103,6 +118,8 @@ DISPLAY_SETTINGS: dict[str, DisplaySetting] = {s.name: s for s in (
     DisplaySetting("jpeg", image_compression="quic", jpeg="always"),
     DisplaySetting("zlib", zlib="always"),
     DisplaySetting("streaming", streaming="all"),
+    # the VGA text console, 720x400, rendered by QEMU's VGA emulation
+    DisplaySetting("vga_text", video="vga"),
 )}
 
 
@@ -142,7 +159,17 @@ def display_domain_xml(paths: LabPaths, setting: DisplaySetting, port: int,
     ET.SubElement(graphics, "jpeg", compression=setting.jpeg)
     ET.SubElement(graphics, "zlib", compression=setting.zlib)
     ET.SubElement(graphics, "streaming", mode=setting.streaming)
-    for primary in (True, False):  # libvirt makes the primary qxl-vga, the other qxl
+    if setting.video == "vga":
+        ET.SubElement(ET.SubElement(devices, "video"), "model", type="vga",
+                      vram=str(VGA_VRAM_KIB), heads="1", primary="yes")
+        cmdline = root.find("os/cmdline")
+        if cmdline is None or cmdline.text is None:
+            raise LabError("the lab's domain XML has no <os>/<cmdline>")
+        # no KMS driver may take the console over (the guest loads none by itself; this
+        # keeps it so should one be built in)
+        cmdline.text += " nomodeset"
+    for primary in (True, False) if setting.video == "qxl" else ():
+        # libvirt makes the primary qxl-vga, the other qxl
         model = ET.SubElement(ET.SubElement(devices, "video"), "model", type="qxl",
                               ram=str(QXL_RAM_KIB), vram=str(QXL_VRAM_KIB),
                               vgamem=str(QXL_VGAMEM_KIB), heads="1")
@@ -239,6 +266,15 @@ def display_vm(setting: str | DisplaySetting, paths: LabPaths | None = None,
 # --- the guest side ---------------------------------------------------------------------
 
 
+# fbcon must still be bound (atp-fb-show unbinds it, and the kernel refuses to bind it
+# again: vt_bind() needs a built-in console driver to take over from, and the qxl driver's
+# takeover unregistered vgacon); stop its cursor blink
+FBCON_ON = ("for c in /sys/class/vtconsole/vtcon*; do grep -q 'frame buffer' $c/name && "
+            "[ $(cat $c/bind) = 1 ] && { echo 0 >/sys/class/graphics/fbcon/cursor_blink; "
+            "exit 0; }; done; echo 'the framebuffer console is unbound (atp-fb-show unbinds "
+            "it for good): show the console before any image' >&2; exit 1")
+
+
 @dataclass(frozen=True)
 class FramebufferInfo:
     name: str  # fb0
@@ -250,8 +286,8 @@ class FramebufferInfo:
 
 class DisplayGuest:
     """The framebuffer helpers of a display VM's guest (``atp-fb-on``, ``atp-fb-show``,
-    ``atp-recv`` in templates/guest-init.sh), driven through its agent. ``vm`` is the VM as
-    the toolkit sees it (``session.vm(dvm.name)``).
+    ``atp-fb-animate``, ``atp-recv`` in templates/guest-init.sh), driven through its
+    agent. ``vm`` is the VM as the toolkit sees it (``session.vm(dvm.name)``).
 
     Images travel over the VM's upload port: a 3 MiB framebuffer image takes 0.3 s there
     under TCG (port open, guest-exec and all), against 0.85 s through guest-file-write
@@ -264,6 +300,7 @@ class DisplayGuest:
         self.agent = GuestAgent(vm, timeout=timeout)
         self.timeout = timeout
         self._uploaded: dict[str, str] = {}  # image digest -> guest path
+        self._widths: dict[int, int] = {}  # fb number -> width, from framebuffers_on()
 
     def run(self, argv: list[str]) -> str:
         """Run a guest command and wait for it: its stdout, or GuestAgentError."""
@@ -277,6 +314,7 @@ class DisplayGuest:
             width, height = (int(v) for v in size.split(","))
             found.append(FramebufferInfo(name, driver, width, height,
                                          int(bpp.removesuffix("bpp"))))
+            self._widths[int(name.removeprefix("fb"))] = width
         return tuple(found)
 
     def upload(self, path: str, data: bytes) -> None:
@@ -298,11 +336,16 @@ class DisplayGuest:
 
     def image_path(self, image: Image.Image) -> str:
         """The guest path holding ``image`` as framebuffer bytes (uploaded once)."""
-        digest = image_digest(image)
+        return self._frames_path((image,))
+
+    def _frames_path(self, frames: Sequence[Image.Image]) -> str:
+        """The guest path holding ``frames`` one after the other (uploaded once)."""
+        digest = image_digest(frames[0]) if len(frames) == 1 else hashlib.sha256(
+            "".join(image_digest(f) for f in frames).encode()).hexdigest()
         path = self._uploaded.get(digest)
         if path is None:
             path = f"{GUEST_IMAGE_DIR}/atp-image-{digest[:16]}.raw"
-            self.upload(path, framebuffer_bytes(image))
+            self.upload(path, b"".join(framebuffer_bytes(f) for f in frames))
             self._uploaded[digest] = path
         return path
 
@@ -315,3 +358,110 @@ class DisplayGuest:
         if rows is not None:
             argv += [str(rows[0]), str(rows[1])]
         self.run(argv)
+
+    def console(self, text: str, framebuffer: bool = False) -> None:
+        """Clear the text console (tty1), hide its cursor and print ``text`` there: a still
+        screen of text. The VGA text console (720x400, QEMU renders it) unless
+        ``framebuffer``: then the qxl stack is loaded and fbcon draws tty1 on fb0 (1024x768,
+        the guest renders it), its cursor blink off. fbcon cannot come back after
+        :meth:`show` (GuestAgentError): show the console first.
+        """
+        if framebuffer:
+            self.framebuffers_on()
+            self.run(["/bin/sh", "-c", FBCON_ON])
+        # ESC[?25l hides the cursor: QEMU's VGA text cursor and fbcon's both blink otherwise
+        self.agent.exec(["/bin/sh", "-c", "cat >/dev/tty1"],
+                        input=b"\033[H\033[2J\033[?25l" + text.encode(),
+                        timeout=self.timeout).check()
+
+    def start_animation(self, frames: Sequence[Image.Image], fb: int = 0, row: int = 0,
+                        max_frames: int = 0) -> Animation:
+        """Start writing ``frames`` to ``/dev/fb<fb>`` from row ``row``, one after the other
+        and over again, as fast as the guest can (``atp-fb-animate``: one write() each, so
+        one dirty rectangle and one draw per frame); :meth:`Animation.stop` ends it. The
+        frames are full-width bands of equal height (the whole 1024x768 screen, or fewer
+        rows), uploaded once; ``max_frames`` > 0 stops the guest by itself after that many.
+        """
+        if not frames:
+            raise InvalidArgument("an animation needs at least one frame")
+        size = frames[0].size
+        width = self._widths.get(fb, WIDTH)
+        if any(f.size != size for f in frames) or size[0] != width:
+            raise InvalidArgument(
+                f"animation frames must all be {width} px wide (fb{fb}'s width) and of one "
+                f"height, not {sorted({f.size for f in frames})}")
+        if row < 0 or max_frames < 0:
+            raise InvalidArgument(f"animation row {row} and max_frames {max_frames} must "
+                                  "not be negative")
+        argv = ["/usr/bin/atp-fb-animate", self._frames_path(frames), str(len(frames)),
+                str(fb), str(row), str(max_frames)]
+        pid = int(self.agent.command("guest-exec", path=argv[0], arg=argv[1:],
+                                     capture_output=True)["pid"])
+        return Animation(self, pid, tuple(frames), fb, row, tuple(argv))
+
+    @contextmanager
+    def animate(self, frames: Sequence[Image.Image], fb: int = 0, row: int = 0,
+                max_frames: int = 0) -> Iterator[Animation]:
+        """:meth:`start_animation` for the ``with`` block, stopped at its end (after errors
+        too); afterwards ``/dev/fb<fb>`` shows ``frames[-1]`` at ``row``."""
+        animation = self.start_animation(frames, fb, row, max_frames)
+        try:
+            yield animation
+        finally:
+            animation.stop()
+
+
+@dataclass
+class Animation:
+    """An ``atp-fb-animate`` running in the guest (:meth:`DisplayGuest.start_animation`).
+
+    Example::
+
+        animation = guest.start_animation(animation_frames(8, rows=96), row=300)
+        ...
+        animation.stop()             # the guest writes frames[-1] last
+        print(animation.written)     # how many frames the guest wrote
+    """
+
+    guest: DisplayGuest
+    pid: int  # the guest command's pid (guest-exec), also its stop file's name
+    frames: tuple[Image.Image, ...]
+    fb: int
+    row: int
+    argv: tuple[str, ...]
+    written: int | None = None  # frames written, once it ended
+
+    @property
+    def final(self) -> Image.Image:
+        """What the animated rows show once it ended: the last frame."""
+        return self.frames[-1]
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """The animated area: (x, y, width, height), the ``region`` of the display API."""
+        width, height = self.final.size
+        return (0, self.row, width, height)
+
+    def stop(self, timeout: float | None = None) -> int:
+        """Ask the guest to stop (after the frame it is writing and the last frame) and wait
+        for it: the number of frames written. Stopping twice is harmless."""
+        if self.written is None:
+            # the guest command looks for this file between frames; its pid names it
+            self.guest.run(["/bin/touch", f"/run/atp-fb-animate.{self.pid}.stop"])
+            self.wait(timeout)
+        assert self.written is not None
+        return self.written
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the guest to end by itself (``max_frames``): the frames written."""
+        limit = self.guest.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while (done := decode_exec_status(
+                self.guest.agent.command("guest-exec-status", pid=self.pid),
+                self.argv)) is None:
+            if time.monotonic() > deadline:
+                raise OperationTimeout(f"{' '.join(self.argv)}: still running {limit:g} s "
+                                       "after it was asked to stop")
+            time.sleep(0.05)
+        self.written = int(done.check().text.strip())
+        return self.written

@@ -363,7 +363,7 @@ ETC_FILES = {
 
 # The commands /init also answers to (see templates/guest-init.sh).
 INIT_COMMANDS = ("atp-qemu-ga", "atp-echo", "atp-link-ports", "atp-fb-on", "atp-fb-show",
-                 "atp-recv", "atp-agent-off")
+                 "atp-fb-animate", "atp-recv", "atp-agent-off")
 
 
 def render_init(boot_modules: Sequence[str], fb_modules: Sequence[str]) -> str:

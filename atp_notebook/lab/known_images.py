@@ -16,6 +16,7 @@ Example::
     image = known_image("mixed")              # PIL RGB image, 1024x768
     raw = framebuffer_bytes(image)            # B,G,R,X rows, what /dev/fb0 takes
     print(len(raw), image_digest(image)[:12])
+    frames = animation_frames(4, rows=96)     # four different 1024x96 photo-like bands
 """
 
 from __future__ import annotations
@@ -203,6 +204,39 @@ def known_image(name: str, width: int = WIDTH, height: int = HEIGHT) -> Image.Im
     if not (64 <= width <= 4096 and 64 <= height <= 4096):
         raise InvalidArgument(f"known images are 64..4096 px a side, not {width}x{height}")
     return maker(width, height, _rng(name, width, height))
+
+
+ANIMATION_KINDS = ("photo", "flat")
+MAX_ANIMATION_FRAMES = 64
+
+
+def animation_frames(count: int, rows: int = HEIGHT, width: int = WIDTH,
+                     kind: str = "photo") -> tuple[Image.Image, ...]:
+    """``count`` different frames of ``width`` x ``rows`` for a guest animation
+    (``DisplayGuest.animate``): ``photo`` frames are photo-like noise, each its own (what
+    spice-server's ``streaming-video=filter`` takes for video as well as ``all``); ``flat``
+    ones are a solid colour each with a bar that moves across (cheap in LZ/GLZ, never a
+    stream under ``filter``). Frame i depends only on i, the size and the kind."""
+    if kind not in ANIMATION_KINDS:
+        raise InvalidArgument(f"unknown animation kind {kind!r}",
+                              hint=f"one of: {', '.join(ANIMATION_KINDS)}")
+    if not 1 <= count <= MAX_ANIMATION_FRAMES:
+        raise InvalidArgument(f"an animation has 1..{MAX_ANIMATION_FRAMES} frames, not {count}")
+    if not (64 <= width <= 4096 and 1 <= rows <= 4096):
+        raise InvalidArgument(f"animation frames are 64..4096 px wide and 1..4096 rows, not "
+                              f"{width}x{rows}")
+    frames = []
+    for i in range(count):
+        rng = _rng(f"{kind}-frame-{i}", width, rows)
+        if kind == "photo":
+            frames.append(photo(width, rows, rng))
+            continue
+        frame = Image.new("RGB", (width, rows), PALETTE[1 + i % (len(PALETTE) - 1)])
+        bar = width // 8
+        x = i * width // 16 % (width - bar)  # a step to the right per frame
+        ImageDraw.Draw(frame).rectangle((x, 0, x + bar - 1, rows - 1), fill=(250, 250, 250))
+        frames.append(frame)
+    return tuple(frames)
 
 
 def framebuffer_bytes(image: Image.Image) -> bytes:

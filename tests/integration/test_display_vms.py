@@ -1,11 +1,14 @@
 """Display VMs on demand (atp_notebook/lab/display_vms.py) on the real lab: libvirt takes
 every setting, the guest gets two framebuffers that show exactly the known image written,
-the Spice server serves two display channels, and the VM is gone afterwards — after an
-error too, and a leftover of a killed run is removed before the next one starts.
+animates them and ends on the animation's last frame, the Spice server serves two display
+channels, and the VM is gone afterwards — after an error too, and a leftover of a killed run
+is removed before the next one starts.
 
 Run under the lab lock (``flock /tmp/atp-lab.lock``): each test boots a TCG guest."""
 
 from __future__ import annotations
+
+from functools import partial
 
 import libvirt
 import pytest
@@ -21,11 +24,11 @@ from atp_notebook.lab.display_vms import (
     setting_named,
 )
 from atp_notebook.lab.guest import build_guest
-from atp_notebook.lab.known_images import MIXED_BANDS, known_image
+from atp_notebook.lab.known_images import MIXED_BANDS, animation_frames, known_image
 from atp_notebook.lab.paths import LabPaths
 from atp_notebook.lab.status import LabStatus
 from atp_notebook.loop import run
-from atp_notebook.session import Session
+from atp_notebook.session import Session, Vm
 from atp_notebook.spice.endpoint import SpiceEndpoint
 from atp_notebook.spice.proto.constants import ChannelType
 from atp_notebook.spice.proto.display import DisplayProtocol
@@ -44,11 +47,19 @@ def test_libvirt_accepts_the_domain_of_every_setting(lab_paths: LabPaths, lab: L
                 spice = dom.XMLDesc(0)
                 assert f"<streaming mode='{setting.streaming}'/>" in spice, name
                 assert f"<image compression='{setting.image_compression}'/>" in spice, name
-                assert spice.count("<model type='qxl'") == 2, name
+                cards = 1 if setting.video == "vga" else 2
+                assert spice.count(f"<model type='{setting.video}'") == cards, name
             finally:
                 dom.undefine()
     finally:
         conn.close()
+
+
+def shows_one_line(vm: Vm, size: tuple[int, int]) -> bool:
+    """Whether head 0 is ``size`` and black but for the first text row (16 pixels high)."""
+    screen = vm.screendump(0)
+    box = screen.convert("RGB").getbbox()
+    return screen.size == size and box is not None and box[3] <= 16
 
 
 def primary_size(spice: SpiceVmConnection, channel_id: int) -> tuple[int, int] | None:
@@ -65,6 +76,8 @@ def test_a_display_vm_shows_known_images_on_two_heads_and_serves_two_display_cha
     conn = domains.open_libvirt()
     try:
         leftover = setting_named("off")
+        # what display_vms.start() makes before a VM starts (a fresh lab has none)
+        lab_paths.console_log(leftover.vm_name).parent.mkdir(parents=True, exist_ok=True)
         conn.createXML(display_domain_xml(lab_paths, leftover, 5929,
                                           build_guest(lab_paths.guest_dir)), 0)
         with display_vm("glz") as dvm:
@@ -72,6 +85,12 @@ def test_a_display_vm_shows_known_images_on_two_heads_and_serves_two_display_cha
             assert dvm.name == "atp-disp-glz" and domains.lookup(conn, dvm.name) is not None
             vm = session.vm(dvm.name)
             guest = DisplayGuest(vm)
+            # the console: VGA text (qxl-vga in VGA mode) until the qxl driver loads, then
+            # fbcon on fb0; each shows one line of text on a cleared screen, no cursor
+            for framebuffer, size in ((False, (720, 400)), (True, (1024, 768))):
+                guest.console("one line", framebuffer=framebuffer)
+                wait_until(partial(shows_one_line, vm, size),
+                           f"one line of text at the top of a {size} console")
             fbs = guest.framebuffers_on()
             assert [(f.name, f.width, f.height, f.bpp) for f in fbs] == [
                 ("fb0", 1024, 768, 32), ("fb1", 1024, 768, 32)]
@@ -94,6 +113,23 @@ def test_a_display_vm_shows_known_images_on_two_heads_and_serves_two_display_cha
                        "head 0 to show the band written to fb0")
             wait_until(lambda: vm.screendump(1).convert("RGB").tobytes() == flat.tobytes(),
                        "head 1 to show the image written to fb1")
+
+            # an animated band on fb1 over the flat image: it moves, then ends on its last frame
+            frames = animation_frames(5, rows=32, kind="flat")
+            on_screen = flat.copy()
+            with guest.animate(frames, fb=1, row=600) as animation:
+                wait_until(lambda: vm.screendump(1).convert("RGB").tobytes()
+                           != on_screen.tobytes(), "the animation to change head 1")
+            assert animation.written is not None and animation.written >= 1
+            on_screen.paste(frames[-1], (0, 600))
+            wait_until(lambda: vm.screendump(1).convert("RGB").tobytes() == on_screen.tobytes(),
+                       "head 1 to show the animation's last frame on the flat image")
+            # a frame limit ends it by itself, and the last frame comes last still
+            assert guest.start_animation(frames[:3], fb=1, row=0, max_frames=4).wait() == 5
+            with pytest.raises(GuestAgentError, match="not 2 frames of whole 4096-byte rows"):
+                guest.start_animation(animation_frames(2, rows=700), row=100).wait()
+            with pytest.raises(GuestAgentError, match="framebuffer console is unbound"):
+                guest.console("too late", framebuffer=True)
 
             spice = SpiceVmConnection(dvm.name, SpiceEndpoint(dvm.spice_host,
                                                               port=dvm.spice_port))

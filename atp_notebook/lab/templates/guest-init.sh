@@ -184,6 +184,15 @@ fb_on() {
     done
 }
 
+# Unbind the framebuffer console and stop its cursor blink, so that nothing but our own
+# writes changes the framebuffer (an 8x16 cell at the old text cursor blinks otherwise).
+quiet_fbcon() {
+    for con in /sys/class/vtconsole/vtcon*; do
+        grep -q 'frame buffer' "$con/name" && echo 0 >"$con/bind"
+    done
+    echo 0 >/sys/class/graphics/fbcon/cursor_blink
+}
+
 # atp-fb-show FILE [FB [ROW ROWS]]: show a raw image on /dev/fbFB (default 0), exactly as
 # given: FILE holds whole rows of the framebuffer's format (qxl: 32 bpp, bytes B,G,R,X).
 # With ROW and ROWS only those rows are written (FILE is still the whole screen's image).
@@ -204,10 +213,7 @@ fb_show() {
         echo "atp-fb-show: no /dev/fb$fbn" >&2
         exit 1
     fi
-    for con in /sys/class/vtconsole/vtcon*; do
-        grep -q 'frame buffer' "$con/name" && echo 0 >"$con/bind"
-    done
-    echo 0 >/sys/class/graphics/fbcon/cursor_blink
+    quiet_fbcon
     stride=$(cat "$sys/stride")
     height=$(cat "$sys/virtual_size")
     height=${height#*,}
@@ -220,6 +226,62 @@ fb_show() {
     at=$((row * stride))
     dd if="$file" of="/dev/fb$fbn" bs=$((rows * stride)) count=1 skip=$at seek=$at \
         iflag=skip_bytes,fullblock oflag=seek_bytes conv=notrunc status=none
+}
+
+# atp-fb-animate FILE FRAMES FB ROW MAX: an animation on /dev/fbFB as fast as the guest
+# can write it. FILE holds FRAMES frames one after the other, each whole rows of the
+# framebuffer's format; each is written at row ROW, frame after frame, one write() apiece
+# (one dirty rectangle each, as atp-fb-show), until /run/atp-fb-animate.PID.stop exists
+# (PID: this command's, which guest-exec reports) or MAX frames are written (0: no limit).
+# The last frame of FILE is always the last one written, so the screen ends known. Prints
+# the number of frames written.
+fb_animate() {
+    ok=$([ $# -eq 5 ] && [ -f "$1" ] && echo yes)
+    for n in "${2:-}" "${3:-}" "${4:-}" "${5:-}"; do
+        case $n in '' | *[!0-9]*) ok= ;; esac
+    done
+    [ -n "$ok" ] && [ "$2" -gt 0 ] || ok=
+    if [ -z "$ok" ]; then
+        echo "usage: atp-fb-animate FILE FRAMES FB ROW MAX (FILE a regular file)" >&2
+        exit 2
+    fi
+    file=$1 frames=$2 fbn=$3 row=$4 max=$5
+    sys=/sys/class/graphics/fb$fbn
+    if [ ! -c "/dev/fb$fbn" ] || [ ! -d "$sys" ]; then
+        echo "atp-fb-animate: no /dev/fb$fbn (atp-fb-on first)" >&2
+        exit 1
+    fi
+    stride=$(cat "$sys/stride")
+    height=$(cat "$sys/virtual_size")
+    height=${height#*,}
+    size=$(wc -c <"$file")
+    bytes=$((size / frames))
+    rows=$((bytes / stride))
+    if [ "$rows" -le 0 ] || [ $((rows * stride * frames)) -ne "$size" ] ||
+        [ $((row + rows)) -gt "$height" ]; then
+        echo "atp-fb-animate: $size bytes are not $frames frames of whole $stride-byte rows" \
+            "fitting fb$fbn's $height rows from row $row" >&2
+        exit 2
+    fi
+    quiet_fbcon
+    stop=/run/atp-fb-animate.$$.stop
+    at=$((row * stride))
+    n=0 i=0
+    while [ ! -e "$stop" ] && { [ "$max" -eq 0 ] || [ $n -lt "$max" ]; }; do
+        dd if="$file" of="/dev/fb$fbn" bs=$bytes count=1 skip=$((i * bytes)) seek=$at \
+            iflag=skip_bytes,fullblock oflag=seek_bytes conv=notrunc status=none || exit 1
+        n=$((n + 1))
+        i=$(((i + 1) % frames))
+    done
+    # i is the next frame: 0 after the last one
+    if [ $i -ne 0 ]; then
+        dd if="$file" of="/dev/fb$fbn" bs=$bytes count=1 skip=$(((frames - 1) * bytes)) \
+            seek=$at iflag=skip_bytes,fullblock oflag=seek_bytes conv=notrunc status=none ||
+            exit 1
+        n=$((n + 1))
+    fi
+    rm -f "$stop"
+    echo "$n"
 }
 
 # atp-recv PORT FILE SIZE: store the next SIZE bytes the host sends on virtio-serial PORT in
@@ -257,6 +319,7 @@ case ${0##*/} in
     atp-link-ports) link_ports ;;
     atp-fb-on) fb_on ;;
     atp-fb-show) fb_show "$@" ;;
+    atp-fb-animate) fb_animate "$@" ;;
     atp-recv) recv_file "$@" ;;
     atp-agent-off) agent_off "$@" ;;
     *)
