@@ -24,8 +24,9 @@ import libvirt
 
 from atp_notebook.bridge import async_twin, atp_async, atp_blocking, delegate
 from atp_notebook.config import TransportConfig, find_config, load_config
-from atp_notebook.errors import ConfigError, NoLibvirtHost, UnknownVm
+from atp_notebook.errors import ConfigError, InvalidArgument, NoLibvirtHost, UnknownVm
 from atp_notebook.loop import AtpLoop, get_loop
+from atp_notebook.spice.display_facade import VmDisplay
 from atp_notebook.spice.facade import VmSpice
 from atp_notebook.spice.vm import SpiceVmConnection
 from atp_notebook.transport import (
@@ -155,6 +156,7 @@ class Vm:
         self._qmp: Qmp | None = None
         self._agent: GuestAgent | None = None
         self._spice: VmSpice | None = None
+        self._displays: dict[int, VmDisplay] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -301,6 +303,29 @@ class Vm:
         """The VM's SpiceVmConnection, connected (Main and the channels its configuration
         lists); use its coroutines on the atp loop."""
         return self.spice_input.connection()
+
+    @property
+    def display(self) -> VmDisplay:
+        """The VM's screen through Spice, drawn here (display channel 0, the first head):
+        ``vm.display.wait_still(1)``, ``vm.display.surface``."""
+        return self.display_channel(0)
+
+    def display_channel(self, channel_id: int) -> VmDisplay:
+        """Another display channel (a second qxl card is display channel 1)."""
+        if isinstance(channel_id, bool) or not isinstance(channel_id, int) or not (
+                0 <= channel_id <= 255):
+            raise InvalidArgument(f"display channel id {channel_id!r}: an int 0..255 (0 is "
+                                  "the first head)")
+        with self._lock:
+            found = self._displays.get(channel_id)
+            if found is None:
+                found = self._displays[channel_id] = VmDisplay(self.session.manager,
+                                                               self.name, channel_id)
+            return found
+
+    # the screen as Spice shows it, drawn here (vm.screendump() is QEMU's own)
+    screenshot = delegate("display", VmDisplay.screenshot)
+    screenshot_async = delegate("display", VmDisplay.screenshot_async)
 
     connect_spice = delegate("spice_input", VmSpice.connection)
     connect_spice_async = delegate("spice_input", VmSpice.connection_async)

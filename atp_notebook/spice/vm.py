@@ -32,7 +32,8 @@ from atp_notebook.errors import (
     SpiceCommandError,
 )
 from atp_notebook.listeners import ListenerHandle, Listeners
-from atp_notebook.spice.aio.channel import ChannelStatus, SpiceChannel
+from atp_notebook.spice.aio.channel import MESSAGE_TIMEOUT_S, ChannelStatus, SpiceChannel
+from atp_notebook.spice.display.live import LiveDisplay
 from atp_notebook.spice.endpoint import SpiceEndpoint
 from atp_notebook.spice.proto import ChannelProtocol, InputsProtocol, LinkSucceeded, MainProtocol
 from atp_notebook.spice.proto.common import ChannelEvent, Ping, SetAck, UnknownMessage
@@ -44,6 +45,7 @@ from atp_notebook.spice.proto.display import (
     SurfaceCreated,
 )
 from atp_notebook.spice.proto.main import MainInit, MouseModeChanged
+from atp_notebook.spice.vm_displays import VmDisplays
 from atp_notebook.spice.vm_events import (
     ChannelEnded,
     ChannelMessage,
@@ -101,14 +103,15 @@ class SpiceVmConnection:
     def __init__(self, vm_id: str, endpoint: SpiceEndpoint | None = None, *,
                  resolve: Resolver | None = None,
                  autostart: Sequence[ChannelType] = (),
-                 display: DisplayOptions | None = None) -> None:
+                 display: DisplayOptions | None = None,
+                 message_timeout: float = MESSAGE_TIMEOUT_S) -> None:
         if endpoint is None and resolve is None:
             raise InvalidArgument(f"Spice VM {vm_id!r}: give an endpoint or a resolver")
         self.vm_id = vm_id
         self._endpoint = endpoint
         self._resolve = resolve
         self.autostart = tuple(t for t in autostart if t is not ChannelType.MAIN)
-        self.display_options = display or DisplayOptions()
+        self.message_timeout = message_timeout
         self.session_id: int | None = None
         self.main_init: MainInit | None = None
         self._channels: dict[tuple[ChannelType, int], SpiceChannel] = {}
@@ -121,11 +124,17 @@ class SpiceVmConnection:
         self._loss_reported = True  # nothing to report before the first link
         self.log = logging.getLogger(f"atp.spice.{vm_id}")
         self.listeners: Listeners[SpiceVmEvent] = Listeners(self.log)
+        self.displays = VmDisplays(vm_id, display or DisplayOptions.lossless(), self.log)
 
     def __repr__(self) -> str:
         open_ = [f"{t.name.lower()}:{i}" for (t, i), c in self._channels.items()
                  if c.status is ChannelStatus.OPEN]
         return f"<SpiceVmConnection {self.vm_id} open={open_}>"
+
+    @property
+    def display_options(self) -> DisplayOptions:
+        """What every display channel asks of the server (lossless by default)."""
+        return self.displays.options
 
     @property
     def endpoint(self) -> SpiceEndpoint | None:
@@ -206,6 +215,7 @@ class SpiceVmConnection:
         except TimeoutError:
             raise OperationTimeout(f"{self.vm_id}: no MAIN_INIT within {timeout:g} s") from None
         self._loss_reported = False
+        self.displays.new_session()
         if self.autostart:
             self._autostart = asyncio.ensure_future(self._open_listed(timeout))
 
@@ -225,23 +235,29 @@ class SpiceVmConnection:
     def _new_channel(self, endpoint: SpiceEndpoint, channel_type: ChannelType, channel_id: int,
                      protocol_class: type[ChannelProtocol]) -> SpiceChannel:
         def factory(link: LinkSucceeded) -> ChannelProtocol:
-            protocol = protocol_class.from_link(link)
-            if isinstance(protocol, DisplayProtocol):
-                # queued now, so it goes out with the link: the server makes its side of the
-                # channel only once it has it, and the channel's open waits for that
-                protocol.start(self.display_options)
-            return protocol
+            if protocol_class is not DisplayProtocol:
+                return protocol_class.from_link(link)
+            # acknowledged once drawn (VmDisplays); DISPLAY_INIT queued now, so it goes out
+            # with the link: the server makes its side of the channel only once it has it,
+            # and the channel's open waits for that
+            display = DisplayProtocol.from_link(link, manual_acks=True)
+            display.start(self.display_options)
+            self.displays.attach(channel, display)
+            return display
 
         caps = _CLIENT_CAPS.get(channel_type, ())
         if channel_type is ChannelType.DISPLAY:
             caps += tuple(c for c in self.display_options.caps if c not in caps)
-        return SpiceChannel(
+        channel = SpiceChannel(
             endpoint, channel_type, channel_id,
             channel_caps=caps,
             connection_id=self.session_id or 0 if channel_type is not ChannelType.MAIN else 0,
             protocol_factory=factory, on_event=self._on_event, on_ended=self._on_ended,
-            vm_id=self.vm_id,
+            after_batch=(self.displays.end_batch if channel_type is ChannelType.DISPLAY
+                         else None),
+            message_timeout=self.message_timeout, vm_id=self.vm_id,
         )
+        return channel
 
     # --- what the channels tell us --------------------------------------------------------
 
@@ -256,14 +272,18 @@ class SpiceVmConnection:
             self._init_seen.set()
         if isinstance(event, MainInit | MouseModeChanged):
             self._mouse_mode_seen.set()
-        if isinstance(event, SurfaceCreated | ModeChanged):
-            self._screen_seen.set()
+        if channel.channel_type is ChannelType.DISPLAY:
+            self.displays.submit(channel, event)
+            if isinstance(event, SurfaceCreated | ModeChanged):
+                self._screen_seen.set()
         if not isinstance(event, _ROUTINE):
             self._emit(ChannelMessage(self.vm_id, channel.channel_type, channel.channel_id,
                                       event))
 
     def _on_ended(self, channel: SpiceChannel) -> None:
         """The server or the network ended an open channel (never our own close)."""
+        if channel.channel_type is ChannelType.DISPLAY:
+            self.displays.ended(channel)
         why = channel.error.message if isinstance(channel.error, AtpError) else str(
             channel.error)
         self._emit(ChannelEnded(self.vm_id, channel.channel_type, channel.channel_id, why))
@@ -305,6 +325,34 @@ class SpiceVmConnection:
         primary = display.primary
         return primary.width, primary.height
 
+    async def display(self, channel_id: int = 0,
+                      timeout: float = OPEN_TIMEOUT_S) -> LiveDisplay:
+        """Display channel ``channel_id`` drawn live (opened if needed), once its screen
+        has been drawn a first time."""
+        async with asyncio.timeout(timeout):
+            try:
+                await self.open_channel(ChannelType.DISPLAY, channel_id, timeout)
+                live = self.displays.lives.get(channel_id)
+                if live is None or live.ended:
+                    raise ChannelClosed(f"{self.vm_id}: display channel {channel_id} ended "
+                                        "as it opened", hint="try again")
+                if live.last_frame is None:
+                    await live.wait_for_change(None, timeout)
+                return live
+            except TimeoutError:
+                raise OperationTimeout(f"{self.vm_id}: display channel {channel_id} drew no "
+                                       f"screen within {timeout:g} s") from None
+
+    async def set_display_options(self, options: DisplayOptions) -> None:
+        """Ask for ``options`` from now on: open display channels are closed (they open
+        again, with these, on next use)."""
+        if options == self.displays.options:
+            return
+        self.displays.set_options(options)  # InvalidArgument before anything is closed
+        for (channel_type, channel_id) in list(self._channels):
+            if channel_type is ChannelType.DISPLAY:
+                await self.close_channel(channel_type, channel_id)
+
     async def set_mouse_mode(self, mode: MouseMode, timeout: float = OPEN_TIMEOUT_S) -> None:
         """Switch the server to ``mode`` and keep asking for it (it is the VM's, not ours:
         every client of the VM shares it). Raises SpiceCommandError when not offered."""
@@ -333,6 +381,8 @@ class SpiceVmConnection:
         channel = self._channels.pop((channel_type, channel_id), None)
         if channel is not None:
             await channel.close()
+            if channel_type is ChannelType.DISPLAY:
+                self.displays.ended(channel)
 
     async def close(self) -> None:
         """Close every channel, Main last. Opens under way finish first: ending a session
@@ -362,6 +412,7 @@ class SpiceVmConnection:
         channels.sort(key=lambda c: c.channel_type is ChannelType.MAIN)
         for channel in channels:
             await channel.close()
+        self.displays.close()
 
     def channels(self) -> list[ChannelInfo]:
         out = []

@@ -15,6 +15,7 @@ from atp_notebook.bridge import async_twin, atp_async, atp_blocking, definition_
 from atp_notebook.errors import Interrupted, OperationTimeout
 from atp_notebook.loop import get_loop
 from atp_notebook.session import Vm
+from atp_notebook.spice.display_facade import VmDisplay
 from atp_notebook.spice.facade import VmSpice
 from atp_notebook.virt.guest_agent import GuestAgent
 from atp_notebook.virt.qmp import Qmp
@@ -25,8 +26,10 @@ NOT_OPERATIONS = {
     (Vm, "call"): "the DomainHandle hook: runs the caller's own libvirt callable",
     (Vm, "protocol"): "returns a client object, no I/O",
     (GuestAgent, "supports"): "no I/O",
+    (Vm, "display_channel"): "returns a client object, no I/O",
+    (VmDisplay, "frames"): "an async iterator (no blocking form makes sense)",
 }
-CLASSES = [Vm, VmSpice, GuestAgent, VirtioSerial, Qmp]
+CLASSES = [Vm, VmSpice, VmDisplay, GuestAgent, VirtioSerial, Qmp]
 
 
 def operations(cls: type) -> list[str]:

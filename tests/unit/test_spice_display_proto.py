@@ -3,6 +3,7 @@ from hand-built messages laid out as spice.proto says (SURFACE_CREATE = 314, ...
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from atp_notebook.errors import InvalidArgument, RemoteProtocolError
 from atp_notebook.spice.endpoint import SpiceEndpoint
-from atp_notebook.spice.proto import InputsProtocol
+from atp_notebook.spice.proto import ChannelProtocol, InputsProtocol
 from atp_notebook.spice.proto.constants import (
     ChannelType,
     DisplayCap,
@@ -216,8 +217,10 @@ def test_a_vm_connection_announces_the_display_options_caps_on_display_channels_
         caps=(DisplayCap.LZ4_COMPRESSION,), glz_dictionary_id=1, glz_window=4096,
         preferred_compression=ImageCompression.LZ4))
     for channel_id in (0, 1):
+        # the default is DisplayOptions.lossless(): monitors, and MULTI_CODEC with no codec
         assert plain._new_channel(endpoint, ChannelType.DISPLAY, channel_id,
-                                  DisplayProtocol).channel_caps == ()
+                                  DisplayProtocol).channel_caps == (
+            DisplayCap.MONITORS_CONFIG, DisplayCap.MULTI_CODEC)
         assert asking._new_channel(endpoint, ChannelType.DISPLAY, channel_id,
                                    DisplayProtocol).channel_caps == (5,)
     assert asking._new_channel(endpoint, ChannelType.INPUTS, 0, InputsProtocol).channel_caps \
@@ -225,8 +228,14 @@ def test_a_vm_connection_announces_the_display_options_caps_on_display_channels_
     # the protocol made at link time queues the options' INIT and preference
     link = LinkSucceeded(ChannelType.DISPLAY, 1, frozenset({3}),
                          frozenset({DisplayCap.PREF_COMPRESSION}), True, 2)
-    made = asking._new_channel(endpoint, ChannelType.DISPLAY, 1, DisplayProtocol)._factory(link)
-    assert isinstance(made, DisplayProtocol)
+    channel = asking._new_channel(endpoint, ChannelType.DISPLAY, 1, DisplayProtocol)
+
+    async def link_it() -> ChannelProtocol:  # on the loop, as the channel's link runs it
+        return channel._factory(link)
+
+    made = asyncio.run(link_it())
+    asking.displays.close()  # the live display the factory attached: its worker stops
+    assert isinstance(made, DisplayProtocol) and made.manual_acks
     assert sent_messages(made) == [
         (101, bytes([1]) + bytes(8) + bytes([1]) + (4096).to_bytes(4, "little")),
         (103, bytes([7]))]

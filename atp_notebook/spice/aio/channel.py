@@ -46,6 +46,9 @@ LINK_TIMEOUT_S = 10.0
 # how long a close waits for the server's first message on a channel just linked: spice-server
 # waits 30 s (COMMON_CLIENT_TIMEOUT) for a display channel's DISPLAY_INIT, then drops it
 SERVER_INIT_WAIT_S = 35.0
+# a message the server started must be complete within this (a trickling server would
+# otherwise hold the channel, and the bytes buffered so far, for ever)
+MESSAGE_TIMEOUT_S = 30.0
 
 
 class ChannelStatus(enum.StrEnum):
@@ -63,6 +66,7 @@ class ChannelStatus(enum.StrEnum):
 ProtocolFactory = Callable[[LinkSucceeded], ChannelProtocol]
 EventSink = Callable[["SpiceChannel", ChannelEvent], None]
 StatusSink = Callable[["SpiceChannel"], None]
+BatchSink = Callable[["SpiceChannel"], None]
 
 
 class SpiceChannel:
@@ -79,6 +83,8 @@ class SpiceChannel:
         protocol_factory: ProtocolFactory | None = None,
         on_event: EventSink | None = None,
         on_ended: StatusSink | None = None,
+        after_batch: BatchSink | None = None,
+        message_timeout: float = MESSAGE_TIMEOUT_S,
         vm_id: str = "vm",
     ) -> None:
         self.endpoint = endpoint
@@ -94,6 +100,9 @@ class SpiceChannel:
         self._factory = protocol_factory or ChannelProtocol.from_link
         self._on_event = on_event
         self._on_ended = on_ended  # told once when the server or the network ends an open channel
+        # told after each read's events went to on_event (a display draws them, then acks)
+        self._after_batch = after_batch
+        self.message_timeout = message_timeout
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
@@ -229,6 +238,7 @@ class SpiceChannel:
                     trailing, eof = link.trailing_data
                     if trailing:
                         self._deliver(self.protocol.receive_data(trailing))
+                        self._batch_done()
                     if eof:
                         self._deliver(self.protocol.receive_data(b""))
                     await self._flush()
@@ -246,14 +256,25 @@ class SpiceChannel:
 
     async def _read_forever(self) -> None:
         assert self._reader is not None and self.protocol is not None
+        protocol = self.protocol
+        loop = asyncio.get_running_loop()
+        message_deadline: float | None = None  # when the message under way must be complete
         try:
             while True:
-                data = await self._reader.read(READ_CHUNK)
-                events = self.protocol.receive_data(data)
+                if message_deadline is None:
+                    data = await self._reader.read(READ_CHUNK)
+                else:
+                    data = await self._read_until(message_deadline - loop.time())
+                events = protocol.receive_data(data)
+                if not protocol.partial_bytes:
+                    message_deadline = None
+                elif message_deadline is None:
+                    message_deadline = loop.time() + self.message_timeout
                 closed = not data or any(isinstance(e, ConnectionClosed) for e in events)
                 if not closed:
                     await self._flush()  # acks and pongs go out before anything else happens
                 self._deliver(events)
+                self._batch_done()
                 if closed:
                     raise ChannelClosed(f"{self!r}: the server closed the channel")
         except asyncio.CancelledError:
@@ -269,6 +290,22 @@ class SpiceChannel:
             self._closed.set()
             if ended and self._on_ended is not None:
                 self._on_ended(self)
+
+    async def _read_until(self, left: float) -> bytes:
+        assert self._reader is not None and self.protocol is not None
+        try:
+            return await asyncio.wait_for(self._reader.read(READ_CHUNK), max(left, 0.0))
+        except TimeoutError:
+            raise RemoteProtocolError(
+                f"{self!r}: the server sent {self.protocol.partial_bytes} bytes of a message "
+                f"and not the rest within {self.message_timeout:g} s") from None
+
+    def _batch_done(self) -> None:
+        if self._after_batch is not None:
+            try:
+                self._after_batch(self)
+            except Exception:  # a consumer's bug must not kill the reader
+                self.log.exception("batch handler failed")
 
     def _deliver(self, events: list[ChannelEvent]) -> None:
         if any(not isinstance(e, ConnectionClosed) for e in events):
@@ -307,6 +344,34 @@ class SpiceChannel:
             await self._flush()
         except (ConnectionError, OSError) as exc:
             raise ChannelClosed(f"{self!r}: {exc}") from exc
+
+    def write_pending(self) -> None:
+        """Write what the protocol queued (small replies such as ACKs) without waiting for
+        the socket to drain, if the channel is still open; a broken socket is the reader's
+        to report (it sees it too)."""
+        if self.status is ChannelStatus.OPEN and self.protocol is not None:
+            data = self.protocol.data_to_send()
+            if data and self._writer is not None:
+                with contextlib.suppress(ConnectionError, OSError):
+                    self._writer.write(data)
+
+    async def abort(self, error: BaseException) -> None:
+        """End an open channel because of ``error`` (data it could not handle): the channel
+        is FAILED with that error and ``on_ended`` hears it, as when the server ends it."""
+        if self.status is not ChannelStatus.OPEN:
+            return
+        self.error = error
+        self.status = ChannelStatus.FAILED
+        self.log.debug("channel aborted: %s", error)
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._drop()
+        self._closed.set()
+        if self._on_ended is not None:
+            self._on_ended(self)
 
     async def wait_closed(self) -> None:
         await self._closed.wait()

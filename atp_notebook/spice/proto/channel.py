@@ -90,6 +90,7 @@ class ChannelProtocol:
         channel_caps: Iterable[int] = (),
         mini_header: bool = True,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        manual_acks: bool = False,
     ) -> None:
         if self.channel_kind is not None and channel_type != self.channel_kind:
             raise LocalProtocolError(
@@ -104,6 +105,10 @@ class ChannelProtocol:
         self.last_message_serial = 0  # spice-gtk: mini-header serials count from 1
         self.ack_window = 0
         self._ack_count = 0
+        # manual_acks: the owner acknowledges messages once it has handled them (a display
+        # draws them first), so the server's flow control sees what was really drawn
+        self.manual_acks = manual_acks
+        self._unacknowledged = 0  # messages received (manual mode) not yet handed back
         self._reader = MessageReader(max_message_size=max_message_size, mini_header=mini_header)
         self._writer = MessageWriter(mini_header=mini_header)
         self._out = bytearray()
@@ -119,6 +124,11 @@ class ChannelProtocol:
         kind = (self.channel_type.name if isinstance(self.channel_type, ChannelType)
                 else self.channel_type)
         return f"<{type(self).__name__} {kind}:{self.channel_id} {self.state.value}>"
+
+    @property
+    def partial_bytes(self) -> int:
+        """Bytes of a message received so far whose rest has not arrived."""
+        return self._reader.buffered
 
     def has_channel_cap(self, cap: int) -> bool:
         return cap in self.server_channel_caps
@@ -146,14 +156,35 @@ class ChannelProtocol:
             # spice-channel.c counts every top-level message (after the SET_ACK that
             # started the window) and acks when ``window`` of them have arrived
             if self._ack_count:
-                self._ack_count -= 1
-                if self._ack_count == 0:
-                    self._queue(Msgc.ACK)
-                    self.metrics.acks_sent += 1
-                    self._ack_count = self.ack_window
+                if self.manual_acks:
+                    self._unacknowledged += 1
+                else:
+                    self._count_handled(1)
             for sub in expand_sub_messages(message):
                 events.append(self._dispatch(sub))
         return events
+
+    def _count_handled(self, count: int) -> None:
+        for _ in range(count):
+            if not self._ack_count:
+                return  # a SET_ACK since restarted the window
+            self._ack_count -= 1
+            if self._ack_count == 0:
+                self._queue(Msgc.ACK)
+                self.metrics.acks_sent += 1
+                self._ack_count = self.ack_window
+
+    def take_unacknowledged(self) -> int:
+        """(manual_acks) The messages received since the last call; hand them back to
+        :meth:`acknowledge` once they are handled."""
+        count, self._unacknowledged = self._unacknowledged, 0
+        return count
+
+    def acknowledge(self, count: int) -> None:
+        """(manual_acks) ``count`` received messages are handled: queue the ACKs due (one
+        per ``window`` messages, as the automatic mode does on arrival)."""
+        if self.state is ChannelState.OPEN:
+            self._count_handled(count)
 
     def _dispatch(self, message: RawMessage) -> ChannelEvent:
         if message.msg_type > Msg.BASE_LAST:

@@ -94,6 +94,15 @@ MAX_GLZ_WINDOW = 1 << 25
 DISPLAY_MAX_MESSAGE_SIZE = 4096 * 4096 * 4 + 64 * 1024
 
 
+# what every preset announces: MONITORS_CONFIG is parsed (vm.display.monitors)
+_BASE_CAPS = (DisplayCap.MONITORS_CONFIG,)
+_CODEC_CAPS = (DisplayCap.CODEC_MJPEG, DisplayCap.CODEC_VP8, DisplayCap.CODEC_H264,
+               DisplayCap.CODEC_VP9, DisplayCap.CODEC_H265)
+# pixels the server may make us cache (FROM_CACHE): 16 MiB of decoded images; Linux guests
+# never flag images for caching, Windows and X QXL drivers do
+DEFAULT_PIXMAP_CACHE = 4 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class DisplayOptions:
     """What a display channel asks of the server (research/display.md §1.6 to §1.9).
@@ -104,7 +113,9 @@ class DisplayOptions:
     session that name the same ``glz_dictionary_id`` share one dictionary, so a GLZ image on
     one channel may copy from images sent on another; a ``glz_window`` of 0 means no GLZ.
     ``preferred_compression`` goes out right after DISPLAY_INIT (the initial screen image
-    is already chosen by then: it stays LZ or QUIC).
+    is already chosen by then: it stays LZ or QUIC). The bare constructor asks for nothing;
+    :meth:`lossless` (the default of ``vm.display``), :meth:`lossy` and
+    :meth:`server_choice` are the presets.
 
     Example::
 
@@ -117,6 +128,42 @@ class DisplayOptions:
     glz_dictionary_id: int = 0
     glz_window: int = 0
     preferred_compression: ImageCompression | None = None
+
+    @classmethod
+    def lossless(cls, *, pixmap_cache_size: int = DEFAULT_PIXMAP_CACHE) -> DisplayOptions:
+        """What ``vm.display`` asks by default: exact pixels. LZ is preferred (never turned
+        into JPEG, unlike the QUIC that AUTO_GLZ picks for photos when the server's
+        jpeg-wan-compression applies), and MULTI_CODEC without any codec keeps the server
+        from streaming (frames come as ordinary lossless draws). No GLZ dictionary: the
+        window would cost up to 3 windows of 4-byte pixels."""
+        return cls(caps=(*_BASE_CAPS, DisplayCap.MULTI_CODEC),
+                   pixmap_cache_size=pixmap_cache_size,
+                   preferred_compression=ImageCompression.LZ)
+
+    @classmethod
+    def lossy(cls, *, pixmap_cache_size: int = DEFAULT_PIXMAP_CACHE, glz_window: int = 0
+              ) -> DisplayOptions:
+        """The server's own choice, JPEG included, and MJPEG video streams: less bandwidth
+        and CPU for moving content; the still screen may differ from the guest's pixels."""
+        return cls(caps=(*_BASE_CAPS, DisplayCap.SIZED_STREAM, DisplayCap.MULTI_CODEC,
+                         DisplayCap.CODEC_MJPEG),
+                   pixmap_cache_size=pixmap_cache_size, glz_window=glz_window,
+                   glz_dictionary_id=1 if glz_window else 0)
+
+    @classmethod
+    def server_choice(cls, *, glz_window: int = 0,
+                      pixmap_cache_size: int = DEFAULT_PIXMAP_CACHE) -> DisplayOptions:
+        """No preference sent: the server's image-compression setting decides (GLZ only
+        with a ``glz_window``; JPEG where its jpeg-wan-compression says so); no streams."""
+        return cls(caps=(*_BASE_CAPS, DisplayCap.MULTI_CODEC),
+                   pixmap_cache_size=pixmap_cache_size, glz_window=glz_window,
+                   glz_dictionary_id=1 if glz_window else 0)
+
+    @property
+    def streams(self) -> bool:
+        """Whether the server may send video streams to a client asking this."""
+        return (DisplayCap.MULTI_CODEC not in self.caps
+                or any(c in self.caps for c in _CODEC_CAPS))
 
     def __post_init__(self) -> None:
         if DisplayCap.GL_SCANOUT in self.caps:
