@@ -114,7 +114,8 @@ _NAMES: dict[type, str] = {
 }
 _STREAM_EVENTS = (StreamCreated, StreamData, StreamClip, StreamDestroyed, AllStreamsDestroyed)
 _GLZ_TYPES = (ImageType.GLZ_RGB, ImageType.ZLIB_GLZ_RGB)
-#: the default pixmap cache: what spice-gtk announces (20 MiB of 4-byte pixels)
+#: the pixmap cache made when none is given (20 MiB of pixels); a live channel passes the
+#: session's, of the size its DISPLAY_INIT announced
 DEFAULT_PIXMAP_CACHE_PIXELS = 20 * 1024 * 1024 // 4
 
 
@@ -145,7 +146,8 @@ class DisplayRenderer:
                  surfaces: Surfaces | None = None,
                  max_image_pixels: int = MAX_IMAGE_PIXELS) -> None:
         self.surfaces = surfaces if surfaces is not None else Surfaces()
-        self.state = ImageState(glz=glz, palettes=palettes or PaletteCache(),
+        self.state = ImageState(glz=glz,
+                                palettes=palettes if palettes is not None else PaletteCache(),
                                 glz_timeout=glz_timeout)
         self.pixmap_cache = (pixmap_cache if pixmap_cache is not None
                              else PixmapCache(pixmap_cache_pixels))
