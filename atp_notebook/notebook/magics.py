@@ -41,6 +41,7 @@ from atp_notebook.notebook.commands.qmp import (
     run_qmp_line,
     run_qmp_script,
 )
+from atp_notebook.notebook.commands.screen import parse_screenshot_line, run_screenshot
 from atp_notebook.notebook.commands.spice import (
     parse_click_line,
     parse_key_line,
@@ -293,6 +294,22 @@ class AtpMagics(Magics, Configurable):
             request = parse_spice_line(line, self.context.selector())
             with self.context.using(request.vm) as vm:
                 return run_channels(request, vm)
+
+    @line_magic
+    def screenshot(self, line: str) -> Result:
+        """The VM's screen drawn from Spice: ``%screenshot VM [--region X,Y,W,H]
+        [--channel N] [--save FILE]``; ``.value`` is the PIL image (``vm.screenshot()``;
+        QEMU's own picture stays ``vm.screendump()``).
+
+        Example::
+
+            %screenshot atp-vm1
+            %screenshot atp-vm1 --region 0,0,720,40 --save top.png
+        """
+        with errors_shown_briefly():
+            request = parse_screenshot_line(line, self.context.selector())
+            with self.context.using(request.vm) as vm:
+                return run_screenshot(request, vm)
 
 
 def load_ipython_extension(ip: InteractiveShell) -> None:
