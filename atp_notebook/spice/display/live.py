@@ -120,7 +120,8 @@ class LiveDisplay:
         self.lock = threading.Lock()  # held while drawing and while reading pixels
         self.log = logging.getLogger(f"atp.spice.{vm_id}.display{channel_id or ''}")
         # the owner's, so listeners outlive a channel reopened
-        self.listeners: Listeners[Frame] = listeners or Listeners(self.log)
+        self.listeners: Listeners[Frame] = (listeners if listeners is not None
+                                            else Listeners(self.log))  # an empty one is falsy
         self.error: BaseException | None = None
         self.last_frame: Frame | None = None
         self._loop = loop
