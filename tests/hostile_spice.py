@@ -9,7 +9,7 @@ Main's session id, or gets BAD_CONNECTION_ID. After the link:
 - Main: SET_ACK, MAIN_INIT with ``session_id``; ATTACH_CHANNELS is answered with a
   CHANNELS_LIST naming main, display and inputs. :meth:`HostileSpiceServer.ping` sends PINGs
   and waits for their PONGs (a live Main answers them).
-- Inputs: SET_ACK, INPUTS_INIT; every message the client sends is kept (:meth:`keys`).
+- Inputs: SET_ACK, INPUTS_INIT; every message the client sends is kept (:meth:`key_messages`).
 - Display: SET_ACK, then once DISPLAY_INIT (and the ACK_SYNC: the client has taken the
   SET_ACK) arrived, ``display`` is played: :class:`Send` (a framed message), :class:`Raw`
   (bytes as they are: a header that lies), :class:`Pause`, :class:`Gate` (wait for the
@@ -35,10 +35,12 @@ import asyncio
 import contextlib
 import functools
 import struct
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -78,6 +80,7 @@ from atp_notebook.spice.proto.link_wire import (
 )
 from atp_notebook.spice.proto.main import CHANNEL_ID, CHANNELS_COUNT, INIT
 
+T = TypeVar("T")
 SERVER_COMMON_CAPS = (CommonCap.PROTOCOL_AUTH_SELECTION, CommonCap.AUTH_SPICE,
                       CommonCap.MINI_HEADER)
 SERVER_CHANNEL_CAPS: dict[int, tuple[int, ...]] = {
@@ -261,7 +264,7 @@ class HostileSpiceServer:
                 return link
         raise LookupError(f"no {channel_type}:{channel_id} link yet")
 
-    def keys(self) -> list[RawMessage]:
+    def key_messages(self) -> list[RawMessage]:
         """Every key message the Inputs channels sent, in order."""
         return [m for link in self.links if link.channel_type == ChannelType.INPUTS
                 for m in link.received if m.msg_type in KEY_MESSAGES]
@@ -275,7 +278,7 @@ class HostileSpiceServer:
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float,
                          what: str) -> None:
-        """Until ``predicate()`` holds (checked at each client message or link)."""
+        """Until ``predicate()`` holds (checked at each client message and channel end)."""
         try:
             async with asyncio.timeout(timeout):
                 async with self._changed:
@@ -475,3 +478,46 @@ class HostileSpiceServer:
                 self.trickled += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(link.closed.wait(), step.interval)
+
+
+class ServerThread:
+    """A HostileSpiceServer on an event loop of its own thread, for blocking tests (a
+    Session runs its own loop)::
+
+        with ServerThread(HostileSpiceServer(steps)) as thread:
+            connect(config_naming(thread.server.port)).vm("hostile").screenshot()
+            thread.call(thread.server.open_gate)
+    """
+
+    def __init__(self, server: HostileSpiceServer) -> None:
+        self.server = server
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="hostile-spice",
+                                        daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        self.run(self._start())
+        return self
+
+    async def _start(self) -> None:
+        # the server's events and conditions belong to the loop that makes them
+        await self.server.start()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            self.run(self.server.close())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(STEP_TIMEOUT_S)
+            self.loop.close()
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = STEP_TIMEOUT_S) -> T:
+        """Run ``coroutine`` on the server's loop and wait (bounded) for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def call(self, function: Callable[[], T], timeout: float = STEP_TIMEOUT_S) -> T:
+        async def on_loop() -> T:
+            return function()
+        return self.run(on_loop(), timeout)

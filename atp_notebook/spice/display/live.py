@@ -164,6 +164,8 @@ class LiveDisplay:
             return
         self._ended.set()
         self._queue.put(_STOP)
+        if self.error is None and error is not None:
+            self.error = error  # later calls say why too (the channel's reader failed)
         failure = error or self.error or ChannelClosed(
             f"{self.vm_id}: display channel {self.channel_id} closed")
         waiters, self._waiters = self._waiters, []
