@@ -1,0 +1,159 @@
+// The display widget's view (anywidget ESM, no build step): a <canvas> painted with the
+// tiles the kernel sends, keyboard and pointer captured while it has the focus.
+//
+// Messages from the kernel: {type: "frame", n, width, height, tiles: [[x, y, w, h, fmt]]}
+// with one binary buffer per tile (fmt "jpeg" | "png": an image file; "rgba": raw
+// ImageData bytes). Each frame is painted in order and acknowledged with {type: "ack", n}:
+// the kernel sends the next ones only as acknowledgements come back.
+// Messages to the kernel: hello / bye (a view appears / goes), ack, key {code, down},
+// blur (release every held key), pointer {kind: move | down | up, x, y, button}.
+
+const MOVE_INTERVAL_MS = 20; // pointer moves at most 50 a second (jupyter_rfb's figure)
+
+function render({ model, el }) {
+  const root = document.createElement("div");
+  root.className = "atp-display";
+  root.style.cssText = "display: inline-block; width: 100%; max-width: 100%;";
+  const canvas = document.createElement("canvas");
+  canvas.width = 0;
+  canvas.height = 0;
+  canvas.tabIndex = 0;
+  // JupyterLab leaves keys alone on an element marked so (lumino's command registry)
+  canvas.dataset.lmSuppressShortcuts = "true";
+  canvas.style.cssText =
+    "display: block; width: 100%; height: auto; outline: none; cursor: crosshair;" +
+    "background: #000; border: 2px solid transparent; box-sizing: border-box;";
+  const status = document.createElement("div");
+  status.className = "atp-display-status";
+  status.style.cssText =
+    "font: 12px var(--jp-code-font-family, monospace); color: #666; padding: 2px 0;";
+  root.append(canvas, status);
+  el.append(root);
+  const ctx = canvas.getContext("2d", { alpha: false });
+
+  let painting = Promise.resolve();
+  let painted = 0; // frames painted by this view
+  let fps = 0;
+  let fpsCount = 0;
+  let fpsSince = performance.now();
+  let focused = false;
+  let lastMove = 0;
+
+  function showStatus() {
+    const size = canvas.width ? ` ${canvas.width}x${canvas.height}` : "";
+    const keys = focused ? " · keyboard captured" : "";
+    status.textContent = `${model.get("vm_name")}${size} · ${model.get("status")} · ` +
+      `${fps.toFixed(0)} fps${keys}`;
+  }
+  const fpsTimer = setInterval(() => {
+    const now = performance.now();
+    fps = (fpsCount * 1000) / (now - fpsSince);
+    fpsCount = 0;
+    fpsSince = now;
+    showStatus();
+  }, 1000);
+
+  async function paint(msg, buffers) {
+    if (canvas.width !== msg.width || canvas.height !== msg.height) {
+      canvas.width = msg.width; // clears the canvas: such a frame holds the whole screen
+      canvas.height = msg.height;
+      canvas.style.maxWidth = `${msg.width + 4}px`;
+    }
+    const images = await Promise.all(msg.tiles.map(([, , , , fmt], i) => {
+      if (fmt === "rgba") return null;
+      const blob = new Blob([buffers[i]], { type: `image/${fmt}` });
+      return createImageBitmap(blob, { colorSpaceConversion: "none",
+                                       premultiplyAlpha: "none" });
+    }));
+    msg.tiles.forEach(([x, y, w, h, fmt], i) => {
+      if (fmt === "rgba") {
+        const b = buffers[i];
+        const data = new Uint8ClampedArray(b.buffer, b.byteOffset, b.byteLength);
+        ctx.putImageData(new ImageData(data, w, h), x, y);
+      } else {
+        ctx.drawImage(images[i], x, y);
+        images[i].close();
+      }
+    });
+    painted += 1;
+    fpsCount += 1;
+    canvas.dataset.frame = String(msg.n); // for tests: the last frame painted
+    canvas.dataset.painted = String(painted);
+    model.send({ type: "ack", n: msg.n });
+  }
+
+  function onMessage(msg, buffers) {
+    if (msg.type === "frame") {
+      painting = painting.then(() => paint(msg, buffers)).catch((err) => {
+        console.error("atp display widget: frame", msg.n, err);
+        model.send({ type: "ack", n: msg.n }); // a bad frame must not stop the stream
+      });
+    }
+  }
+  model.on("msg:custom", onMessage);
+  model.on("change:status", showStatus);
+
+  // --- input ------------------------------------------------------------------------
+  function guestXY(ev) {
+    const rect = canvas.getBoundingClientRect();
+    const border = 2;
+    const w = rect.width - 2 * border;
+    const h = rect.height - 2 * border;
+    const x = Math.floor(((ev.clientX - rect.left - border) * canvas.width) / w);
+    const y = Math.floor(((ev.clientY - rect.top - border) * canvas.height) / h);
+    return [Math.min(Math.max(x, 0), canvas.width - 1),
+            Math.min(Math.max(y, 0), canvas.height - 1)];
+  }
+  function onKey(ev) {
+    ev.preventDefault(); // Tab, F5, Ctrl-W... go to the guest, not the browser
+    ev.stopPropagation(); // nor to JupyterLab's shortcuts
+    model.send({ type: "key", code: ev.code, down: ev.type === "keydown" });
+  }
+  function onPointer(ev) {
+    if (!canvas.width) return;
+    const [x, y] = guestXY(ev);
+    if (ev.type === "pointermove") {
+      const now = performance.now();
+      if (now - lastMove < MOVE_INTERVAL_MS) return;
+      lastMove = now;
+      model.send({ type: "pointer", kind: "move", x, y, button: 0 });
+      return;
+    }
+    if (ev.type === "pointerdown") canvas.focus();
+    ev.preventDefault();
+    model.send({ type: "pointer", kind: ev.type === "pointerdown" ? "down" : "up", x, y,
+                 button: ev.button });
+  }
+  function onFocus() {
+    focused = true;
+    canvas.style.borderColor = "var(--jp-brand-color1, #1976d2)";
+    showStatus();
+  }
+  function onBlur() {
+    focused = false;
+    canvas.style.borderColor = "transparent";
+    model.send({ type: "blur" });
+    showStatus();
+  }
+  const noMenu = (ev) => ev.preventDefault();
+  canvas.addEventListener("keydown", onKey);
+  canvas.addEventListener("keyup", onKey);
+  canvas.addEventListener("pointermove", onPointer);
+  canvas.addEventListener("pointerdown", onPointer);
+  canvas.addEventListener("pointerup", onPointer);
+  canvas.addEventListener("contextmenu", noMenu);
+  canvas.addEventListener("focus", onFocus);
+  canvas.addEventListener("blur", onBlur);
+
+  showStatus();
+  model.send({ type: "hello" });
+  return () => {
+    clearInterval(fpsTimer);
+    model.off("msg:custom", onMessage);
+    model.off("change:status", showStatus);
+    if (focused) model.send({ type: "blur" });
+    model.send({ type: "bye" });
+  };
+}
+
+export default { render };
