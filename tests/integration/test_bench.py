@@ -40,11 +40,18 @@ HOSTLESS: dict[str, set[str]] = {
         ("quic", "png"), ("lz", "zlib"), ("glz", "zlib"), ("zlib_glz", "zlib"), ("lz4", "lz4"),
         ("jpeg", "pillow_jpeg"))} | {f"codec_{c}.corpus.vs_memcpy" for c in (
         "bitmap", "quic", "lz", "glz", "zlib_glz", "lz4", "jpeg")},
+    # ours with the default options, and (.glz) with spice-gtk's GLZ window, vs spice-gtk
+    "display": {f"display_update{v}.{r}.p50" for v in ("", ".glz")
+                for r in ("from_server_send", "from_guest_write")}
+    | {"display_update_cpu", "display_update_cpu.glz", "vm_screenshot.p50",
+       "display_rss.open_1024x768"},
 }
 # figures with no like-for-like anchor: printed with anchor and ratio null
-PLAIN = {"atp_lab_status", "libvirt_open.local"} | {
+PLAIN = {"atp_lab_status", "libvirt_open.local", "display_rss.open_1024x768"} | {
     f"spice_socket_connect.{k}" for k in SPICE_KINDS}
 PLAIN_PREFIXES = ("pool_handout.",)
+# units other than ms, by the name's first part
+UNITS = {"pool_handout": "us", "display_rss": "MiB"}
 
 
 def expected_names(module: str, paths: LabPaths) -> set[str]:
@@ -90,7 +97,7 @@ def test_quick_run_prints_every_figure(
     for figure in figures:
         plain = figure["name"] in PLAIN or figure["name"].startswith(PLAIN_PREFIXES)
         assert (figure["ratio"] is None) == plain, figure
-        assert figure["unit"] == ("us" if figure["name"].startswith("pool_handout.") else "ms")
-        if figure["name"].startswith("spice_connect."):
+        assert figure["unit"] == UNITS.get(figure["name"].split(".")[0], "ms")
+        if figure["name"].startswith(("spice_connect.", "display_update")):
             assert figure["spice_gtk"] and figure["spice_gtk"] in figure["anchor_is"], figure
     assert output.read_text().splitlines() == lines
