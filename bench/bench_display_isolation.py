@@ -1,0 +1,523 @@
+"""Display traffic never delays the rest (issue 13): input and QMP latency while a
+full-screen animation streams, against the same figures with the display still, same run.
+
+Setup: the ``streaming`` display VM (streaming-video=all) with our client's display open
+through ``vm.display.open(options=DisplayOptions.lossy())`` (MJPEG streams allowed), its
+guest writing full-screen 1024x768 photo-like frames to fb0 as fast as TCG allows
+(spice-server turns them into an MJPEG stream after 20 frames), and the lab's ``atp-vm1``
+as the *other* VM. Phases alternate in ABBA blocks — still, animated, animated, still — so
+drift spreads over both; each phase takes its samples only once the stream runs (or, for a
+still phase, once the screen has been still for a second).
+
+``display_isolation.input_to_wire.<p50|p99>``: ``SpiceKeyboard.press("shift")`` on the
+streaming VM's own Inputs channel (the same Spice connection the frames arrive on), timed
+from the calling thread — the hand-off to the atp loop included — until the coroutine has
+handed the bytes to the socket. bench_spice's ``spice_input_to_wire`` times the press on the
+loop itself, which cannot see a busy loop: a press only waits for the loop when it has to be
+scheduled there, as from a notebook cell or a widget's thread. ``ours``: while the stream
+plays; ``anchor``: the display open and still.
+
+``display_isolation.qmp_other_vm.<p50|p99>``: ``vm.qmp("query-status")`` on atp-vm1 from the
+calling thread, in the same phases, alternating with the key presses.
+
+``display_isolation.loop_lag.<p50|p99>``: how late a 5 ms timer on the atp loop fires —
+what any callback queued on the loop (an ack, a pong, a press) waits on top of its own work.
+
+``display_isolation.frame_interval``: the time between the frames our display published
+(``Frame.time``) while the stream played, against the guest's interval between its
+full-screen writes (frames written / seconds, from ``atp-fb-animate``'s count). The server
+streams at most 25 fps, so the ratio is above 1 whatever the client does; the extra keys
+say what was drawn: ``fps``, ``frames``, ``stream_frames`` (video frames decoded) and
+``draw_cpu_ms_per_frame`` (the display worker's CPU time per frame).
+
+Each ratio line also carries ``guest_busy_no_display``: the same statistic with the guest
+animating and our display channel *not* open (measured first): the host's share of any
+slowdown (two TCG guests and spice-server on two cores), which no client can remove.
+
+Target (issue 13): ratio <= 1.5 for input_to_wire.p99 and qmp_other_vm.p99. Takes ~1 min;
+it takes the lab lock itself: do not run it under ``flock /tmp/atp-lab.lock``.
+``--profile`` also prints to stderr what the atp loop and the display worker ran (sampled
+stacks) during an animated phase, for finding what a ratio above 1.5 is made of.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from atp_notebook.lab.display_capture import lab_lock
+from atp_notebook.lab.display_vms import DisplayGuest, display_vm
+from atp_notebook.lab.known_images import animation_frames
+from atp_notebook.lab.paths import LAB_VMS, LabPaths
+from atp_notebook.loop import AtpLoop, get_loop
+from atp_notebook.session import Session, Vm, connect
+from atp_notebook.spice.display.live import DisplayStats, Frame
+from atp_notebook.spice.inputs import SpiceKeyboard
+from atp_notebook.spice.proto.constants import ChannelType
+from atp_notebook.spice.proto.display import DisplayOptions
+from bench.bench_spice import KEY_PAUSE_S
+from bench.measure import emit, iterations, ms, percentile
+
+SETTING = "streaming"
+OTHER_VM = LAB_VMS[0].name  # atp-vm1: a lab VM, not the one streaming
+ANIMATION_FRAMES = 4  # full-screen photo-like frames, over and over: a stream
+KEY = "shift"  # changes nothing in the guest's shell
+STATS = (("p50", 50.0), ("p99", 99.0))
+LAG_TICK_S = 0.005
+STREAM_FRAMES_BEFORE_SAMPLING = 10  # the stream runs: STREAM_CREATE and a few frames in
+STREAM_TIMEOUT_S = 60.0
+STILL_S = 1.5  # past spice-server's 1 s stream timeout: the stream is gone
+CALL_TIMEOUT_S = 30.0
+PROFILE_INTERVAL_S = 0.001
+# ABBA blocks (twice in a full run): drift (other work on the host) spreads over both kinds
+ABBA = ("still", "animated", "animated", "still")
+CHILD_STREAM_START_S = 3.0  # the stream starts ~1 s after the animation (20 frames)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Samples:
+    """One kind of phase's samples (ns), and the CPU used while they were taken."""
+
+    key: list[int] = field(default_factory=list)
+    qmp: list[int] = field(default_factory=list)
+    lag: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    host_busy: float = 0.0  # core-seconds the whole host was busy (/proc/stat)
+    host_total: float = 0.0  # core-seconds that passed
+    client_cpu: float = 0.0  # this process's CPU seconds
+    loop_queued: float = 0.0  # seconds the atp loop's thread waited for a CPU, runnable
+
+    def extend(self, other: Samples) -> None:
+        self.key += other.key
+        self.qmp += other.qmp
+        self.lag += other.lag
+        self.seconds += other.seconds
+        self.host_busy += other.host_busy
+        self.host_total += other.host_total
+        self.client_cpu += other.client_cpu
+        self.loop_queued += other.loop_queued
+
+    def cpu(self) -> dict[str, float]:
+        """The host's busy share of all its cores, this process's share of one core, and
+        how long per second the atp loop's thread was runnable but had no CPU (ms/s: the
+        kernel's run-queue wait, which no GIL or loop work is part of)."""
+        per_second = 1 / self.seconds if self.seconds else 0.0
+        return {"host_cpu_busy": round(self.host_busy / self.host_total, 3)
+                if self.host_total else 0.0,
+                "client_cpu": round(self.client_cpu * per_second, 3),
+                "loop_runqueue_ms_per_s": round(self.loop_queued * 1000 * per_second, 2)}
+
+
+def host_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) core-seconds of the whole host since boot (/proc/stat's cpu line)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / ticks, total / ticks
+
+
+def runqueue_seconds(thread: threading.Thread) -> float:
+    """How long ``thread`` has waited runnable for a CPU (/proc/.../schedstat, field 2)."""
+    with open(f"/proc/self/task/{thread.native_id}/schedstat") as stat:
+        return int(stat.read().split()[1]) / 1e9
+
+
+@contextmanager
+def accounted(out: Samples, loop: AtpLoop) -> Iterator[None]:
+    """Add the wall time, the host's busy time, this process's CPU time and the atp loop
+    thread's run-queue wait to ``out``."""
+    busy, total = host_cpu_seconds()
+    cpu, wall = time.process_time(), time.monotonic()
+    queued = runqueue_seconds(loop.thread)
+    try:
+        yield
+    finally:
+        busy_after, total_after = host_cpu_seconds()
+        out.seconds += time.monotonic() - wall
+        out.client_cpu += time.process_time() - cpu
+        out.host_busy += busy_after - busy
+        out.host_total += total_after - total
+        out.loop_queued += runqueue_seconds(loop.thread) - queued
+
+
+# --- the atp loop's lateness --------------------------------------------------------------
+
+
+class LoopLag:
+    """A timer on the atp loop every LAG_TICK_S: how late each one fired, in ns."""
+
+    def __init__(self, loop: AtpLoop) -> None:
+        self.loop = loop
+        self.late: list[int] = []
+        self._task: asyncio.Future[None] | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            due = time.perf_counter_ns() + int(LAG_TICK_S * 1e9)
+            await asyncio.sleep(LAG_TICK_S)
+            self.late.append(max(time.perf_counter_ns() - due, 0))
+
+    @contextmanager
+    def running(self) -> Iterator[list[int]]:
+        self.late = []
+
+        async def start() -> None:
+            self._task = asyncio.ensure_future(self._tick())
+
+        async def stop() -> None:
+            if self._task is not None:
+                self._task.cancel()
+
+        self.loop.call(start(), CALL_TIMEOUT_S)
+        try:
+            yield self.late
+        finally:
+            self.loop.call(stop(), CALL_TIMEOUT_S)
+
+
+# --- the two measured calls ---------------------------------------------------------------
+
+
+async def _press_stamped(keyboard: SpiceKeyboard) -> int:
+    await keyboard.press(KEY)  # written to the socket (drain returns at once when it is empty)
+    return time.perf_counter_ns()
+
+
+def press_to_wire(loop: AtpLoop, keyboard: SpiceKeyboard) -> int:
+    """ns from the call in this thread until the press's bytes are in the socket."""
+    start = time.perf_counter_ns()
+    return loop.call(_press_stamped(keyboard), CALL_TIMEOUT_S) - start
+
+
+def qmp_round_trip(other: Vm) -> int:
+    start = time.perf_counter_ns()
+    other.qmp("query-status")
+    return time.perf_counter_ns() - start
+
+
+def sample_phase(loop: AtpLoop, keyboard: SpiceKeyboard | None, other: Vm,
+                 n: int) -> Samples:
+    """``n`` key presses (none without a keyboard) and ``n`` QMP calls, alternating, with
+    the loop's lag and the CPU used alongside."""
+    out = Samples()
+    with accounted(out, loop), LoopLag(loop).running() as late:
+        for i in range(n):
+            # ABBA: neither call always runs right after the pause
+            for which in ("key", "qmp") if i % 2 == 0 else ("qmp", "key"):
+                if which == "qmp":
+                    out.qmp.append(qmp_round_trip(other))
+                elif keyboard is not None:
+                    out.key.append(press_to_wire(loop, keyboard))
+                time.sleep(KEY_PAUSE_S)
+        out.lag = list(late)
+    return out
+
+
+# --- the guest's animation ----------------------------------------------------------------
+
+
+class Animation:
+    """The guest's full-screen animation (``DisplayGuest.animate``: ANIMATION_FRAMES
+    photo-like 1024x768 frames, one write() each), played as often as needed; counts the
+    frames written and the seconds played."""
+
+    def __init__(self, guest: DisplayGuest) -> None:
+        self.guest = guest
+        self.frames = animation_frames(ANIMATION_FRAMES)
+        self.frames_written = 0
+        self.seconds = 0.0
+
+    @contextmanager
+    def playing(self) -> Iterator[None]:
+        with self.guest.animate(self.frames) as animation:
+            began = time.monotonic()
+            try:
+                yield
+            finally:
+                written = animation.stop()
+                self.seconds += time.monotonic() - began
+                self.frames_written += written
+
+
+# --- the display under test ---------------------------------------------------------------
+
+
+@dataclass
+class FrameLog:
+    """Frame times (heard on the atp loop), one list per recorded phase."""
+
+    phases: list[list[float]] = field(default_factory=list)
+    recording: bool = False
+
+    def __call__(self, frame: Frame) -> None:
+        if self.recording:
+            self.phases[-1].append(frame.time)
+
+    @contextmanager
+    def recorded(self) -> Iterator[None]:
+        self.phases.append([])
+        self.recording = True
+        try:
+            yield
+        finally:
+            self.recording = False
+
+    def intervals(self) -> list[float]:
+        """Gaps between consecutive frames of one phase (none across phases)."""
+        return [b - a for times in self.phases
+                for a, b in itertools.pairwise(times)]
+
+
+def stream_frames(vm: Vm) -> int:
+    return int(vm.display.stats().stream_frames)
+
+
+def wait_for_stream(vm: Vm, since: int) -> None:
+    deadline = time.monotonic() + STREAM_TIMEOUT_S
+    while stream_frames(vm) < since + STREAM_FRAMES_BEFORE_SAMPLING:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{vm.name}: no MJPEG stream within {STREAM_TIMEOUT_S:g} s of "
+                               f"the animation's start ({stream_frames(vm) - since} stream "
+                               "frames)")
+        time.sleep(0.05)
+
+
+# --- profiling (--profile) ------------------------------------------------------------------
+
+
+@contextmanager
+def stack_sampler(threads: dict[str, int]) -> Iterator[dict[str, collections.Counter[str]]]:
+    """Sample the innermost project frames of ``threads`` (name -> ident) every
+    PROFILE_INTERVAL_S: the counts say where each thread spends its time."""
+    counts: dict[str, collections.Counter[str]] = {n: collections.Counter() for n in threads}
+    done = threading.Event()
+
+    def where(frame: object) -> str:
+        parts: list[str] = []
+        f = frame
+        while f is not None and len(parts) < 3:
+            code = f.f_code  # type: ignore[attr-defined]
+            if "site-packages" not in code.co_filename or not parts:
+                parts.append(f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_name}")
+            f = f.f_back  # type: ignore[attr-defined]
+        return " < ".join(parts)
+
+    def run() -> None:
+        while not done.wait(PROFILE_INTERVAL_S):
+            frames = sys._current_frames()
+            for name, ident in threads.items():
+                frame = frames.get(ident)
+                counts[name][where(frame) if frame is not None else "(not running)"] += 1
+
+    sampler = threading.Thread(target=run, name="bench-sampler", daemon=True)
+    sampler.start()
+    try:
+        yield counts
+    finally:
+        done.set()
+        sampler.join()
+
+
+def print_profile(counts: dict[str, collections.Counter[str]]) -> None:
+    for name, counter in counts.items():
+        total = sum(counter.values()) or 1
+        print(f"profile: {name}, {total} samples", file=sys.stderr)
+        for place, hits in counter.most_common(12):
+            print(f"  {100 * hits / total:5.1f}%  {place}", file=sys.stderr)
+
+
+def profiled(take: Callable[[], Samples], threads: dict[str, int]) -> Samples:
+    with stack_sampler(threads) as counts:
+        samples = take()
+    print_profile(counts)
+    return samples
+
+
+def named_threads(loop: AtpLoop, vm: Vm) -> dict[str, int]:
+    out = {"atp-loop": loop.thread.ident or 0}
+    for thread in threading.enumerate():
+        if thread.name.startswith(f"atp-display-{vm.name}"):
+            out[thread.name] = thread.ident or 0
+    return out
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    still: Samples
+    animated: Samples
+    busy_no_display: Samples
+    other_process: Samples
+    frame_intervals: list[float]
+    frames: int
+    stream_frames: int
+    draw_seconds: float
+    guest_frames: int
+    guest_seconds: float
+    child: dict[str, float]  # what the other process drew
+
+
+def animated_phase(vm: Vm, animation: Animation, log: FrameLog,
+                   take: Callable[[], Samples]) -> tuple[Samples, DisplayStats, DisplayStats]:
+    """``take()`` while the guest animates and our display draws the stream; the display's
+    stats before and after."""
+    with animation.playing():
+        wait_for_stream(vm, stream_frames(vm))
+        before = vm.display.stats()
+        with log.recorded():
+            samples = take()
+        after = vm.display.stats()
+    return samples, before, after
+
+
+def other_process_phase(loop: AtpLoop, vm: Vm, guest: DisplayGuest, other: Vm,
+                        n: int) -> tuple[Samples, dict[str, float]]:
+    """The guest animates and another process draws the stream (the server keeps one client
+    per VM, so our own Spice session of the VM ends first: no key presses here)."""
+    loop.call(vm.spice_input.spice.close(), CALL_TIMEOUT_S)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.display_isolation_client", vm.name],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        if child.stdout.readline().strip() != "ready":  # the child bounds its own waits
+            raise RuntimeError("the display client process did not open the display")
+        with Animation(guest).playing():
+            time.sleep(CHILD_STREAM_START_S)
+            samples = sample_phase(loop, None, other, n)
+        out, _ = child.communicate(timeout=CALL_TIMEOUT_S)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    drew: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    if not drew.get("stream_frames"):
+        raise RuntimeError(f"the display client process decoded no stream frames: {drew}")
+    return samples, drew
+
+
+def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool) -> Run:
+    loop = get_loop()
+    other = session.vm(OTHER_VM, host="local")
+    keyboard = SpiceKeyboard(loop.call(vm.spice.open_channel(ChannelType.INPUTS),
+                                       CALL_TIMEOUT_S), rate=None)
+    for _ in range(5):  # unmeasured warm-up: connections, lookups, first presses
+        press_to_wire(loop, keyboard)
+        qmp_round_trip(other)
+
+    # the host's share first: the guest animates, no display channel is open
+    with Animation(guest).playing():
+        time.sleep(CHILD_STREAM_START_S)
+        busy = sample_phase(loop, keyboard, other, n)
+    print("display_isolation: busy guest, no display done", file=sys.stderr)
+
+    vm.display.open(options=DisplayOptions.lossy(), timeout=CALL_TIMEOUT_S)
+    log = FrameLog()
+    handle = vm.display.add_listener(log)
+    animation = Animation(guest)
+    still, animated = Samples(), Samples()
+    frames = decoded = 0
+    draw_seconds = 0.0
+    try:
+        for number, phase in enumerate(ABBA * iterations(2, 1)):
+            if phase == "still":
+                vm.display.wait_still(STILL_S, timeout=STREAM_TIMEOUT_S)
+                still.extend(sample_phase(loop, keyboard, other, n))
+            else:
+                sample = partial(sample_phase, loop, keyboard, other, n)
+                if profile and number == 1:  # the first animated phase
+                    sample = partial(profiled, sample, named_threads(loop, vm))
+                samples, before, after = animated_phase(vm, animation, log, sample)
+                animated.extend(samples)
+                frames += after.frames - before.frames
+                decoded += after.stream_frames - before.stream_frames
+                draw_seconds += after.draw_seconds - before.draw_seconds
+            print(f"display_isolation: {phase} phase done", file=sys.stderr)
+    finally:
+        handle.close()
+    elsewhere, child = other_process_phase(loop, vm, guest, other, n)
+    print("display_isolation: display in another process done", file=sys.stderr)
+    return Run(still, animated, busy, elsewhere, log.intervals(), frames, decoded,
+               draw_seconds, animation.frames_written, animation.seconds, child)
+
+
+def report(run: Run) -> None:
+    cpu = {"still": run.still.cpu(), "animated": run.animated.cpu(),
+           "busy_no_display": run.busy_no_display.cpu(),
+           "display_in_other_process": run.other_process.cpu()}
+    figures = (
+        ("input_to_wire", "key", 'SpiceKeyboard.press("shift") on the streaming VM, from the '
+         "calling thread until its bytes are in the socket"),
+        ("qmp_other_vm", "qmp", f'vm.qmp("query-status") on {OTHER_VM} from the calling '
+         "thread"),
+        ("loop_lag", "lag", f"lateness of a {LAG_TICK_S * 1000:g} ms timer on the atp loop"),
+    )
+    for figure, kind, what in figures:
+        loaded: list[int] = getattr(run.animated, kind)
+        idle: list[int] = getattr(run.still, kind)
+        busy: list[int] = getattr(run.busy_no_display, kind)
+        elsewhere: list[int] = getattr(run.other_process, kind)
+        for label, p in STATS:
+            controls = {"guest_busy_no_display": round(ms(percentile(busy, p)), 4)}
+            if elsewhere:
+                controls["display_in_other_process"] = round(ms(percentile(elsewhere, p)), 4)
+            emit(f"display_isolation.{figure}.{label}", ms(percentile(loaded, p)),
+                 ms(percentile(idle, p)), "ms",
+                 ours_is=f"{what}, while a full-screen MJPEG stream plays (display open, "
+                         "lossy)",
+                 anchor_is=f"{what}, display open and still",
+                 **controls, cpu=cpu, n=len(loaded), p=label)
+    intervals = run.frame_intervals
+    guest_interval = run.guest_seconds / max(run.guest_frames, 1)
+    seconds = run.animated.seconds
+    emit("display_isolation.frame_interval",
+         statistics.median(intervals) * 1000 if intervals else 0.0, guest_interval * 1000,
+         "ms", ours_is="time between the Frames our display published while the stream "
+                       "played (p50)",
+         anchor_is="the guest's time per full-screen write (frames it wrote / its run time)",
+         fps=round(run.frames / seconds, 2) if seconds else 0.0, frames=run.frames,
+         stream_frames=run.stream_frames, guest_frames=run.guest_frames,
+         draw_cpu_ms_per_frame=round(run.draw_seconds * 1000 / max(run.frames, 1), 3),
+         seconds=round(seconds, 2), other_process_drew=run.child, p="p50")
+
+
+def main() -> int:
+    n = iterations(100, 3)  # per phase
+    profile = "--profile" in sys.argv[1:]
+    session = connect(LabPaths.default().config_file)
+    try:
+        with lab_lock(), display_vm(SETTING) as dvm:
+            vm = session.vm(dvm.name)
+            guest = DisplayGuest(vm)
+            guest.framebuffers_on()
+            guest.show(None, 0)  # black, console unbound, cursor blink off
+            try:
+                run = measure(session, guest, vm, n, profile)
+            finally:  # before the VM goes: its end would read as the server dropping us
+                get_loop().call(vm.spice_input.spice.close(), CALL_TIMEOUT_S)
+    finally:
+        session.close()
+    report(run)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
