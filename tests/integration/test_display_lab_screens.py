@@ -8,6 +8,8 @@ three agree (the cursor did not blink in between); a few rounds always find one.
 
 from __future__ import annotations
 
+import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from PIL import Image
 
 from atp_notebook.errors import InvalidArgument
+from atp_notebook.lab.paths import LabPaths
+from atp_notebook.lab.sasl_vm import SaslVmFiles
 from atp_notebook.lab.status import LabStatus
 from atp_notebook.notebook import AtpMagics
 from atp_notebook.notebook.commands.screen import ImageResult
@@ -87,6 +91,43 @@ def test_a_region_is_the_same_pixels_as_the_whole_screen_there(session: Session)
     assert np.array_equal(part[:5], whole[20:25, 10:110])
     with pytest.raises(InvalidArgument, match="not inside the 720x400 screen"):
         vm.screenshot(region=(700, 0, 100, 10))
+
+
+def qmp_screendump(socket_path: Path, target: Path) -> Image.Image:
+    """QEMU's own screendump through a QMP unix socket: the Spice-only lab VM has no
+    libvirt, so the test speaks QMP to the socket the lab gave its QEMU."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(str(socket_path))
+        replies = sock.makefile("rb")
+        json.loads(replies.readline())  # the greeting
+        for command in ({"execute": "qmp_capabilities"},
+                        {"execute": "screendump", "arguments": {"filename": str(target)}}):
+            sock.sendall(json.dumps(command).encode() + b"\n")
+            while True:  # events may come before the reply
+                reply = json.loads(replies.readline())
+                if "return" in reply or "error" in reply:
+                    assert "return" in reply, reply
+                    break
+    with Image.open(target) as dumped:
+        return dumped.convert("RGB")
+
+
+def test_a_spice_only_vm_screenshot_equals_its_qemu_screendump(
+        session: Session, lab_paths: LabPaths, tmp_path: Path) -> None:
+    vm = session.vm("atp-sasl")  # Spice on TLS with SASL, no libvirt host
+    assert vm.spice_only
+    qmp = SaslVmFiles.at(lab_paths).qmp_socket
+    pair = None
+    for round_ in range(ROUNDS):
+        before = rgb(vm.screenshot())
+        dump = rgb(qmp_screendump(qmp, tmp_path / f"dump{round_}.ppm"))
+        after = rgb(vm.screenshot())
+        pair = (after, dump)
+        if np.array_equal(before, after) and np.array_equal(after, dump):
+            break
+    assert pair is not None
+    assert np.array_equal(pair[0], pair[1]), differing(pair[0], pair[1])
 
 
 # --- %screenshot -------------------------------------------------------------------------
