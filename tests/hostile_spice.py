@@ -278,7 +278,8 @@ class HostileSpiceServer:
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float,
                          what: str) -> None:
-        """Until ``predicate()`` holds (checked at each client message and channel end)."""
+        """Until ``predicate()`` holds (checked at each client message, each message the
+        display scenario sent, and each channel end)."""
         try:
             async with asyncio.timeout(timeout):
                 async with self._changed:
@@ -403,12 +404,14 @@ class HostileSpiceServer:
                 messages.feed(data)
                 for message in messages.read_messages():
                     self._on_client_message(link, message)
-                async with self._changed:
-                    self._changed.notify_all()
+                await self._notify()
         finally:
             link.closed.set()
-            async with self._changed:
-                self._changed.notify_all()
+            await self._notify()
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
 
     def _on_client_message(self, link: Link, message: RawMessage) -> None:
         link.received.append(message)
@@ -441,6 +444,7 @@ class HostileSpiceServer:
                         return
                     link.send(step.msg_type, step.body)
                     await link.writer.drain()
+                    await self._notify()  # a test may wait for what was sent
             elif isinstance(step, Raw):
                 link.writer.write(step.data)
                 await link.writer.drain()

@@ -340,6 +340,29 @@ def test_acks_follow_the_draws_and_keep_the_server_sending() -> None:
     run(scenario)
 
 
+def test_closing_while_a_large_message_streams_in_returns() -> None:
+    """The per-message deadline read must give way to close(): on Python 3.11 a wait_for
+    whose read completed as close() cancelled it dropped the cancel, the reader went on
+    reading a server that had nothing more to say, and close() waited for ever."""
+    width, height = 1024, 768  # a 3 MiB BITMAP: many reads, each under the deadline
+    large = Send(DisplayMsg.DRAW_COPY, draw_copy((0, 0, 8, 8), bitmap(30, width, height),
+                                                 (0, 0, 8, 8)), count=4)
+
+    async def scenario() -> None:
+        async with HostileSpiceServer((*PRELUDE, Gate(), large)) as server:
+            vm = await open_vm(server)
+            await drawn_prelude(vm)
+            link = server.display_links()[0]
+            server.open_gate()
+            await server.wait_until(lambda: link.sent > len(PRELUDE), TIMEOUT,
+                                    "the first large message written")
+            closing = asyncio.ensure_future(vm.close())
+            done, _ = await asyncio.wait([closing], timeout=TIMEOUT)
+            assert closing in done, "vm.close() hangs while a large message streams in"
+
+    run(scenario)
+
+
 @dataclass
 class Outcome:
     error: BaseException | None

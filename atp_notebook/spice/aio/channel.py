@@ -294,7 +294,10 @@ class SpiceChannel:
     async def _read_until(self, left: float) -> bytes:
         assert self._reader is not None and self.protocol is not None
         try:
-            return await asyncio.wait_for(self._reader.read(READ_CHUNK), max(left, 0.0))
+            # not wait_for: on 3.11 it returns a read that completes as the task is
+            # cancelled and drops the cancel, and close() then waits for ever
+            async with asyncio.timeout(max(left, 0.0)):
+                return await self._reader.read(READ_CHUNK)
         except TimeoutError:
             raise RemoteProtocolError(
                 f"{self!r}: the server sent {self.protocol.partial_bytes} bytes of a message "
