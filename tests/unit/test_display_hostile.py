@@ -40,12 +40,14 @@ from atp_notebook.spice.proto.constants import (
     ImageType,
     InputsMsgc,
     SurfaceFlags,
+    VideoCodecType,
 )
 from atp_notebook.spice.proto.display import (
     DISPLAY_MAX_MESSAGE_SIZE,
     SURFACE_CREATE,
     DisplayOptions,
 )
+from atp_notebook.spice.proto.display_stream import STREAM_CREATE_HEAD, StreamFlags
 from atp_notebook.spice.proto.framing import MINI_HEADER
 from atp_notebook.spice.proto.inputs import InputsProtocol
 from atp_notebook.spice.vm import SpiceVmConnection
@@ -153,6 +155,25 @@ def copy_of(image: bytes, side: int = 8) -> Send:
                 draw_copy((0, 0, side, side), image, (0, 0, side, side)))
 
 
+def stream_create(stream_id: int, dest: Quad, size: tuple[int, int] = (8, 8)) -> Send:
+    """STREAM_CREATE of an MJPEG stream on the primary surface, frames top-down."""
+    head = STREAM_CREATE_HEAD.pack(0, stream_id, StreamFlags.TOP_DOWN, VideoCodecType.MJPEG,
+                                   0, *size, *size)
+    return Send(DisplayMsg.STREAM_CREATE, Body().raw(head).rect(*dest).clip([]).finish())
+
+
+def stream_data(stream_id: int, frame: bytes) -> Send:
+    return Send(DisplayMsg.STREAM_DATA, struct.pack("<III", stream_id, 0, len(frame)) + frame)
+
+
+def stream_data_sized(stream_id: int, size: tuple[int, int], dest: Quad, frame: bytes) -> Send:
+    body = Body().pack("4I", stream_id, 0, *size).rect(*dest).u32(len(frame)).raw(frame)
+    return Send(DisplayMsg.STREAM_DATA_SIZED, body.finish())
+
+
+NOT_A_JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4
+STREAM_OPTIONS = DisplayOptions.lossy()  # MJPEG streams announced
+
 SLOW_HEADER = MINI_HEADER.pack(DisplayMsg.DRAW_COPY, 100_000)
 GLZ_OPTIONS = DisplayOptions.server_choice(glz_window=1 << 16)
 MESSAGE_TIMEOUT = 1.0  # the slowloris case's per-message deadline (the default is 30 s)
@@ -215,6 +236,20 @@ SCENARIOS = [
              r"DRAW_COPY: .*caching image 0x101 \(64 pixels\) would pass the pixmap cache "
              r"size we announced \(64 pixels, 64 held\)",
              options=DisplayOptions.lossless(pixmap_cache_size=64)),
+    Scenario("STREAM_DATA for a stream never created",
+             (stream_data(5, NOT_A_JPEG),),
+             r"STREAM_DATA: unknown stream 5", options=STREAM_OPTIONS),
+    Scenario("a stream placed past the surface",
+             (stream_create(1, (40, 56, 56, 72)),),
+             r"STREAM_CREATE: destination .* is not inside surface 0",
+             options=STREAM_OPTIONS),
+    Scenario("a stream frame that is not a JPEG",
+             (stream_create(1, (0, 0, 8, 8)), stream_data(1, NOT_A_JPEG)),
+             r"STREAM_DATA: stream 1 frame", options=STREAM_OPTIONS),
+    Scenario("a sized stream frame of 16384x16384 pixels",
+             (stream_create(1, (0, 0, 8, 8)),
+              stream_data_sized(1, (16384, 16384), (0, 0, 8, 8), NOT_A_JPEG)),
+             r"STREAM_DATA_SIZED: stream 1's frame", options=STREAM_OPTIONS),
     Scenario("the largest message the channel takes, all but its last byte, then silence",
              (Raw(MINI_HEADER.pack(DisplayMsg.DRAW_COPY, DISPLAY_MAX_MESSAGE_SIZE)),
               Raw(bytes(DISPLAY_MAX_MESSAGE_SIZE - 1))),
