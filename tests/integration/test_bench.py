@@ -45,6 +45,7 @@ HOSTLESS: dict[str, set[str]] = {
                 for r in ("from_server_send", "from_guest_write")}
     | {"display_update_cpu", "display_update_cpu.glz", "vm_screenshot.p50",
        "display_rss.open_1024x768"},
+    "framing": {"display_message_in.3MiB"},
     "display_isolation": {f"display_isolation.{f}.{p}" for f in (
         "input_to_wire", "qmp_other_vm", "loop_lag") for p in PCT}
     | {"display_isolation.frame_interval"},

@@ -72,7 +72,8 @@ class ReceiveBuffer:
         """Consume and return ``n`` bytes; the caller has checked they are buffered."""
         if len(self) < n:
             raise LocalProtocolError(f"take({n}) with {len(self)} bytes buffered")
-        out = bytes(self._data[self._start : self._start + n])
+        with memoryview(self._data) as view:  # one copy (a bytearray slice would be two)
+            out = bytes(view[self._start : self._start + n])
         self._start += n
         if self._start == len(self._data):
             self._data.clear()
