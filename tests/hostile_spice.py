@@ -9,14 +9,15 @@ Main's session id, or gets BAD_CONNECTION_ID. After the link:
 - Main: SET_ACK, MAIN_INIT with ``session_id``; ATTACH_CHANNELS is answered with a
   CHANNELS_LIST naming main, display and inputs. :meth:`HostileSpiceServer.ping` sends PINGs
   and waits for their PONGs (a live Main answers them).
-- Inputs: SET_ACK, INPUTS_INIT; every message the client sends is kept (:meth:`key_messages`).
+- Inputs: SET_ACK, INPUTS_INIT; every message the client sends is kept, the keys among
+  them in order (:meth:`key_messages`).
 - Display: SET_ACK, then once DISPLAY_INIT (and the ACK_SYNC: the client has taken the
   SET_ACK) arrived, ``display`` is played: :class:`Send` (a framed message), :class:`Raw`
   (bytes as they are: a header that lies), :class:`Pause`, :class:`Gate` (wait for the
-  test) and :class:`Trickle` (a slowloris: one byte per interval). Like spice-server it
-  sends no more than twice the ACK window ahead of the client's ACKs. Afterwards it reads
-  until the client closes the channel. Display channels linked later (the client opening
-  it again) get ``display_after`` instead.
+  test), :class:`Close` and :class:`Trickle` (a slowloris: one byte per interval). Like
+  spice-server it sends no more than twice the ACK window ahead of the client's ACKs.
+  Afterwards it reads until the client closes the channel. Display channels linked later
+  (the client opening it again) get ``display_after`` instead.
 
 Framing comes from the project (``MessageReader`` reads the client, ``MessageWriter``
 frames for it): one framer, used from both ends.
@@ -128,7 +129,12 @@ class Gate:
     server's step timeout): a test sees the honest part drawn before the lie comes."""
 
 
-Step = Send | Raw | Pause | Trickle | Gate
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the display connection (a server gone in the middle of a message, say)."""
+
+
+Step = Send | Raw | Pause | Trickle | Gate | Close
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,6 +458,9 @@ class HostileSpiceServer:
                 await asyncio.sleep(step.seconds)
             elif isinstance(step, Gate):
                 await asyncio.wait_for(self._gate.wait(), self.step_timeout)
+            elif isinstance(step, Close):
+                link.writer.close()
+                break
             else:
                 await self._trickle(link, step)
         if first:

@@ -52,6 +52,7 @@ from atp_notebook.spice.proto.framing import MINI_HEADER
 from atp_notebook.spice.proto.inputs import InputsProtocol
 from atp_notebook.spice.vm import SpiceVmConnection
 from tests.hostile_spice import (
+    Close,
     Gate,
     HostileSpiceServer,
     Raw,
@@ -255,6 +256,9 @@ SCENARIOS = [
               Raw(bytes(DISPLAY_MAX_MESSAGE_SIZE - 1))),
              r"sent \d+ bytes of a message and not the rest within 1 s",
              memory_bound=3 * DISPLAY_MAX_MESSAGE_SIZE),
+    Scenario("the server closing the channel in the middle of a message",
+             (Raw(MINI_HEADER.pack(DisplayMsg.DRAW_COPY, 1000) + bytes(100)), Close()),
+             r"closed the connection inside a message \(106 bytes of it received\)"),
     Scenario("a slowloris: 100 KB announced, one byte every 0.2 s",
              (Raw(SLOW_HEADER), Trickle(bytes(100_000), 0.2)),
              r"sent \d+ bytes of a message and not the rest within 1 s"),
