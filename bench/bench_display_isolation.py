@@ -4,46 +4,57 @@ full-screen animation streams, against the same figures with the display still, 
 Setup: the ``streaming`` display VM (streaming-video=all) with our client's display open
 through ``vm.display.open(options=DisplayOptions.lossy())`` (MJPEG streams allowed), its
 guest writing full-screen 1024x768 photo-like frames to fb0 as fast as TCG allows
-(spice-server turns them into an MJPEG stream after 20 frames), and the lab's ``atp-vm1``
-as the *other* VM. Phases alternate in ABBA blocks — still, animated, animated, still — so
-drift spreads over both; each phase takes its samples only once the stream runs (or, for a
-still phase, once the screen has been still for a second).
+(``DisplayGuest.animate``; spice-server makes them an MJPEG stream after 20 frames), and the
+lab's ``atp-vm1`` as the *other* VM. Phases alternate in ABBA blocks (twice in a full run)
+— still, animated, animated, still — so drift spreads over both; an animated phase samples
+only once the stream runs, a still one once the screen has been still for 1.5 s.
 
 ``display_isolation.input_to_wire.<p50|p99>``: ``SpiceKeyboard.press("shift")`` on the
-streaming VM's own Inputs channel (the same Spice connection the frames arrive on), timed
-from the calling thread — the hand-off to the atp loop included — until the coroutine has
-handed the bytes to the socket. bench_spice's ``spice_input_to_wire`` times the press on the
-loop itself, which cannot see a busy loop: a press only waits for the loop when it has to be
-scheduled there, as from a notebook cell or a widget's thread. ``ours``: while the stream
-plays; ``anchor``: the display open and still.
+streaming VM's own Inputs channel (the Spice session the frames arrive on), timed from the
+calling thread until the coroutine has handed the bytes to the socket. bench_spice's
+``spice_input_to_wire`` times the press on the loop itself, which cannot see a busy loop:
+a press waits for the loop only when it is scheduled there from another thread, as from a
+notebook cell or a widget. ``ours``: while the stream plays; ``anchor``: display still.
+Extra keys ``handoff``/``handoff_still``: the part of it until the press began to run on
+the loop (thread wake-up, GIL, queued callbacks).
+
+``display_isolation.input_other_vm_to_wire.<p50|p99>``: the same press on atp-vm1's Inputs
+channel: another VM's input, on the same atp loop.
 
 ``display_isolation.qmp_other_vm.<p50|p99>``: ``vm.qmp("query-status")`` on atp-vm1 from the
-calling thread, in the same phases, alternating with the key presses.
+calling thread (it never touches the atp loop). The three calls take turns, in rotating
+order, 10 ms apart.
 
 ``display_isolation.loop_lag.<p50|p99>``: how late a 5 ms timer on the atp loop fires —
-what any callback queued on the loop (an ack, a pong, a press) waits on top of its own work.
+what any callback queued on the loop (an ack, a pong, a press) waits besides its own work.
 
 ``display_isolation.frame_interval``: the time between the frames our display published
-(``Frame.time``) while the stream played, against the guest's interval between its
-full-screen writes (frames written / seconds, from ``atp-fb-animate``'s count). The server
-streams at most 25 fps, so the ratio is above 1 whatever the client does; the extra keys
-say what was drawn: ``fps``, ``frames``, ``stream_frames`` (video frames decoded) and
-``draw_cpu_ms_per_frame`` (the display worker's CPU time per frame).
+(``Frame.time``, p50) while the stream played, against the guest's time per full-screen
+write. spice-server streams at most 25 fps (MJPEG_MAX_FPS), so a ratio above 1 can be the
+server's; the extra keys say what was drawn: ``fps``, ``frames``, ``stream_frames`` (video
+frames decoded), ``draw_cpu_ms_per_frame`` (the display worker's CPU per frame).
 
-Each ratio line also carries ``guest_busy_no_display``: the same statistic with the guest
-animating and our display channel *not* open (measured first): the host's share of any
-slowdown (two TCG guests and spice-server on two cores), which no client can remove.
+Controls, as extra keys of the ratio lines (same statistic): ``guest_busy_no_display``, the
+guest animating with no display channel open (measured first: the guest's load alone);
+``display_in_other_process``, the stream drawn by a second process
+(``bench/display_isolation_client.py``; no key presses then: the server keeps one client
+per VM), i.e. the host and server load without our process drawing anything. ``cpu``: per
+phase kind, the host's busy share of all cores, this process's share of one core, and the
+atp loop thread's run-queue wait (ms per s runnable without a CPU, from schedstat: CPU
+starvation, not the GIL).
 
-Target (issue 13): ratio <= 1.5 for input_to_wire.p99 and qmp_other_vm.p99. Takes ~1 min;
-it takes the lab lock itself: do not run it under ``flock /tmp/atp-lab.lock``.
-``--profile`` also prints to stderr what the atp loop and the display worker ran (sampled
-stacks) during an animated phase, for finding what a ratio above 1.5 is made of.
+Target (issue 13): ratio <= 1.5 for input_to_wire.p99 and qmp_other_vm.p99. A full run
+takes ~2 min; it takes the lab lock itself: do not run it under ``flock /tmp/atp-lab.lock``.
+Diagnosis: ``--profile`` prints to stderr what the atp loop and the display worker ran
+(sampled stacks, 1 kHz) during the first animated phase; ``--switch-interval S`` sets
+``sys.setswitchinterval`` (the GIL's hand-over interval, 5 ms by default) for the run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import itertools
 import json
 import os
@@ -82,6 +93,7 @@ STREAM_TIMEOUT_S = 60.0
 STILL_S = 1.5  # past spice-server's 1 s stream timeout: the stream is gone
 CALL_TIMEOUT_S = 30.0
 PROFILE_INTERVAL_S = 0.001
+SWITCH_FLAG = "--switch-interval"
 # ABBA blocks (twice in a full run): drift (other work on the host) spreads over both kinds
 ABBA = ("still", "animated", "animated", "still")
 CHILD_STREAM_START_S = 3.0  # the stream starts ~1 s after the animation (20 frames)
@@ -93,6 +105,8 @@ class Samples:
     """One kind of phase's samples (ns), and the CPU used while they were taken."""
 
     key: list[int] = field(default_factory=list)
+    handoff: list[int] = field(default_factory=list)  # of each key press: until it ran
+    other_key: list[int] = field(default_factory=list)  # key presses on the other VM
     qmp: list[int] = field(default_factory=list)
     lag: list[int] = field(default_factory=list)
     seconds: float = 0.0
@@ -103,6 +117,8 @@ class Samples:
 
     def extend(self, other: Samples) -> None:
         self.key += other.key
+        self.handoff += other.handoff
+        self.other_key += other.other_key
         self.qmp += other.qmp
         self.lag += other.lag
         self.seconds += other.seconds
@@ -194,15 +210,18 @@ class LoopLag:
 # --- the two measured calls ---------------------------------------------------------------
 
 
-async def _press_stamped(keyboard: SpiceKeyboard) -> int:
+async def _press_stamped(keyboard: SpiceKeyboard) -> tuple[int, int]:
+    began = time.perf_counter_ns()
     await keyboard.press(KEY)  # written to the socket (drain returns at once when it is empty)
-    return time.perf_counter_ns()
+    return began, time.perf_counter_ns()
 
 
-def press_to_wire(loop: AtpLoop, keyboard: SpiceKeyboard) -> int:
-    """ns from the call in this thread until the press's bytes are in the socket."""
+def press_to_wire(loop: AtpLoop, keyboard: SpiceKeyboard) -> tuple[int, int]:
+    """ns from the call in this thread until the press's bytes are in the socket, and the
+    part of it before the press began to run on the atp loop (the hand-off)."""
     start = time.perf_counter_ns()
-    return loop.call(_press_stamped(keyboard), CALL_TIMEOUT_S) - start
+    began, written = loop.call(_press_stamped(keyboard), CALL_TIMEOUT_S)
+    return written - start, began - start
 
 
 def qmp_round_trip(other: Vm) -> int:
@@ -211,19 +230,32 @@ def qmp_round_trip(other: Vm) -> int:
     return time.perf_counter_ns() - start
 
 
-def sample_phase(loop: AtpLoop, keyboard: SpiceKeyboard | None, other: Vm,
-                 n: int) -> Samples:
-    """``n`` key presses (none without a keyboard) and ``n`` QMP calls, alternating, with
-    the loop's lag and the CPU used alongside."""
+@dataclass
+class Targets:
+    """What a phase calls: a key press on the streaming VM (None while another process
+    holds its Spice session) and on the other VM, and QMP on the other VM."""
+
+    keyboard: SpiceKeyboard | None
+    other_keyboard: SpiceKeyboard
+    other: Vm
+
+
+def sample_phase(loop: AtpLoop, targets: Targets, n: int) -> Samples:
+    """``n`` rounds of the three calls, their order rotating round by round (none always
+    runs right after the pause), with the loop's lag and the CPU used alongside."""
     out = Samples()
+    calls = ("key", "other_key", "qmp")
     with accounted(out, loop), LoopLag(loop).running() as late:
         for i in range(n):
-            # ABBA: neither call always runs right after the pause
-            for which in ("key", "qmp") if i % 2 == 0 else ("qmp", "key"):
+            for which in calls[i % 3:] + calls[:i % 3]:
                 if which == "qmp":
-                    out.qmp.append(qmp_round_trip(other))
-                elif keyboard is not None:
-                    out.key.append(press_to_wire(loop, keyboard))
+                    out.qmp.append(qmp_round_trip(targets.other))
+                elif which == "other_key":
+                    out.other_key.append(press_to_wire(loop, targets.other_keyboard)[0])
+                elif targets.keyboard is not None:
+                    total, handoff = press_to_wire(loop, targets.keyboard)
+                    out.key.append(total)
+                    out.handoff.append(handoff)
                 time.sleep(KEY_PAUSE_S)
         out.lag = list(late)
     return out
@@ -388,10 +420,10 @@ def animated_phase(vm: Vm, animation: Animation, log: FrameLog,
     return samples, before, after
 
 
-def other_process_phase(loop: AtpLoop, vm: Vm, guest: DisplayGuest, other: Vm,
+def other_process_phase(loop: AtpLoop, vm: Vm, guest: DisplayGuest, targets: Targets,
                         n: int) -> tuple[Samples, dict[str, float]]:
     """The guest animates and another process draws the stream (the server keeps one client
-    per VM, so our own Spice session of the VM ends first: no key presses here)."""
+    per VM, so our own Spice session of the VM ends first: no key presses on it here)."""
     loop.call(vm.spice_input.spice.close(), CALL_TIMEOUT_S)
     child = subprocess.Popen(
         [sys.executable, "-m", "bench.display_isolation_client", vm.name],
@@ -402,7 +434,7 @@ def other_process_phase(loop: AtpLoop, vm: Vm, guest: DisplayGuest, other: Vm,
             raise RuntimeError("the display client process did not open the display")
         with Animation(guest).playing():
             time.sleep(CHILD_STREAM_START_S)
-            samples = sample_phase(loop, None, other, n)
+            samples = sample_phase(loop, dataclasses.replace(targets, keyboard=None), n)
         out, _ = child.communicate(timeout=CALL_TIMEOUT_S)
     finally:
         if child.poll() is None:
@@ -414,19 +446,21 @@ def other_process_phase(loop: AtpLoop, vm: Vm, guest: DisplayGuest, other: Vm,
     return samples, drew
 
 
+def keyboard_of(loop: AtpLoop, vm: Vm) -> SpiceKeyboard:
+    inputs = loop.call(vm.spice.open_channel(ChannelType.INPUTS), CALL_TIMEOUT_S)
+    return SpiceKeyboard(inputs, rate=None)
+
+
 def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool) -> Run:
     loop = get_loop()
     other = session.vm(OTHER_VM, host="local")
-    keyboard = SpiceKeyboard(loop.call(vm.spice.open_channel(ChannelType.INPUTS),
-                                       CALL_TIMEOUT_S), rate=None)
-    for _ in range(5):  # unmeasured warm-up: connections, lookups, first presses
-        press_to_wire(loop, keyboard)
-        qmp_round_trip(other)
+    targets = Targets(keyboard_of(loop, vm), keyboard_of(loop, other), other)
+    sample_phase(loop, targets, 5)  # unmeasured warm-up: connections, lookups
 
     # the host's share first: the guest animates, no display channel is open
     with Animation(guest).playing():
         time.sleep(CHILD_STREAM_START_S)
-        busy = sample_phase(loop, keyboard, other, n)
+        busy = sample_phase(loop, targets, n)
     print("display_isolation: busy guest, no display done", file=sys.stderr)
 
     vm.display.open(options=DisplayOptions.lossy(), timeout=CALL_TIMEOUT_S)
@@ -440,9 +474,9 @@ def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool
         for number, phase in enumerate(ABBA * iterations(2, 1)):
             if phase == "still":
                 vm.display.wait_still(STILL_S, timeout=STREAM_TIMEOUT_S)
-                still.extend(sample_phase(loop, keyboard, other, n))
+                still.extend(sample_phase(loop, targets, n))
             else:
-                sample = partial(sample_phase, loop, keyboard, other, n)
+                sample = partial(sample_phase, loop, targets, n)
                 if profile and number == 1:  # the first animated phase
                     sample = partial(profiled, sample, named_threads(loop, vm))
                 samples, before, after = animated_phase(vm, animation, log, sample)
@@ -453,7 +487,7 @@ def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool
             print(f"display_isolation: {phase} phase done", file=sys.stderr)
     finally:
         handle.close()
-    elsewhere, child = other_process_phase(loop, vm, guest, other, n)
+    elsewhere, child = other_process_phase(loop, vm, guest, targets, n)
     print("display_isolation: display in another process done", file=sys.stderr)
     return Run(still, animated, busy, elsewhere, log.intervals(), frames, decoded,
                draw_seconds, animation.frames_written, animation.seconds, child)
@@ -466,6 +500,8 @@ def report(run: Run) -> None:
     figures = (
         ("input_to_wire", "key", 'SpiceKeyboard.press("shift") on the streaming VM, from the '
          "calling thread until its bytes are in the socket"),
+        ("input_other_vm_to_wire", "other_key", f'SpiceKeyboard.press("shift") on {OTHER_VM}, '
+         "from the calling thread until its bytes are in the socket"),
         ("qmp_other_vm", "qmp", f'vm.qmp("query-status") on {OTHER_VM} from the calling '
          "thread"),
         ("loop_lag", "lag", f"lateness of a {LAG_TICK_S * 1000:g} ms timer on the atp loop"),
@@ -479,12 +515,16 @@ def report(run: Run) -> None:
             controls = {"guest_busy_no_display": round(ms(percentile(busy, p)), 4)}
             if elsewhere:
                 controls["display_in_other_process"] = round(ms(percentile(elsewhere, p)), 4)
+            if kind == "key":  # of which waiting to run on the loop: animated, still
+                controls["handoff"] = round(ms(percentile(run.animated.handoff, p)), 4)
+                controls["handoff_still"] = round(ms(percentile(run.still.handoff, p)), 4)
             emit(f"display_isolation.{figure}.{label}", ms(percentile(loaded, p)),
                  ms(percentile(idle, p)), "ms",
                  ours_is=f"{what}, while a full-screen MJPEG stream plays (display open, "
                          "lossy)",
                  anchor_is=f"{what}, display open and still",
-                 **controls, cpu=cpu, n=len(loaded), p=label)
+                 **controls, cpu=cpu, gil_switch_interval_ms=sys.getswitchinterval() * 1000,
+                 n=len(loaded), p=label)
     intervals = run.frame_intervals
     guest_interval = run.guest_seconds / max(run.guest_frames, 1)
     seconds = run.animated.seconds
@@ -501,6 +541,8 @@ def report(run: Run) -> None:
 
 def main() -> int:
     n = iterations(100, 3)  # per phase
+    if SWITCH_FLAG in sys.argv[1:]:  # diagnosis: does a shorter GIL hand-over change it?
+        sys.setswitchinterval(float(sys.argv[sys.argv.index(SWITCH_FLAG) + 1]))
     profile = "--profile" in sys.argv[1:]
     session = connect(LabPaths.default().config_file)
     try:

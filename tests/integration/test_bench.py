@@ -47,7 +47,7 @@ HOSTLESS: dict[str, set[str]] = {
        "display_rss.open_1024x768"},
     "framing": {"display_message_in.3MiB"},
     "display_isolation": {f"display_isolation.{f}.{p}" for f in (
-        "input_to_wire", "qmp_other_vm", "loop_lag") for p in PCT}
+        "input_to_wire", "input_other_vm_to_wire", "qmp_other_vm", "loop_lag") for p in PCT}
     | {"display_isolation.frame_interval"},
 }
 # figures with no like-for-like anchor: printed with anchor and ratio null
