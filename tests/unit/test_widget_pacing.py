@@ -158,3 +158,30 @@ def test_a_flood_of_damage_collapses_to_its_bounding_box() -> None:
 def test_bad_options_are_refused(options: dict[str, float]) -> None:
     with pytest.raises(InvalidArgument, match="FramePacer"):
         FramePacer(**options)  # type: ignore[arg-type]
+
+
+def test_a_display_by_the_kernel_counts_as_a_view_until_its_hello() -> None:
+    # the view's hello waits for the busy cell that follows the display to end
+    pacer = FramePacer(max_in_flight=1, stall_s=1.0, blind_fps=10, blind_limit_s=30)
+    pacer.damage((), SIZE, now=0.0)
+    pacer.displayed(now=0.0)
+    assert pacer.next_frame(0.0) == FramePlan(1, (WHOLE,), True, SIZE)
+    pacer.damage([SMALL], SIZE, now=0.5)
+    assert pacer.next_frame(0.5) is None  # the first frame is not acknowledged yet
+    assert pacer.next_frame(1.0) is not None  # blind
+    pacer.attach(now=5.0)  # the hello, once the cell ended
+    assert (pacer.views, pacer.displays) == (1, 0)
+    plan = pacer.next_frame(5.0)
+    assert plan is not None and plan.boxes == (WHOLE,)
+
+
+def test_a_display_no_view_ever_shows_stops_the_frames_after_the_blind_limit() -> None:
+    # e.g. a notebook run by nbval, without a browser
+    pacer = FramePacer(max_in_flight=2, stall_s=1.0, blind_limit_s=30)
+    pacer.damage((), SIZE, now=0.0)
+    pacer.displayed(now=0.0)
+    for now in (0.0, 0.1):
+        pacer.damage([SMALL], SIZE, now=now)
+        assert pacer.next_frame(now) is not None
+    pacer.damage([SMALL], SIZE, now=31.0)
+    assert pacer.next_frame(31.0) is None

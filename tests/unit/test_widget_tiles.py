@@ -17,6 +17,7 @@ from atp_notebook.notebook.widget.tiles import (
     damaged_tiles,
     encode_tile,
     frame_message,
+    lossless_format,
     to_rgba,
 )
 from atp_notebook.spice.display.surfaces import Box
@@ -145,3 +146,20 @@ def test_frame_message_lists_tiles_in_the_order_of_their_buffers() -> None:
     assert content == {"type": "frame", "n": 5, "width": W, "height": H,
                        "tiles": [[0, 0, 64, 64, "jpeg"], [64, 0, 36, 10, "rgba"]]}
     assert buffers == [b"j", b"r"]
+
+
+@pytest.mark.parametrize(("box", "choice", "expected"), [
+    (Box(0, 0, 128, 128), "auto", TileFormat.RGBA),
+    (Box(0, 0, 129, 128), "auto", TileFormat.PNG),
+    (Box(0, 0, 720, 400), "auto", TileFormat.PNG),
+    (Box(0, 0, 720, 400), "rgba", TileFormat.RGBA),
+    (Box(0, 0, 8, 8), "png", TileFormat.PNG),
+])
+def test_lossless_format(box: Box, choice: str, expected: TileFormat) -> None:
+    assert lossless_format(box, choice) is expected
+
+
+@pytest.mark.parametrize("choice", ["jpeg", "webp", ""])
+def test_a_lossy_or_unknown_lossless_format_is_refused(choice: str) -> None:
+    with pytest.raises(InvalidArgument, match="use 'auto', 'rgba' or 'png'"):
+        lossless_format(Box(0, 0, 8, 8), choice)

@@ -44,8 +44,10 @@ from atp_notebook.notebook.widget.tiles import (
     damaged_tiles,
     encode_tile,
     frame_message,
+    lossless_format,
 )
 from atp_notebook.spice.display.live import Frame
+from atp_notebook.spice.display.surfaces import Box
 
 if TYPE_CHECKING:
     from atp_notebook.session import Vm
@@ -71,23 +73,20 @@ class WidgetStats:
 
 
 class DisplayWidget(anywidget.AnyWidget):
-    """The live screen of ``vm``'s display ``channel`` (0: the first head)."""
+    """The live screen of ``vm``'s display ``channel`` (0: the first head), at most ``fps``
+    frames a second, JPEG tiles at ``quality``, exact tiles as ``lossless`` ("auto": raw
+    RGBA when small, PNG when large; or always "rgba" / "png")."""
 
     _esm = pathlib.Path(__file__).with_name("display_widget.js")
     vm_name = traitlets.Unicode("").tag(sync=True)
     status = traitlets.Unicode("connecting").tag(sync=True)
 
     def __init__(self, vm: Vm, channel: int = 0, *, fps: float = 30.0,
-                 quality: int = JPEG_QUALITY, lossless: str = "rgba") -> None:
+                 quality: int = JPEG_QUALITY, lossless: str = "auto") -> None:
         if not 1 <= quality <= 100:
             raise InvalidArgument(f"DisplayWidget: quality {quality} is not 1..100")
-        try:
-            self._lossless = TileFormat(lossless)
-        except ValueError:
-            raise InvalidArgument(f"DisplayWidget: lossless {lossless!r} is not 'rgba' or "
-                                  "'png'") from None
-        if self._lossless is TileFormat.JPEG:
-            raise InvalidArgument("DisplayWidget: lossless must be 'rgba' or 'png'")
+        lossless_format(Box(0, 0, 1, 1), lossless)  # a bad choice raises here, not later
+        self._lossless = lossless
         super().__init__(vm_name=vm.name if channel == 0 else f"{vm.name}:{channel}")
         self._vm = vm
         self._display = vm.display_channel(channel)
@@ -109,6 +108,14 @@ class DisplayWidget(anywidget.AnyWidget):
     def __repr__(self) -> str:  # stable: nbval compares text/plain
         return f"<DisplayWidget {self.vm_name}>"
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        # the kernel shows the widget: its view's hello may wait for a busy cell to end,
+        # frames need not (pacing.py)
+        with self._cond:
+            self._pacer.displayed(time.monotonic())
+            self._cond.notify_all()
+        return super()._repr_mimebundle_(**kwargs)
+
     @property
     def stats(self) -> WidgetStats:
         frames, lossless, tiles, size = self._counts
@@ -121,6 +128,9 @@ class DisplayWidget(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Stop sending frames, let go of the display and close every view."""
+        if "_cond" not in self.__dict__:  # refused in __init__; ipywidgets' __del__ closes
+            super().close()
+            return
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -156,20 +166,22 @@ class DisplayWidget(anywidget.AnyWidget):
                 if plan is None:
                     return
             try:
-                self._send(plan)
+                self._send_frame(plan)
             except AtpError as exc:
                 self.status = f"failed: {exc.message}"
                 self._log.info("frame %d not sent: %s", plan.number, exc)
                 with self._cond:  # the next frame from the display tries again
                     self._pacer.acknowledged(plan.number, time.monotonic())
 
-    def _send(self, plan: FramePlan) -> None:
+    def _send_frame(self, plan: FramePlan) -> None:
         started = time.perf_counter()
         screen = self._display.pixels(timeout=PIXELS_TIMEOUT_S)
         height, width = screen.shape[:2]
         boxes = damaged_tiles(plan.boxes, width, height)
-        fmt = self._lossless if plan.lossless else TileFormat.JPEG
-        tiles = [encode_tile(screen, box, fmt, quality=self._quality) for box in boxes]
+        tiles = [encode_tile(screen, box,
+                             lossless_format(box, self._lossless) if plan.lossless
+                             else TileFormat.JPEG, quality=self._quality)
+                 for box in boxes]
         content, buffers = frame_message(plan.number, (width, height), tiles)
         self._encode_seconds += time.perf_counter() - started
         self.send(content, buffers=buffers)

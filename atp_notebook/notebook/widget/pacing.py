@@ -11,11 +11,14 @@ Rules, after jupyter_rfb's (research/display.md §4) and the issue's:
   as JPEG since the last exact frame is sent again losslessly, so the picture ends exact;
 - a view that attaches gets the whole screen, losslessly.
 
-Acknowledgements travel on the kernel's shell channel, so a cell that blocks the kernel
-holds them back while frames (from the atp loop) could still go out. After ``stall_s``
-without one, frames go on "blind" at ``blind_fps`` for as long as a view spoke in the last
-``blind_limit_s``: the picture keeps moving under a busy kernel, and a closed browser tab
-(which says nothing) stops the encoding within that limit.
+Messages from views (hello, acknowledgements) travel on the kernel's shell channel, so a
+cell that blocks the kernel holds them back while frames (from the atp loop) could still go
+out; ipykernel 7 hands comm messages over during an *async* cell only. So the kernel's own
+display of the widget counts as a view about to attach (:meth:`displayed`), and after
+``stall_s`` without an acknowledgement frames go on "blind" at ``blind_fps`` for as long as
+a view spoke (or the widget was displayed) in the last ``blind_limit_s``: the picture keeps
+moving under a busy kernel, and a closed browser tab or a notebook run without a browser
+(which say nothing) stop the encoding within that limit.
 
 Example::
 
@@ -57,7 +60,7 @@ class FramePacer:
     """Pending damage, frames in flight and the still timer of one widget."""
 
     def __init__(self, *, fps: float = 30.0, max_in_flight: int = 2, still_s: float = 0.3,
-                 stall_s: float = 1.0, blind_fps: float = 4.0,
+                 stall_s: float = 1.0, blind_fps: float = 10.0,
                  blind_limit_s: float = 30.0) -> None:
         if fps <= 0 or max_in_flight < 1 or still_s < 0 or blind_fps <= 0:
             raise InvalidArgument("FramePacer: fps and blind_fps > 0, max_in_flight >= 1, "
@@ -69,6 +72,7 @@ class FramePacer:
         self.blind_fps = blind_fps
         self.blind_limit_s = blind_limit_s
         self.views = 0
+        self.displays = 0  # displayed by the kernel, their view's hello not heard yet
         self.size: tuple[int, int] | None = None
         self.sent = 0  # number of the last frame sent
         self.acked = 0  # highest number a view acknowledged
@@ -81,8 +85,16 @@ class FramePacer:
 
     # --- what happens ---------------------------------------------------------------------
 
+    def displayed(self, now: float) -> None:
+        """The kernel displayed the widget: a view will attach, maybe only once the cell
+        running now ends; until its hello it counts as attached."""
+        self.displays += 1
+        self._last_heard = now
+        self._whole_screen()
+
     def attach(self, now: float, size: tuple[int, int] | None = None) -> None:
         """A view appeared (or came back): it needs the whole screen, exactly."""
+        self.displays = max(self.displays - 1, 0)
         self.views += 1
         self._last_heard = now
         self.acked = self.sent  # a new view acknowledges nothing sent before it
@@ -119,7 +131,7 @@ class FramePacer:
     def wait(self, now: float) -> float | None:
         """Seconds until :meth:`next_frame` may have something (0: now; None: nothing to do
         until an event: damage, an acknowledgement, a view)."""
-        if not self.views or self.size is None:
+        if not (self.views or self.displays) or self.size is None:
             return None
         if not self._pending and not self._unsettled:
             return None

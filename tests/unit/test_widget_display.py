@@ -1,0 +1,183 @@
+"""DisplayWidget without a browser or a VM: a display and an input that record, messages
+from a view fed to the widget as its comm would deliver them, frames caught where they would
+go to the comm."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from atp_notebook.errors import InvalidArgument
+from atp_notebook.listeners import ListenerHandle
+from atp_notebook.notebook.widget import DisplayWidget
+from atp_notebook.spice.display.live import Frame
+from atp_notebook.spice.display.surfaces import Box
+
+W, H = 720, 400
+WAIT_S = 10.0
+
+
+class RecordingDisplay:
+    def __init__(self) -> None:
+        self.screen = np.zeros((H, W, 4), dtype=np.uint8)
+        self.listener: Callable[[Frame], None] | None = None
+        self.closed = threading.Event()
+
+    def add_listener(self, listener: Callable[[Frame], None], timeout: float) -> ListenerHandle:
+        self.listener = listener
+        return ListenerHandle(self.closed.set)
+
+    def pixels(self, timeout: float) -> np.ndarray:
+        return self.screen.copy()
+
+
+class RecordingInput:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def send_scancodes_nowait(self, data: bytes) -> None:
+        self.calls.append(("scancodes", data))
+
+    def click_nowait(self, x: int, y: int, button: str = "left") -> None:
+        self.calls.append(("click", x, y, button))
+
+    def move_nowait(self, x: int, y: int) -> None:
+        self.calls.append(("move", x, y))
+
+
+class FakeVm:
+    name = "vm-under-test"
+
+    def __init__(self) -> None:
+        self.display = RecordingDisplay()
+        self.spice_input = RecordingInput()
+
+    def display_channel(self, channel: int) -> RecordingDisplay:
+        assert channel == 0
+        return self.display
+
+
+class Frames:
+    """What the widget sends, caught in place of its comm."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[dict[str, Any], list[bytes]]] = []
+        self.arrived = threading.Condition()
+
+    def __call__(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
+        with self.arrived:
+            self.sent.append((content, buffers or []))
+            self.arrived.notify_all()
+
+    def wait_for(self, count: int) -> list[tuple[dict[str, Any], list[bytes]]]:
+        with self.arrived:
+            assert self.arrived.wait_for(lambda: len(self.sent) >= count, WAIT_S), self.sent
+            return list(self.sent)
+
+
+@pytest.fixture
+def vm() -> FakeVm:
+    return FakeVm()
+
+
+@pytest.fixture
+def widget(vm: FakeVm) -> Any:
+    w = DisplayWidget(vm)  # type: ignore[arg-type]
+    w.send = Frames()
+    yield w
+    w.close()
+
+
+def say(widget: DisplayWidget, **content: Any) -> None:
+    widget._on_message(widget, content, [])
+
+
+def wait_live(widget: DisplayWidget) -> None:
+    for _ in range(int(WAIT_S / 0.01)):
+        if widget.status == "live":
+            return
+        threading.Event().wait(0.01)
+    pytest.fail(f"the widget did not go live: {widget.status}")
+
+
+def test_nothing_is_encoded_until_a_view_says_hello(widget: Any, vm: FakeVm) -> None:
+    wait_live(widget)
+    threading.Event().wait(0.2)
+    assert widget.send.sent == []
+    assert widget.stats.frames == 0
+    say(widget, type="hello")
+    content, buffers = widget.send.wait_for(1)[0]
+    assert content["type"] == "frame" and content["n"] == 1
+    assert (content["width"], content["height"]) == (W, H)
+    assert content["tiles"] == [[0, 0, W, H, "png"]]  # the whole screen, exactly
+    assert len(buffers) == 1 and buffers[0].startswith(b"\x89PNG")
+    assert widget.stats.lossless == 1
+
+
+def test_damage_is_sent_as_tiles_once_acknowledged(widget: Any, vm: FakeVm) -> None:
+    wait_live(widget)
+    say(widget, type="hello")
+    widget.send.wait_for(1)
+    say(widget, type="ack", n=1)
+    vm.display.screen[0:10, 0:10] = 200
+    assert vm.display.listener is not None
+    vm.display.listener(Frame(1, (Box(0, 0, 10, 10),), 0.0, (W, H)))
+    content, buffers = widget.send.wait_for(2)[1]
+    assert content["tiles"] == [[0, 0, 64, 64, "rgba"]]
+    tile = np.frombuffer(buffers[0], dtype=np.uint8).reshape(64, 64, 4)
+    assert (tile[:10, :10] == (200, 200, 200, 255)).all()
+    assert (tile[10:, 10:, :3] == 0).all()
+
+
+def test_the_kernels_display_counts_as_a_view(widget: Any) -> None:
+    wait_live(widget)
+    widget._repr_mimebundle_()
+    content, _ = widget.send.wait_for(1)[0]
+    assert content["n"] == 1
+
+
+def test_keys_go_to_the_guest_as_scancodes_and_blur_releases_them(widget: Any,
+                                                                   vm: FakeVm) -> None:
+    for code, down in (("ShiftLeft", True), ("KeyA", True), ("KeyA", True), ("KeyA", False),
+                       ("PrintScreen", True)):
+        say(widget, type="key", code=code, down=down)
+    say(widget, type="blur")
+    assert vm.spice_input.calls == [("scancodes", b"\x2a"), ("scancodes", b"\x1e"),
+                                    ("scancodes", b"\x1e"), ("scancodes", b"\x9e"),
+                                    ("scancodes", b"\xaa")]
+
+
+def test_pointer_moves_and_clicks(widget: Any, vm: FakeVm) -> None:
+    say(widget, type="pointer", kind="move", x=5, y=6, button=0)
+    say(widget, type="pointer", kind="down", x=5, y=6, button=2)
+    say(widget, type="pointer", kind="up", x=5, y=6, button=2)
+    say(widget, type="pointer", kind="up", x=1, y=1, button=4)  # no Spice button: ignored
+    assert vm.spice_input.calls == [("move", 5, 6), ("click", 5, 6, "right")]
+
+
+def test_close_lets_go_of_the_display_and_releases_held_keys(vm: FakeVm) -> None:
+    widget = DisplayWidget(vm)  # type: ignore[arg-type]
+    wait_live(widget)
+    say(widget, type="key", code="ControlLeft", down=True)
+    widget.close()
+    assert vm.display.closed.is_set()
+    assert vm.spice_input.calls[-1] == ("scancodes", b"\x9d")
+    widget._thread.join(WAIT_S)
+    assert not widget._thread.is_alive()
+
+
+def test_the_text_form_is_stable(widget: Any) -> None:
+    assert repr(widget) == "<DisplayWidget vm-under-test>"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"quality": 0}, "quality 0 is not 1..100"),
+    ({"lossless": "jpeg"}, "use 'auto', 'rgba' or 'png'"),
+])
+def test_bad_options_are_refused(vm: FakeVm, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        DisplayWidget(vm, **options)  # type: ignore[arg-type]
