@@ -40,8 +40,8 @@ guest animating with no display channel open (measured first: the guest's load a
 (``bench/display_isolation_client.py``; no key presses then: the server keeps one client
 per VM), i.e. the host and server load without our process drawing anything. ``cpu``: per
 phase kind, the host's busy share of all cores, this process's share of one core, and the
-atp loop thread's run-queue wait (ms per s runnable without a CPU, from schedstat: CPU
-starvation, not the GIL).
+atp loop thread's CPU time and run-queue wait (ms per s: running, and runnable without a
+CPU, from schedstat: the loop's own work, and CPU starvation — not the GIL).
 
 Target (issue 13): ratio <= 1.5 for input_to_wire.p99 and qmp_other_vm.p99. A full run
 takes ~2 min; it takes the lab lock itself unless a process it runs under holds it already
@@ -117,6 +117,7 @@ class Samples:
     host_total: float = 0.0  # core-seconds that passed
     client_cpu: float = 0.0  # this process's CPU seconds
     loop_queued: float = 0.0  # seconds the atp loop's thread waited for a CPU, runnable
+    loop_ran: float = 0.0  # seconds the atp loop's thread ran on a CPU
 
     def extend(self, other: Samples) -> None:
         self.key += other.key
@@ -129,15 +130,17 @@ class Samples:
         self.host_total += other.host_total
         self.client_cpu += other.client_cpu
         self.loop_queued += other.loop_queued
+        self.loop_ran += other.loop_ran
 
     def cpu(self) -> dict[str, float]:
-        """The host's busy share of all its cores, this process's share of one core, and
-        how long per second the atp loop's thread was runnable but had no CPU (ms/s: the
-        kernel's run-queue wait, which no GIL or loop work is part of)."""
+        """The host's busy share of all its cores, this process's share of one core, how
+        long per second the atp loop's thread ran, and how long it was runnable but had no
+        CPU (ms/s: the kernel's run-queue wait, which no GIL or loop work is part of)."""
         per_second = 1 / self.seconds if self.seconds else 0.0
         return {"host_cpu_busy": round(self.host_busy / self.host_total, 3)
                 if self.host_total else 0.0,
                 "client_cpu": round(self.client_cpu * per_second, 3),
+                "loop_cpu_ms_per_s": round(self.loop_ran * 1000 * per_second, 2),
                 "loop_runqueue_ms_per_s": round(self.loop_queued * 1000 * per_second, 2)}
 
 
@@ -151,10 +154,12 @@ def host_cpu_seconds() -> tuple[float, float]:
     return (total - idle) / ticks, total / ticks
 
 
-def runqueue_seconds(thread: threading.Thread) -> float:
-    """How long ``thread`` has waited runnable for a CPU (/proc/.../schedstat, field 2)."""
+def schedstat(thread: threading.Thread) -> tuple[float, float]:
+    """How long ``thread`` has run on a CPU and waited runnable for one, in seconds
+    (/proc/self/task/TID/schedstat)."""
     with open(f"/proc/self/task/{thread.native_id}/schedstat") as stat:
-        return int(stat.read().split()[1]) / 1e9
+        ran, queued = stat.read().split()[:2]
+    return int(ran) / 1e9, int(queued) / 1e9
 
 
 @contextmanager
@@ -163,7 +168,7 @@ def accounted(out: Samples, loop: AtpLoop) -> Iterator[None]:
     thread's run-queue wait to ``out``."""
     busy, total = host_cpu_seconds()
     cpu, wall = time.process_time(), time.monotonic()
-    queued = runqueue_seconds(loop.thread)
+    ran, queued = schedstat(loop.thread)
     try:
         yield
     finally:
@@ -172,7 +177,9 @@ def accounted(out: Samples, loop: AtpLoop) -> Iterator[None]:
         out.client_cpu += time.process_time() - cpu
         out.host_busy += busy_after - busy
         out.host_total += total_after - total
-        out.loop_queued += runqueue_seconds(loop.thread) - queued
+        ran_after, queued_after = schedstat(loop.thread)
+        out.loop_ran += ran_after - ran
+        out.loop_queued += queued_after - queued
 
 
 # --- the atp loop's lateness --------------------------------------------------------------
