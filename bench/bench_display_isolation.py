@@ -48,7 +48,9 @@ takes ~2 min; it takes the lab lock itself unless a process it runs under holds 
 (``flock /tmp/atp-lab.lock pytest tests/integration/test_bench.py``).
 Diagnosis: ``--profile`` prints to stderr what the atp loop and the display worker ran
 (sampled stacks, 1 kHz) during the first animated phase; ``--switch-interval S`` sets
-``sys.setswitchinterval`` (the GIL's hand-over interval, 5 ms by default) for the run.
+``sys.setswitchinterval`` (the GIL's hand-over interval, 5 ms by default) for the run;
+``--worker-nice N`` runs the display worker thread at nice N (lower priority than the atp
+loop and the caller).
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ STILL_S = 1.5  # past spice-server's 1 s stream timeout: the stream is gone
 CALL_TIMEOUT_S = 30.0
 PROFILE_INTERVAL_S = 0.001
 SWITCH_FLAG = "--switch-interval"
+NICE_FLAG = "--worker-nice"
 # ABBA blocks (twice in a full run): drift (other work on the host) spreads over both kinds
 ABBA = ("still", "animated", "animated", "still")
 CHILD_STREAM_START_S = 3.0  # the stream starts ~1 s after the animation (20 frames)
@@ -461,6 +464,20 @@ def keyboard_of(loop: AtpLoop, vm: Vm) -> SpiceKeyboard:
     return SpiceKeyboard(inputs, rate=None)
 
 
+def flag_value(flag: str) -> str | None:
+    """The value after ``flag`` on the command line, None without the flag."""
+    args = sys.argv[1:]
+    return args[args.index(flag) + 1] if flag in args else None
+
+
+def renice_display_workers(vm: Vm, nice: int) -> None:
+    """Diagnosis (--worker-nice N): the display worker threads of ``vm`` at nice ``N``, so
+    the kernel prefers the atp loop and the caller's threads over drawing."""
+    for thread in threading.enumerate():
+        if thread.name.startswith(f"atp-display-{vm.name}") and thread.native_id:
+            os.setpriority(os.PRIO_PROCESS, thread.native_id, nice)
+
+
 def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool) -> Run:
     loop = get_loop()
     other = session.vm(OTHER_VM, host="local")
@@ -474,6 +491,8 @@ def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool
     print("display_isolation: busy guest, no display done", file=sys.stderr)
 
     vm.display.open(options=DisplayOptions.lossy(), timeout=CALL_TIMEOUT_S)
+    if (nice := flag_value(NICE_FLAG)) is not None:
+        renice_display_workers(vm, int(nice))
     log = FrameLog()
     handle = vm.display.add_listener(log)
     animation = Animation(guest)
@@ -534,6 +553,7 @@ def report(run: Run) -> None:
                          "lossy)",
                  anchor_is=f"{what}, display open and still",
                  **controls, cpu=cpu, gil_switch_interval_ms=sys.getswitchinterval() * 1000,
+                 display_worker_nice=int(flag_value(NICE_FLAG) or 0),
                  n=len(loaded), p=label)
     intervals = run.frame_intervals
     guest_interval = run.guest_seconds / max(run.guest_frames, 1)
@@ -551,8 +571,8 @@ def report(run: Run) -> None:
 
 def main() -> int:
     n = iterations(100, 3)  # per phase
-    if SWITCH_FLAG in sys.argv[1:]:  # diagnosis: does a shorter GIL hand-over change it?
-        sys.setswitchinterval(float(sys.argv[sys.argv.index(SWITCH_FLAG) + 1]))
+    if (interval := flag_value(SWITCH_FLAG)) is not None:  # does a shorter GIL hand-over
+        sys.setswitchinterval(float(interval))  # change it?
     profile = "--profile" in sys.argv[1:]
     session = connect(LabPaths.default().config_file)
     try:
