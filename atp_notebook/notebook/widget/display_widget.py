@@ -9,7 +9,8 @@ they keep coming while another cell blocks the kernel; the pacing (pacing.py) se
 while no view shows the widget.
 
 Keys (by ``KeyboardEvent.code``, keys.py) and pointer events from a focused view go to the
-guest through the VM's non-blocking Spice input (``vm.spice_input.*_nowait``).
+guest in order through an input thread of the widget's own (guest_input.py), so the kernel's
+shell thread that hears them never waits for the VM.
 
 Example::
 
@@ -23,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import pathlib
 import threading
@@ -36,6 +36,7 @@ import traitlets
 
 from atp_notebook.errors import AtpError, InvalidArgument
 from atp_notebook.listeners import ListenerHandle
+from atp_notebook.notebook.widget.guest_input import GuestInput
 from atp_notebook.notebook.widget.keys import HeldKeys
 from atp_notebook.notebook.widget.pacing import FramePacer, FramePlan
 from atp_notebook.notebook.widget.tiles import (
@@ -90,7 +91,7 @@ class DisplayWidget(anywidget.AnyWidget):
         super().__init__(vm_name=vm.name if channel == 0 else f"{vm.name}:{channel}")
         self._vm = vm
         self._display = vm.display_channel(channel)
-        self._input = vm.spice_input
+        self._guest = GuestInput(vm.spice_input, vm.name)
         self._quality = quality
         self._log = logging.getLogger(f"atp.widget.{vm.name}.display{channel or ''}")
         self._cond = threading.Condition()
@@ -137,8 +138,8 @@ class DisplayWidget(anywidget.AnyWidget):
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.close()
-        with contextlib.suppress(AtpError):
-            self._release_keys()
+        self._release_keys()
+        self._guest.close()
         super().close()
 
     # --- the encoder thread -------------------------------------------------------------
@@ -217,26 +218,23 @@ class DisplayWidget(anywidget.AnyWidget):
         elif kind == "key":
             code = str(content.get("code", ""))
             data = self._keys.down(code) if content.get("down") else self._keys.up(code)
-            if data:
-                self._input.send_scancodes_nowait(data)
+            self._guest.keys(data)
         elif kind == "blur":
             self._release_keys()
         elif kind == "pointer":
             self._pointer(content)
 
     def _release_keys(self) -> None:
-        data = self._keys.release_all()
-        if data:
-            self._input.send_scancodes_nowait(data)
+        self._guest.keys(self._keys.release_all())
 
     def _pointer(self, content: dict[str, Any]) -> None:
         x, y = int(content.get("x", 0)), int(content.get("y", 0))
         kind = content.get("kind")
         if kind == "move":
-            self._input.move_nowait(x, y)
+            self._guest.move(x, y)
         elif kind == "up":
             # a first cut: a click where the button goes up (no drags yet: they need the
-            # button held across moves, which the non-blocking API does not offer)
+            # button held across moves, which VmSpice does not offer yet)
             button = _BUTTONS.get(int(content.get("button", 0)))
             if button is not None:
-                self._input.click_nowait(x, y, button)
+                self._guest.click(x, y, button)

@@ -1,0 +1,118 @@
+"""``GuestInput``: a widget's keys and pointer events sent to the guest in the order they came.
+
+The widget hears input on the kernel's shell thread and must not block it. Posting each key
+as its own coroutine (``send_scancodes_nowait``) lets two keys race: each opens or finds the
+Inputs channel on its own, and a Shift released before the key it shifts types the wrong
+character (seen in the browser test: a typed ``>`` lost). So one thread of the widget's own
+sends them, one at a time through the blocking API, and sends the keys queued meanwhile in
+one message, and only the last of several queued pointer moves.
+
+Example::
+
+    guest = GuestInput(vm.spice_input, "atp-vm1")
+    guest.keys(b"\\x2a\\x1e\\x9e\\xaa")      # Shift-A
+    guest.click(10, 20, "left")
+    guest.flush(timeout=5)                 # everything queued was sent
+    guest.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Protocol
+
+from atp_notebook.errors import AtpError
+
+__all__ = ["GuestInput"]
+
+SEND_TIMEOUT_S = 10.0
+
+
+class BlockingInput(Protocol):
+    """What GuestInput needs of ``vm.spice_input`` (VmSpice)."""
+
+    def send_scancodes(self, data: bytes, timeout: float) -> None: ...
+    def move(self, x: int, y: int, timeout: float) -> object: ...
+    def click(self, x: int, y: int, button: str, timeout: float) -> object: ...
+
+
+class _Stop:
+    """The end of the queue."""
+
+
+_Item = tuple[str, bytes, int, int, str] | threading.Event | _Stop
+
+
+class GuestInput:
+    """The input thread of one widget."""
+
+    def __init__(self, spice_input: BlockingInput, name: str) -> None:
+        self._input = spice_input
+        self._log = logging.getLogger(f"atp.widget.{name}.input")
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"atp-widget-input-{name}")
+        self._thread.start()
+
+    def keys(self, data: bytes) -> None:
+        if data:
+            self._queue.put(("keys", data, 0, 0, ""))
+
+    def move(self, x: int, y: int) -> None:
+        self._queue.put(("move", b"", x, y, ""))
+
+    def click(self, x: int, y: int, button: str) -> None:
+        self._queue.put(("click", b"", x, y, button))
+
+    def flush(self, timeout: float) -> bool:
+        """Until everything queued before was sent (True), or ``timeout`` (False)."""
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def close(self, timeout: float = SEND_TIMEOUT_S) -> None:
+        """Send what is queued, then end the thread."""
+        self._queue.put(_Stop())
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        pending: _Item | None = None
+        while True:
+            item = pending if pending is not None else self._queue.get()
+            pending = None
+            if isinstance(item, _Stop):
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            kind, data, x, y, button = item
+            # take what queued up meanwhile: keys join this message, a move gives way to the
+            # newest; anything else waits for the next turn, in order
+            while kind in ("keys", "move"):
+                try:
+                    following = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if (not isinstance(following, tuple) or following[0] != kind):
+                    pending = following
+                    break
+                if kind == "keys":
+                    data += following[1]
+                else:
+                    x, y = following[2], following[3]
+            try:
+                if kind == "keys":
+                    self._input.send_scancodes(data, timeout=SEND_TIMEOUT_S)
+                elif kind == "move":
+                    self._input.move(x, y, timeout=SEND_TIMEOUT_S)
+                else:
+                    self._input.click(x, y, button, timeout=SEND_TIMEOUT_S)
+            except AtpError as exc:  # the VM went away, a position off a resized screen...
+                self._log.warning("%s not sent: %s", kind, exc)

@@ -1,0 +1,78 @@
+"""guest_input.py: a widget's input reaches the guest in order, keys batched, moves coalesced."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from atp_notebook.errors import ChannelClosed
+from atp_notebook.notebook.widget.guest_input import GuestInput
+
+WAIT_S = 10.0
+
+
+class SlowInput:
+    """Records calls; the first one waits until ``go`` is set, so the rest queue up."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.go = threading.Event()
+        self.fail_next = False
+
+    def _call(self, *call: Any) -> None:
+        if not self.calls:
+            self.calls.append(call)
+            assert self.go.wait(WAIT_S)
+            return
+        self.calls.append(call)
+        if self.fail_next:
+            self.fail_next = False
+            raise ChannelClosed("atp-vm1: inputs channel closed")
+
+    def send_scancodes(self, data: bytes, timeout: float) -> None:
+        self._call("keys", data)
+
+    def move(self, x: int, y: int, timeout: float) -> None:
+        self._call("move", x, y)
+
+    def click(self, x: int, y: int, button: str, timeout: float) -> None:
+        self._call("click", x, y, button)
+
+
+def test_what_queues_behind_a_slow_send_goes_in_order_keys_batched_moves_coalesced() -> None:
+    spice = SlowInput()
+    guest = GuestInput(spice, "vm")
+    guest.keys(b"\x2a")  # taken at once; its send waits for go
+    for _ in range(100):
+        if spice.calls:
+            break
+        threading.Event().wait(0.01)
+    guest.keys(b"\x1e")
+    guest.keys(b"\x9e\xaa")
+    guest.move(1, 1)
+    guest.move(2, 2)
+    guest.move(3, 3)
+    guest.click(3, 3, "left")
+    guest.keys(b"")  # nothing: not queued
+    guest.keys(b"\x1c\x9c")
+    spice.go.set()
+    assert guest.flush(WAIT_S)
+    assert spice.calls == [("keys", b"\x2a"), ("keys", b"\x1e\x9e\xaa"), ("move", 3, 3),
+                           ("click", 3, 3, "left"), ("keys", b"\x1c\x9c")]
+    guest.close()
+    assert not guest.alive
+
+
+def test_a_failed_send_is_logged_and_the_next_goes() -> None:
+    spice = SlowInput()
+    spice.go.set()
+    guest = GuestInput(spice, "vm")
+    guest.keys(b"\x01")
+    assert guest.flush(WAIT_S)
+    spice.fail_next = True
+    guest.click(1, 2, "right")
+    guest.keys(b"\x81")
+    assert guest.flush(WAIT_S)
+    assert spice.calls[-2:] == [("click", 1, 2, "right"), ("keys", b"\x81")]
+    guest.close()
+    assert not guest.alive
