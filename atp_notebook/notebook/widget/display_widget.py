@@ -75,15 +75,17 @@ class WidgetStats:
 
 class DisplayWidget(anywidget.AnyWidget):
     """The live screen of ``vm``'s display ``channel`` (0: the first head), at most ``fps``
-    frames a second, JPEG tiles at ``quality``, exact tiles as ``lossless`` ("auto": raw
-    RGBA when small, PNG when large; or always "rgba" / "png")."""
+    frames a second and ``max_in_flight`` ahead of the browser's acknowledgements, JPEG
+    tiles at ``quality``, exact tiles as ``lossless`` ("auto": raw RGBA when small, PNG when
+    large; or always "rgba" / "png")."""
 
     _esm = pathlib.Path(__file__).with_name("display_widget.js")
     vm_name = traitlets.Unicode("").tag(sync=True)
     status = traitlets.Unicode("connecting").tag(sync=True)
 
     def __init__(self, vm: Vm, channel: int = 0, *, fps: float = 30.0,
-                 quality: int = JPEG_QUALITY, lossless: str = "auto") -> None:
+                 quality: int = JPEG_QUALITY, lossless: str = "auto",
+                 max_in_flight: int = 2) -> None:
         if not 1 <= quality <= 100:
             raise InvalidArgument(f"DisplayWidget: quality {quality} is not 1..100")
         lossless_format(Box(0, 0, 1, 1), lossless)  # a bad choice raises here, not later
@@ -95,7 +97,7 @@ class DisplayWidget(anywidget.AnyWidget):
         self._quality = quality
         self._log = logging.getLogger(f"atp.widget.{vm.name}.display{channel or ''}")
         self._cond = threading.Condition()
-        self._pacer = FramePacer(fps=fps)
+        self._pacer = FramePacer(fps=fps, max_in_flight=max_in_flight)
         self._keys = HeldKeys()
         self._closing = False
         self._listener: ListenerHandle | None = None
