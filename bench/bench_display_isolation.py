@@ -38,13 +38,16 @@ Controls, as extra keys of the ratio lines (same statistic): ``guest_busy_no_dis
 guest animating with no display channel open (measured first: the guest's load alone);
 ``display_in_other_process``, the stream drawn by a second process
 (``bench/display_isolation_client.py``; no key presses then: the server keeps one client
-per VM), i.e. the host and server load without our process drawing anything. ``cpu``: per
-phase kind, the host's busy share of all cores, this process's share of one core, and the
-atp loop thread's CPU time and run-queue wait (ms per s: running, and runnable without a
-CPU, from schedstat: the loop's own work, and CPU starvation — not the GIL).
+per VM), i.e. the host and server load without our process drawing anything.
+``pair_ratios``: the ratio within each animated phase and its still neighbour (ABBA: A1/S1,
+A2/S2, ...), which tells a steady slowdown from one burst of other work on the host.
+``cpu``: per phase kind, the host's busy share of all cores, this process's share of one
+core, and the atp loop thread's CPU time and run-queue wait (ms per s: running, and
+runnable without a CPU, from schedstat: the loop's own work, and CPU starvation — not the
+GIL).
 
 Target (issue 13): ratio <= 1.5 for input_to_wire.p99 and qmp_other_vm.p99. A full run
-takes ~2 min; it takes the lab lock itself unless a process it runs under holds it already
+takes ~3 min; it takes the lab lock itself unless a process it runs under holds it already
 (``flock /tmp/atp-lab.lock pytest tests/integration/test_bench.py``).
 Diagnosis: ``--profile`` prints to stderr what the atp loop and the display worker ran
 (sampled stacks, 1 kHz) during the first animated phase; ``--switch-interval S`` sets
@@ -418,6 +421,19 @@ class Run:
     guest_frames: int
     guest_seconds: float
     child: dict[str, float]  # what the other process drew
+    # each ABBA half's animated and still phase, in order: (A1, S1), (A2, S2), ...
+    pairs: list[tuple[Samples, Samples]] = field(default_factory=list)
+
+    def pair_ratios(self, kind: str, p: float) -> list[float]:
+        """The statistic's ratio within each pair of adjacent phases: whether a ratio
+        holds throughout the run or comes from one burst of the host's other work."""
+        out = []
+        for animated, still in self.pairs:
+            if getattr(animated, kind) and getattr(still, kind):
+                below = percentile(getattr(still, kind), p)
+                if below > 0:
+                    out.append(round(percentile(getattr(animated, kind), p) / below, 2))
+        return out
 
 
 def animated_phase(vm: Vm, animation: Animation, log: FrameLog,
@@ -497,19 +513,24 @@ def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool
     handle = vm.display.add_listener(log)
     animation = Animation(guest)
     still, animated = Samples(), Samples()
+    still_blocks: list[Samples] = []
+    animated_blocks: list[Samples] = []
     frames = decoded = 0
     draw_seconds = 0.0
     try:
         for number, phase in enumerate(ABBA * iterations(2, 1)):
             if phase == "still":
                 vm.display.wait_still(STILL_S, timeout=STREAM_TIMEOUT_S)
-                still.extend(sample_phase(loop, targets, n))
+                block = sample_phase(loop, targets, n)
+                still.extend(block)
+                still_blocks.append(block)
             else:
                 sample = partial(sample_phase, loop, targets, n)
                 if profile and number == 1:  # the first animated phase
                     sample = partial(profiled, sample, named_threads(loop, vm))
                 samples, before, after = animated_phase(vm, animation, log, sample)
                 animated.extend(samples)
+                animated_blocks.append(samples)
                 frames += after.frames - before.frames
                 decoded += after.stream_frames - before.stream_frames
                 draw_seconds += after.draw_seconds - before.draw_seconds
@@ -519,7 +540,8 @@ def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool
     elsewhere, child = other_process_phase(loop, vm, guest, targets, n)
     print("display_isolation: display in another process done", file=sys.stderr)
     return Run(still, animated, busy, elsewhere, log.intervals(), frames, decoded,
-               draw_seconds, animation.frames_written, animation.seconds, child)
+               draw_seconds, animation.frames_written, animation.seconds, child,
+               list(zip(animated_blocks, still_blocks, strict=True)))
 
 
 def report(run: Run) -> None:
@@ -554,6 +576,7 @@ def report(run: Run) -> None:
                  anchor_is=f"{what}, display open and still",
                  **controls, cpu=cpu, gil_switch_interval_ms=sys.getswitchinterval() * 1000,
                  display_worker_nice=int(flag_value(NICE_FLAG) or 0),
+                 pair_ratios=run.pair_ratios(kind, p),
                  n=len(loaded), p=label)
     intervals = run.frame_intervals
     guest_interval = run.guest_seconds / max(run.guest_frames, 1)
