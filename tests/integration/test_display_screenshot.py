@@ -19,13 +19,15 @@ Also a plain VGA card's text console (``vga_text``: QEMU renders it, 720x400), t
 libvirt VM and through a Spice-only VM (no libvirt host in its configuration) on the same
 Spice port.
 
-Each VM boots once for all its tests (class-scoped fixture); run under the lab lock.
+Each VM's image types are recorded: its setting's codec must have drawn (the tests above
+test that codec, not another). Each VM boots once for all its tests (class-scoped fixture);
+run under the lab lock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import pytest
@@ -40,7 +42,9 @@ from atp_notebook.lab.display_vms import (
 from atp_notebook.lab.known_images import KNOWN_IMAGES, known_image
 from atp_notebook.lab.paths import LabPaths
 from atp_notebook.session import Session, Vm, connect
-from atp_notebook.spice.proto.display import DisplayOptions
+from atp_notebook.spice.proto.constants import ChannelType, ImageType
+from atp_notebook.spice.proto.display import DisplayOptions, DrawCopy
+from atp_notebook.spice.vm_events import ChannelMessage, SpiceVmEvent
 from tests.conftest import require_lab
 from tests.integration.screens import (
     JPEG_TOLERANCE,
@@ -56,6 +60,31 @@ CONSOLE_TEXT = ("atp-notebook display test: the quick brown fox jumps over the l
                 "0123456789 !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~\n"
                 "\033[1;33mbold yellow\033[0m \033[41m red background \033[0m\n")
 HEAD_1_IMAGES = ("mixed", "photo")
+# setting -> image types that must have drawn on its VM (tests/unit/test_codecs_corpus.py
+# has every type each setting sends)
+REQUIRED_TYPES = {
+    "auto_glz": {ImageType.GLZ_RGB, ImageType.QUIC},
+    "auto_lz": {ImageType.LZ_RGB, ImageType.QUIC},
+    "quic": {ImageType.QUIC},
+    "glz": {ImageType.GLZ_RGB},
+    "lz": {ImageType.LZ_RGB},
+    "off": {ImageType.BITMAP},
+    "jpeg": {ImageType.JPEG},
+    "zlib": {ImageType.ZLIB_GLZ_RGB},
+}
+
+
+@dataclass
+class ImageTypes:
+    """Listener of a SpiceVmConnection: the image types of the DRAW_COPYs on its display
+    channels (called on the atp loop; the test reads the set after the draws)."""
+
+    seen: set[int] = field(default_factory=set)
+
+    def __call__(self, event: SpiceVmEvent) -> None:
+        if (isinstance(event, ChannelMessage) and event.channel_type is ChannelType.DISPLAY
+                and isinstance(event.event, DrawCopy) and event.event.image is not None):
+            self.seen.add(event.event.image.type)
 
 
 @dataclass(frozen=True)
@@ -66,6 +95,7 @@ class ScreenVm:
     vm: Vm
     guest: DisplayGuest
     tolerance: Tolerance | None
+    image_types: ImageTypes
 
 
 def options_for(setting: str) -> tuple[DisplayOptions, Tolerance | None]:
@@ -83,8 +113,10 @@ def screen_vm(request: pytest.FixtureRequest, lab_paths: LabPaths) -> Iterator[S
     options, tolerance = options_for(setting)
     with connect(lab_paths.config_file) as session, display_vm(setting) as dvm:
         vm = session.vm(dvm.name)
-        vm.display.open(options=options)
-        yield ScreenVm(dvm, vm, DisplayGuest(vm), tolerance)
+        image_types = ImageTypes()
+        with vm.spice.add_listener(image_types):
+            vm.display.open(options=options)
+            yield ScreenVm(dvm, vm, DisplayGuest(vm), tolerance, image_types)
 
 
 @pytest.mark.parametrize("screen_vm", [*IMAGE_COMPRESSIONS, "jpeg", "zlib"],
@@ -129,6 +161,12 @@ class TestEveryCompression:
             diff = wait_until_same(display, lambda: jpeg_round_trip(vm.screendump(head)),
                                    f"{what} (as JPEG)")
         assert diff.pixels == 0, what
+
+    def test_the_settings_codec_drew(self, screen_vm: ScreenVm) -> None:
+        """Last on each VM: what the tests above saw came through this setting's codec."""
+        setting = screen_vm.dvm.setting.name
+        seen = {ImageType(t).name for t in screen_vm.image_types.seen}
+        assert {t.name for t in REQUIRED_TYPES[setting]} <= seen, f"{setting}: saw {seen}"
 
 
 def shows_size(vm: Vm, size: tuple[int, int]) -> bool:
