@@ -122,7 +122,8 @@ def _flat(width: int, height: int, rng: random.Random) -> Image.Image:
     image = Image.new("RGB", (width, height), (40, 44, 52))
     draw = ImageDraw.Draw(image)
     for _ in range(12):
-        x0, y0 = rng.randrange(width - 64), rng.randrange(height - 64)
+        # max(): the smallest size (64) leaves no room; the same draws at every other size
+        x0, y0 = rng.randrange(max(width - 64, 1)), rng.randrange(max(height - 64, 1))
         x1, y1 = x0 + 32 + rng.randrange(width // 3), y0 + 32 + rng.randrange(height // 3)
         draw.rectangle((x0, y0, min(x1, width - 1), min(y1, height - 1)),
                        fill=tuple(rng.randrange(256) for _ in range(3)))
