@@ -327,8 +327,8 @@ class SpiceVmConnection:
 
     async def display(self, channel_id: int = 0,
                       timeout: float = OPEN_TIMEOUT_S) -> LiveDisplay:
-        """Display channel ``channel_id`` drawn live (opened if needed), once its screen
-        has been drawn a first time."""
+        """Display channel ``channel_id`` drawn live (opened if needed), once the server's
+        first whole picture of the screen has been drawn (up to its MARK)."""
         async with asyncio.timeout(timeout):
             try:
                 await self.open_channel(ChannelType.DISPLAY, channel_id, timeout)
@@ -336,8 +336,9 @@ class SpiceVmConnection:
                 if live is None or live.ended:
                     raise ChannelClosed(f"{self.vm_id}: display channel {channel_id} ended "
                                         "as it opened", hint="try again")
-                if live.last_frame is None:
-                    await live.wait_for_change(None, timeout)
+                # the first frame may be the new, empty surface: the screen's first picture
+                # is whole only at the server's MARK
+                await live.wait_marked(timeout)
                 return live
             except TimeoutError:
                 raise OperationTimeout(f"{self.vm_id}: display channel {channel_id} drew no "

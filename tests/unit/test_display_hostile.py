@@ -331,6 +331,32 @@ def test_a_quiet_display_leaves_main_and_inputs_working() -> None:
     run(scenario)
 
 
+def test_the_display_is_handed_out_once_its_first_whole_picture_is_drawn() -> None:
+    """A 3 MiB first screen takes several reads: the frame of the new, empty surface came
+    first, and vm.display() returned on it with the screen still black (0 of 10 runs drawn
+    before it waited for the MARK)."""
+    width, height = 1024, 768
+    first_screen = (
+        Send(DisplayMsg.INVAL_ALL_PALETTES),
+        Send(DisplayMsg.SURFACE_CREATE, surface_create(0, width, height, primary=True)),
+        Send(DisplayMsg.DRAW_COPY, draw_copy((0, 0, height, width), bitmap(1, width, height),
+                                             (0, 0, height, width))),
+        Send(DisplayMsg.MARK))
+
+    async def scenario() -> None:
+        for _ in range(3):
+            async with HostileSpiceServer(first_screen) as server:
+                vm = await open_vm(server)
+                try:
+                    live = await vm.display(0, TIMEOUT)
+                    corner = live.pixels()[height - 1, width - 1, :3]
+                    assert tuple(corner) == (0x99, 0x66, 0x33), tuple(corner)
+                finally:
+                    await vm.close()
+
+    run(scenario)
+
+
 def test_the_server_checks_the_ticket() -> None:
     async def scenario() -> None:
         async with HostileSpiceServer(password="right") as server:

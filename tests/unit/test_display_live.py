@@ -213,3 +213,32 @@ def test_region_boxes(region: tuple[int, int, int, int] | None, expected: Box | 
 def test_bad_regions_are_refused(region: object) -> None:
     with pytest.raises(InvalidArgument, match="region"):
         region_box(region)  # type: ignore[arg-type]
+
+
+def test_the_first_picture_is_whole_only_once_its_mark_is_drawn(
+        loop: asyncio.AbstractEventLoop) -> None:
+    async def run() -> None:
+        harness = Harness(loop)
+        parts = messages(SESSION)
+        draw = next(i for i, p in enumerate(parts) if int.from_bytes(p[:2], "little") == 304)
+        mark = next(i for i, p in enumerate(parts) if int.from_bytes(p[:2], "little") == 102)
+        assert draw < mark
+        # the surface alone: a frame (the new, empty surface), but not the first picture
+        frame = asyncio.ensure_future(harness.live.wait_for_change(None, WAIT_S))
+        await asyncio.sleep(0)
+        harness.feed(b"".join(parts[:draw]))
+        assert (await frame).number == 1
+        assert not harness.live.marked
+        with pytest.raises(OperationTimeout, match="first picture"):
+            await harness.live.wait_marked(0.2)
+        waiting = asyncio.ensure_future(harness.live.wait_marked(WAIT_S))
+        harness.feed(b"".join(parts[draw:mark + 1]))
+        await waiting
+        assert harness.live.marked and harness.live.pixels().any()
+        harness.live.close()
+        ended = Harness(loop)  # a display that ended before its MARK says why
+        ended.live.close(RemoteProtocolError("SURFACE_CREATE: bad"))
+        with pytest.raises(ChannelClosed, match="SURFACE_CREATE: bad"):
+            await ended.live.wait_marked(WAIT_S)
+
+    loop.run_until_complete(run())

@@ -300,7 +300,8 @@ class SpiceChannel:
                 return await self._reader.read(READ_CHUNK)
         except TimeoutError:
             raise RemoteProtocolError(
-                f"{self!r}: the server sent {self.protocol.partial_bytes} bytes of a message "
+                f"{self.channel_type.name.lower()}:{self.channel_id}: the server sent "
+                f"{self.protocol.partial_bytes} bytes of a message "
                 f"and not the rest within {self.message_timeout:g} s") from None
 
     def _batch_done(self) -> None:

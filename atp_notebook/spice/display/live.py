@@ -44,6 +44,7 @@ from atp_notebook.listeners import ListenerHandle, Listeners
 from atp_notebook.spice.display.renderer import DisplayRenderer
 from atp_notebook.spice.display.surfaces import Box, Pixels
 from atp_notebook.spice.proto.common import ChannelEvent
+from atp_notebook.spice.proto.display import Mark
 
 __all__ = ["DisplayStats", "Frame", "LiveDisplay", "Region", "region_box"]
 
@@ -137,6 +138,10 @@ class LiveDisplay:
         self._last_publish = 0.0
         self._waiters: list[tuple[Box | None, asyncio.Future[Frame]]] = []
         self._ended = asyncio.Event()
+        # set on the loop once a MARK is drawn: the server sends it after the whole first
+        # picture of the screen (dcc_start), which may take several reads to arrive
+        self._marked = asyncio.Event()
+        self._mark_drawn = False  # worker side: a MARK drawn in the batch under way
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"atp-display-{vm_id}-{channel_id}")
         self._thread.start()
@@ -191,6 +196,8 @@ class LiveDisplay:
                 with self.lock:
                     self.renderer.apply(item)  # type: ignore[arg-type]
                 self._drawn += 1
+                if isinstance(item, Mark):
+                    self._mark_drawn = True  # told with the batch's frame, after it
             except BaseException as exc:  # every failure ends the channel
                 self.error = exc
                 if not isinstance(exc, AtpError):
@@ -203,9 +210,12 @@ class LiveDisplay:
             return
         now = time.monotonic()
         frame = None
-        if self._queue.empty() or now - self._last_publish >= FRAME_INTERVAL_S:
+        marked, self._mark_drawn = self._mark_drawn, False
+        # after a MARK the picture goes out at once: whoever waits for the first picture
+        # must find every frame of it already published
+        if marked or self._queue.empty() or now - self._last_publish >= FRAME_INTERVAL_S:
             frame = self._take_frame(now)
-        self._post(self._batch_drawn, batch.messages, frame)
+        self._post(self._batch_drawn, batch.messages, frame, marked)
 
     def _take_frame(self, now: float) -> Frame | None:
         with self.lock:
@@ -226,11 +236,13 @@ class LiveDisplay:
 
     # --- back on the loop ---------------------------------------------------------------
 
-    def _batch_drawn(self, messages: int, frame: Frame | None) -> None:
+    def _batch_drawn(self, messages: int, frame: Frame | None, marked: bool) -> None:
         if messages and not self._ended.is_set():
             self._on_acknowledged(messages)
         if frame is not None:
             self._publish(frame)
+        if marked:
+            self._marked.set()
 
     def _publish(self, frame: Frame) -> None:
         self.last_frame = frame
@@ -245,6 +257,32 @@ class LiveDisplay:
         self._waiters = still
         if len(self.listeners):
             self.listeners.emit(frame)
+
+    @property
+    def marked(self) -> bool:
+        """Whether the server's first whole picture (up to its MARK) has been drawn."""
+        return self._marked.is_set()
+
+    async def wait_marked(self, timeout: float) -> None:
+        """Until the first whole picture is drawn (its MARK), or the display ends."""
+        if self._marked.is_set():
+            return
+        if self._ended.is_set():
+            raise _as_closed(self, self.error)
+        marked = asyncio.ensure_future(self._marked.wait())
+        ended = asyncio.ensure_future(self._ended.wait())
+        try:
+            done, _ = await asyncio.wait([marked, ended], timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            marked.cancel()
+            ended.cancel()
+        if self._marked.is_set():
+            return
+        if not done:
+            raise OperationTimeout(f"{self.vm_id}: display channel {self.channel_id} did not "
+                                   f"draw its first picture within {timeout:g} s")
+        raise _as_closed(self, self.error)
 
     def _failed(self, error: BaseException) -> None:
         self._on_failure(error)
