@@ -444,24 +444,30 @@ class Animation:
 
     def stop(self, timeout: float | None = None) -> int:
         """Ask the guest to stop (after the frame it is writing and the last frame) and wait
-        for it: the number of frames written. Stopping twice is harmless."""
-        if self.written is None:
+        for it: the number of frames written. Stopping twice, or after the guest ended by
+        itself, is harmless."""
+        if self._poll() is None:
             # the guest command looks for this file between frames; its pid names it
             self.guest.run(["/bin/touch", f"/run/atp-fb-animate.{self.pid}.stop"])
-            self.wait(timeout)
-        assert self.written is not None
-        return self.written
+        return self.wait(timeout)
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the guest to end by itself (``max_frames``): the frames written."""
         limit = self.guest.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
-        while (done := decode_exec_status(
-                self.guest.agent.command("guest-exec-status", pid=self.pid),
-                self.argv)) is None:
+        while (written := self._poll()) is None:
             if time.monotonic() > deadline:
-                raise OperationTimeout(f"{' '.join(self.argv)}: still running {limit:g} s "
-                                       "after it was asked to stop")
+                raise OperationTimeout(f"{' '.join(self.argv)}: still running after "
+                                       f"{limit:g} s")
             time.sleep(0.05)
-        self.written = int(done.check().text.strip())
+        return written
+
+    def _poll(self) -> int | None:
+        """The frames written once the guest command ended, else None. qemu-ga forgets a
+        process once it reported its end, so the answer is kept."""
+        if self.written is None:
+            done = decode_exec_status(
+                self.guest.agent.command("guest-exec-status", pid=self.pid), self.argv)
+            if done is not None:
+                self.written = int(done.check().text.strip())
         return self.written

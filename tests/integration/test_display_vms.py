@@ -125,7 +125,11 @@ def test_a_display_vm_shows_known_images_on_two_heads_and_serves_two_display_cha
             wait_until(lambda: vm.screendump(1).convert("RGB").tobytes() == on_screen.tobytes(),
                        "head 1 to show the animation's last frame on the flat image")
             # a frame limit ends it by itself, and the last frame comes last still
-            assert guest.start_animation(frames[:3], fb=1, row=0, max_frames=4).wait() == 5
+            limited = guest.start_animation(frames[:3], fb=1, row=0, max_frames=4)
+            assert limited.wait() == 5 and limited.stop() == 5
+            # stopping an animation that had ended left no stop file behind
+            assert guest.run(["/bin/sh", "-c", "ls /run | grep -c atp-fb-animate; true"]
+                             ).split() == ["0"]
             with pytest.raises(GuestAgentError, match="not 2 frames of whole 4096-byte rows"):
                 guest.start_animation(animation_frames(2, rows=700), row=100).wait()
             with pytest.raises(GuestAgentError, match="framebuffer console is unbound"):

@@ -6,6 +6,7 @@ tests/integration/test_display_vms.py."""
 
 from __future__ import annotations
 
+import base64
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -131,14 +132,16 @@ def test_impossible_animations_are_invalid_arguments(kwargs: dict[str, Any],
 
 
 class RecordingAgent:
-    """Stands in for the guest agent where a test only needs what would be sent."""
+    """Stands in for the guest agent where a test only needs what would be sent: every
+    guest-exec gets pid 4242, whose status is ``status``."""
 
     def __init__(self) -> None:
         self.commands: list[tuple[str, dict[str, Any]]] = []
+        self.status: dict[str, Any] = {"exited": False}
 
     def command(self, name: str, **kwargs: Any) -> dict[str, Any]:
         self.commands.append((name, kwargs))
-        return {"pid": 4242}
+        return self.status if name == "guest-exec-status" else {"pid": 4242}
 
 
 class NamedVm:
@@ -188,3 +191,12 @@ def test_the_guest_image_has_the_animation_command() -> None:
     assert "atp-fb-animate" in INIT_COMMANDS
     init = render_init(["/m/a.ko"], ["/m/qxl.ko"])
     assert "atp-fb-animate) fb_animate" in init
+
+
+def test_an_animation_that_ended_by_itself_is_not_asked_to_stop() -> None:
+    guest, agent, _ = offline_guest()
+    animation = guest.start_animation(animation_frames(2, rows=8, kind="flat"), max_frames=3)
+    agent.status = {"exited": True, "exitcode": 0, "out-data": base64.b64encode(b"4\n")}
+    assert animation.stop() == 4 and animation.stop() == 4
+    # one status query (qemu-ga forgets an ended process), no touch of a stop file
+    assert [name for name, _ in agent.commands] == ["guest-exec", "guest-exec-status"]
