@@ -4,6 +4,7 @@ go to the comm."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -96,7 +97,14 @@ def widget(vm: FakeVm) -> Any:
     w.close()
 
 
+_numbers: dict[int, itertools.count[int]] = {}
+
+
 def say(widget: DisplayWidget, **content: Any) -> None:
+    """A message from the widget's one view; input numbered as the view numbers it."""
+    if content["type"] in ("key", "blur", "pointer"):
+        seq = next(_numbers.setdefault(id(widget), itertools.count()))
+        content |= {"view": "test-view", "seq": seq}
     widget._on_message(widget, content, [])
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
+
 from atp_notebook.errors import ChannelClosed
-from atp_notebook.notebook.widget.guest_input import GuestInput
+from atp_notebook.notebook.widget.guest_input import MAX_HELD, GuestInput, InputOrder
 
 WAIT_S = 10.0
 
@@ -76,3 +78,27 @@ def test_a_failed_send_is_logged_and_the_next_goes() -> None:
     assert spice.calls[-2:] == [("click", 1, 2, "right"), ("keys", b"\x81")]
     guest.close()
     assert not guest.alive
+
+
+ORDER_CASES = [
+    ("in order", [("v", 0, "a"), ("v", 1, "b")], [["a"], ["b"]]),
+    ("one overtaken", [("v", 1, "b"), ("v", 0, "a"), ("v", 2, "c")], [[], ["a", "b"], ["c"]]),
+    ("a duplicate is dropped", [("v", 0, "a"), ("v", 0, "a")], [["a"], []]),
+    ("views are numbered apart", [("v", 1, "b"), ("w", 0, "x"), ("v", 0, "a")],
+     [[], ["x"], ["a", "b"]]),
+]
+
+
+@pytest.mark.parametrize(("pushes", "expected"), [c[1:] for c in ORDER_CASES],
+                         ids=[c[0] for c in ORDER_CASES])
+def test_input_order(pushes: list[tuple[str, int, str]], expected: list[list[str]]) -> None:
+    order = InputOrder()
+    assert [order.push(view, seq, item) for view, seq, item in pushes] == expected
+
+
+def test_a_gap_that_never_fills_is_given_up_on() -> None:
+    order = InputOrder()
+    out = [order.push("v", seq, seq) for seq in range(1, MAX_HELD + 2)]
+    assert out[:-1] == [[]] * MAX_HELD
+    assert out[-1] == list(range(1, MAX_HELD + 2))
+    assert order.push("v", MAX_HELD + 2, "next") == ["next"]

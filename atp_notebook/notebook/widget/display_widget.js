@@ -158,6 +158,15 @@ function render({ model, el }) {
   model.on("change:status", showStatus);
 
   // --- input ------------------------------------------------------------------------
+  // input carries this view's id and a sequence number: during an async cell ipykernel
+  // dispatches comm messages as concurrent tasks, which can run out of order (seen: a key
+  // typed before the one pressed ahead of it), so the kernel puts them back in order
+  const viewId = Math.random().toString(36).slice(2);
+  let seq = 0;
+  function sendInput(content) {
+    model.send({ ...content, view: viewId, seq: seq++ });
+  }
+
   function guestXY(ev) {
     const rect = canvas.getBoundingClientRect();
     const border = 2;
@@ -171,7 +180,7 @@ function render({ model, el }) {
   function onKey(ev) {
     ev.preventDefault(); // Tab, F5, Ctrl-W... go to the guest, not the browser
     ev.stopPropagation(); // nor to JupyterLab's shortcuts
-    model.send({ type: "key", code: ev.code, down: ev.type === "keydown" });
+    sendInput({ type: "key", code: ev.code, down: ev.type === "keydown" });
   }
   function onPointer(ev) {
     if (!canvas.width) return;
@@ -180,12 +189,12 @@ function render({ model, el }) {
       const now = performance.now();
       if (now - lastMove < MOVE_INTERVAL_MS) return;
       lastMove = now;
-      model.send({ type: "pointer", kind: "move", x, y, button: 0 });
+      sendInput({ type: "pointer", kind: "move", x, y, button: 0 });
       return;
     }
     if (ev.type === "pointerdown") canvas.focus();
     ev.preventDefault();
-    model.send({ type: "pointer", kind: ev.type === "pointerdown" ? "down" : "up", x, y,
+    sendInput({ type: "pointer", kind: ev.type === "pointerdown" ? "down" : "up", x, y,
                  button: ev.button });
   }
   function onFocus() {
@@ -196,7 +205,7 @@ function render({ model, el }) {
   function onBlur() {
     focused = false;
     canvas.style.borderColor = "transparent";
-    model.send({ type: "blur" });
+    sendInput({ type: "blur" });
     showStatus();
   }
   const noMenu = (ev) => ev.preventDefault();
@@ -215,7 +224,7 @@ function render({ model, el }) {
     clearInterval(fpsTimer);
     screen.views.delete(copyFromScreen);
     model.off("change:status", showStatus);
-    if (focused) model.send({ type: "blur" });
+    if (focused) sendInput({ type: "blur" });
     model.send({ type: "bye" });
   };
 }

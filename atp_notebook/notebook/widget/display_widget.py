@@ -36,7 +36,7 @@ import traitlets
 
 from atp_notebook.errors import AtpError, InvalidArgument
 from atp_notebook.listeners import ListenerHandle
-from atp_notebook.notebook.widget.guest_input import GuestInput
+from atp_notebook.notebook.widget.guest_input import GuestInput, InputOrder
 from atp_notebook.notebook.widget.keys import HeldKeys
 from atp_notebook.notebook.widget.pacing import FramePacer, FramePlan
 from atp_notebook.notebook.widget.tiles import (
@@ -94,6 +94,7 @@ class DisplayWidget(anywidget.AnyWidget):
         self._vm = vm
         self._display = vm.display_channel(channel)
         self._guest = GuestInput(vm.spice_input, vm.name)
+        self._order = InputOrder()
         self._quality = quality
         self._log = logging.getLogger(f"atp.widget.{vm.name}.display{channel or ''}")
         self._cond = threading.Condition()
@@ -217,7 +218,15 @@ class DisplayWidget(anywidget.AnyWidget):
                 else:
                     self._pacer.detach(now)
                 self._cond.notify_all()
-        elif kind == "key":
+        elif kind in ("key", "blur", "pointer"):
+            view, seq = str(content.get("view", "")), int(content.get("seq", 0))
+            for ready in self._order.push(view, seq, content):
+                assert isinstance(ready, dict)
+                self._input_message(ready)
+
+    def _input_message(self, content: dict[str, Any]) -> None:
+        kind = content.get("type")
+        if kind == "key":
             code = str(content.get("code", ""))
             data = self._keys.down(code) if content.get("down") else self._keys.up(code)
             self._guest.keys(data)

@@ -25,9 +25,49 @@ from typing import Protocol
 
 from atp_notebook.errors import AtpError
 
-__all__ = ["GuestInput"]
+__all__ = ["GuestInput", "InputOrder"]
 
 SEND_TIMEOUT_S = 10.0
+# messages held back waiting for an earlier one before the gap is given up on (a view that
+# reloaded mid-way, a message lost): input must not stop for good
+MAX_HELD = 32
+
+
+class InputOrder:
+    """Puts each view's input messages back in the order the view numbered them.
+
+    ipykernel dispatches comm messages that arrive during an async cell as concurrent tasks,
+    so they may reach the widget out of order; each view numbers its input from 0 (``seq``)
+    under an id of its own (``view``).
+
+    Example::
+
+        order = InputOrder()
+        order.push("v1", 1, "b")      # []: 0 has not come yet
+        order.push("v1", 0, "a")      # ["a", "b"]
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next: dict[str, int] = {}
+        self._held: dict[str, dict[int, object]] = {}
+
+    def push(self, view: str, seq: int, item: object) -> list[object]:
+        """The items ready to go, in order, now that ``item`` number ``seq`` came."""
+        with self._lock:
+            expected = self._next.get(view, 0)
+            if seq < expected:
+                return []  # a duplicate
+            held = self._held.setdefault(view, {})
+            held[seq] = item
+            if expected not in held and len(held) > MAX_HELD:
+                expected = min(held)  # give up on the gap
+            ready = []
+            while expected in held:
+                ready.append(held.pop(expected))
+                expected += 1
+            self._next[view] = expected
+            return ready
 
 
 class BlockingInput(Protocol):
