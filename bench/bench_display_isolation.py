@@ -34,11 +34,17 @@ write. spice-server streams at most 25 fps (MJPEG_MAX_FPS), so a ratio above 1 c
 server's; the extra keys say what was drawn: ``fps``, ``frames``, ``stream_frames`` (video
 frames decoded), ``draw_cpu_ms_per_frame`` (the display worker's CPU per frame).
 
+``display_isolation.drawn_here_vs_elsewhere.<input_other_vm_to_wire|qmp_other_vm|loop_lag>
+.<p50|p99>``: the guest animating throughout, the stream drawn by this process (``ours``) or
+by a second one (``anchor``, ``bench/display_isolation_client.py``), alternating ABBA: the
+part of the slowdown that drawing in our process adds, the host's and the server's load
+being the same on both sides (the server keeps one client per VM, so no key presses on the
+streaming VM here).
+
 Controls, as extra keys of the ratio lines (same statistic): ``guest_busy_no_display``, the
 guest animating with no display channel open (measured first: the guest's load alone);
-``display_in_other_process``, the stream drawn by a second process
-(``bench/display_isolation_client.py``; no key presses then: the server keeps one client
-per VM), i.e. the host and server load without our process drawing anything.
+``display_in_other_process``, the "elsewhere" phases above: the host's and the server's
+load without our process drawing anything.
 ``pair_ratios``: the ratio within each animated phase and its still neighbour (ABBA: A1/S1,
 A2/S2, ...), which tells a steady slowdown from one burst of other work on the host.
 ``cpu``: per phase kind, the host's busy share of all cores, this process's share of one
@@ -105,6 +111,8 @@ SWITCH_FLAG = "--switch-interval"
 NICE_FLAG = "--worker-nice"
 # ABBA blocks (twice in a full run): drift (other work on the host) spreads over both kinds
 ABBA = ("still", "animated", "animated", "still")
+# the guest animating throughout, the stream drawn by this process or by another (ABBA)
+HERE_ELSEWHERE = ("elsewhere", "here", "here", "elsewhere")
 CHILD_STREAM_START_S = 3.0  # the stream starts ~1 s after the animation (20 frames)
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -423,6 +431,7 @@ class Run:
     child: dict[str, float]  # what the other process drew
     # each ABBA half's animated and still phase, in order: (A1, S1), (A2, S2), ...
     pairs: list[tuple[Samples, Samples]] = field(default_factory=list)
+    drawn_here: Samples = field(default_factory=Samples)  # HERE_ELSEWHERE's "here" phases
 
     def pair_ratios(self, kind: str, p: float) -> list[float]:
         """The statistic's ratio within each pair of adjacent phases: whether a ratio
@@ -473,6 +482,40 @@ def other_process_phase(loop: AtpLoop, vm: Vm, guest: DisplayGuest, targets: Tar
     if not drew.get("stream_frames"):
         raise RuntimeError(f"the display client process decoded no stream frames: {drew}")
     return samples, drew
+
+
+def drawn_here_phase(loop: AtpLoop, vm: Vm, animation: Animation, targets: Targets,
+                     n: int) -> Samples:
+    """The guest animates and this process draws the stream: our display opened again (the
+    other process had the VM's Spice session), and closed afterwards for the next one."""
+    vm.display.open(options=DisplayOptions.lossy(), timeout=CALL_TIMEOUT_S)
+    if (nice := flag_value(NICE_FLAG)) is not None:
+        renice_display_workers(vm, int(nice))
+    try:
+        with animation.playing():
+            wait_for_stream(vm, stream_frames(vm))
+            return sample_phase(loop, dataclasses.replace(targets, keyboard=None), n)
+    finally:
+        loop.call(vm.spice_input.spice.close(), CALL_TIMEOUT_S)
+
+
+def here_and_elsewhere(loop: AtpLoop, vm: Vm, guest: DisplayGuest, targets: Targets,
+                       n: int) -> tuple[Samples, Samples, dict[str, float]]:
+    """HERE_ELSEWHERE's phases: the stream drawn by this process and by another, the guest
+    animating in both; what the other process drew, summed."""
+    here, elsewhere = Samples(), Samples()
+    drew: dict[str, float] = {}
+    animation = Animation(guest)
+    for phase in HERE_ELSEWHERE:
+        if phase == "here":
+            here.extend(drawn_here_phase(loop, vm, animation, targets, n))
+        else:
+            samples, child = other_process_phase(loop, vm, guest, targets, n)
+            elsewhere.extend(samples)
+            for key, value in child.items():
+                drew[key] = round(drew.get(key, 0) + value, 6)
+        print(f"display_isolation: stream drawn {phase} done", file=sys.stderr)
+    return here, elsewhere, drew
 
 
 def keyboard_of(loop: AtpLoop, vm: Vm) -> SpiceKeyboard:
@@ -537,11 +580,10 @@ def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool
             print(f"display_isolation: {phase} phase done", file=sys.stderr)
     finally:
         handle.close()
-    elsewhere, child = other_process_phase(loop, vm, guest, targets, n)
-    print("display_isolation: display in another process done", file=sys.stderr)
+    here, elsewhere, child = here_and_elsewhere(loop, vm, guest, targets, n)
     return Run(still, animated, busy, elsewhere, log.intervals(), frames, decoded,
                draw_seconds, animation.frames_written, animation.seconds, child,
-               list(zip(animated_blocks, still_blocks, strict=True)))
+               list(zip(animated_blocks, still_blocks, strict=True)), here)
 
 
 def report(run: Run) -> None:
@@ -578,6 +620,17 @@ def report(run: Run) -> None:
                  display_worker_nice=int(flag_value(NICE_FLAG) or 0),
                  pair_ratios=run.pair_ratios(kind, p),
                  n=len(loaded), p=label)
+    for figure, kind, what in figures[1:]:  # no key presses on the streaming VM there
+        for label, p in STATS:
+            emit(f"display_isolation.drawn_here_vs_elsewhere.{figure}.{label}",
+                 ms(percentile(getattr(run.drawn_here, kind), p)),
+                 ms(percentile(getattr(run.other_process, kind), p)), "ms",
+                 ours_is=f"{what}, the guest animating and this process drawing its MJPEG "
+                         "stream",
+                 anchor_is=f"{what}, the guest animating and another process drawing the "
+                           "stream",
+                 cpu={"here": run.drawn_here.cpu(), "elsewhere": run.other_process.cpu()},
+                 n=len(getattr(run.drawn_here, kind)), p=label)
     intervals = run.frame_intervals
     guest_interval = run.guest_seconds / max(run.guest_frames, 1)
     seconds = run.animated.seconds

@@ -48,6 +48,8 @@ HOSTLESS: dict[str, set[str]] = {
     "framing": {"display_message_in.3MiB"},
     "display_isolation": {f"display_isolation.{f}.{p}" for f in (
         "input_to_wire", "input_other_vm_to_wire", "qmp_other_vm", "loop_lag") for p in PCT}
+    | {f"display_isolation.drawn_here_vs_elsewhere.{f}.{p}" for f in (
+        "input_other_vm_to_wire", "qmp_other_vm", "loop_lag") for p in PCT}
     | {"display_isolation.frame_interval"},
 }
 # figures with no like-for-like anchor: printed with anchor and ratio null
