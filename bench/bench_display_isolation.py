@@ -53,7 +53,7 @@ runnable without a CPU, from schedstat: the loop's own work, and CPU starvation 
 GIL).
 
 Target (issue 13): ratio <= 1.5 for input_to_wire.p99 and qmp_other_vm.p99. A full run
-takes ~3 min; it takes the lab lock itself unless a process it runs under holds it already
+takes ~4 min; it takes the lab lock itself unless a process it runs under holds it already
 (``flock /tmp/atp-lab.lock pytest tests/integration/test_bench.py``).
 Diagnosis: ``--profile`` prints to stderr what the atp loop and the display worker ran
 (sampled stacks, 1 kHz) during the first animated phase; ``--switch-interval S`` sets
