@@ -1,14 +1,22 @@
-"""guest_input.py: a widget's input reaches the guest in order, keys batched, moves coalesced."""
+"""guest_input.py: a widget's input reaches the guest in order, keys paced one event at a
+time, moves coalesced."""
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from typing import Any
 
 import pytest
 
 from atp_notebook.errors import ChannelClosed
-from atp_notebook.notebook.widget.guest_input import MAX_HELD, GuestInput, InputOrder
+from atp_notebook.notebook.widget.guest_input import (
+    KEY_INTERVAL_S,
+    MAX_HELD,
+    GuestInput,
+    InputOrder,
+)
 
 WAIT_S = 10.0
 
@@ -41,7 +49,7 @@ class SlowInput:
         self._call("click", x, y, button)
 
 
-def test_what_queues_behind_a_slow_send_goes_in_order_keys_batched_moves_coalesced() -> None:
+def test_what_queues_behind_a_slow_send_goes_in_order_keys_alone_moves_coalesced() -> None:
     spice = SlowInput()
     guest = GuestInput(spice, "vm")
     guest.keys(b"\x2a")  # taken at once; its send waits for go
@@ -59,10 +67,31 @@ def test_what_queues_behind_a_slow_send_goes_in_order_keys_batched_moves_coalesc
     guest.keys(b"\x1c\x9c")
     spice.go.set()
     assert guest.flush(WAIT_S)
-    assert spice.calls == [("keys", b"\x2a"), ("keys", b"\x1e\x9e\xaa"), ("move", 3, 3),
-                           ("click", 3, 3, "left"), ("keys", b"\x1c\x9c")]
+    # keys are never joined: a burst of scancodes overflows the guest's PS/2 queue
+    assert spice.calls == [("keys", b"\x2a"), ("keys", b"\x1e"), ("keys", b"\x9e\xaa"),
+                           ("move", 3, 3), ("click", 3, 3, "left"), ("keys", b"\x1c\x9c")]
     guest.close()
     assert not guest.alive
+
+
+def test_keys_are_paced_like_typing() -> None:
+    spice = SlowInput()
+    spice.go.set()
+    stamps: list[float] = []
+    send = spice.send_scancodes
+
+    def stamped(data: bytes, timeout: float) -> None:
+        stamps.append(time.monotonic())
+        send(data, timeout)
+
+    spice.send_scancodes = stamped  # type: ignore[method-assign]
+    guest = GuestInput(spice, "vm")
+    for code in range(0x10, 0x20):
+        guest.keys(bytes([code]))
+    assert guest.flush(WAIT_S)
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert len(stamps) == 16 and min(gaps) >= KEY_INTERVAL_S * 0.99
+    guest.close()
 
 
 def test_a_failed_send_is_logged_and_the_next_goes() -> None:

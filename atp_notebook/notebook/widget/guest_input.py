@@ -4,8 +4,11 @@ The widget hears input on the kernel's shell thread and must not block it. Posti
 as its own coroutine (``send_scancodes_nowait``) lets two keys race: each opens or finds the
 Inputs channel on its own, and a Shift released before the key it shifts types the wrong
 character (seen in the browser test: a typed ``>`` lost). So one thread of the widget's own
-sends them, one at a time through the blocking API, and sends the keys queued meanwhile in
-one message, and only the last of several queued pointer moves.
+sends them, one at a time through the blocking API, and only the last of several queued
+pointer moves. Keys are never joined into one message: QEMU's PS/2 keyboard holds only a few
+bytes, and a burst (a fast typist, a paste, a browser test) lost keys in the guest
+("typed-iidget" for "typed-in-widget"); each key event goes alone, at most one every
+``KEY_INTERVAL_S``, the pace ``vm.type()`` keeps.
 
 Example::
 
@@ -21,13 +24,18 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import Protocol
 
 from atp_notebook.errors import AtpError
+from atp_notebook.spice.inputs import DEFAULT_RATE
 
 __all__ = ["GuestInput", "InputOrder"]
 
 SEND_TIMEOUT_S = 10.0
+# one key event (a down or an up) at most this often: half of vm.type()'s stroke interval,
+# since a stroke there is a down and an up
+KEY_INTERVAL_S = 1 / (2 * DEFAULT_RATE)
 # messages held back waiting for an earlier one before the gap is given up on (a view that
 # reloaded mid-way, a message lost): input must not stop for good
 MAX_HELD = 32
@@ -124,6 +132,7 @@ class GuestInput:
 
     def _run(self) -> None:
         pending: _Item | None = None
+        last_key = 0.0
         while True:
             item = pending if pending is not None else self._queue.get()
             pending = None
@@ -133,9 +142,9 @@ class GuestInput:
                 item.set()
                 continue
             kind, data, x, y, button = item
-            # take what queued up meanwhile: keys join this message, a move gives way to the
-            # newest; anything else waits for the next turn, in order
-            while kind in ("keys", "move"):
+            # take what queued up meanwhile: a move gives way to the newest; anything else
+            # waits for the next turn, in order
+            while kind == "move":
                 try:
                     following = self._queue.get_nowait()
                 except queue.Empty:
@@ -143,12 +152,13 @@ class GuestInput:
                 if (not isinstance(following, tuple) or following[0] != kind):
                     pending = following
                     break
-                if kind == "keys":
-                    data += following[1]
-                else:
-                    x, y = following[2], following[3]
+                x, y = following[2], following[3]
             try:
                 if kind == "keys":
+                    wait = last_key + KEY_INTERVAL_S - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                    last_key = time.monotonic()
                     self._input.send_scancodes(data, timeout=SEND_TIMEOUT_S)
                 elif kind == "move":
                     self._input.move(x, y, timeout=SEND_TIMEOUT_S)
