@@ -367,13 +367,7 @@ class SpiceChannel:
         self.error = error
         self.status = ChannelStatus.FAILED
         self.log.debug("channel aborted: %s", error)
-        task, self._task = self._task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await self._drop()
-        self._closed.set()
+        await self._end_reader()
         if self._on_ended is not None:
             self._on_ended(self)
 
@@ -403,8 +397,13 @@ class SpiceChannel:
             await self._first_message(SERVER_INIT_WAIT_S)
         if self.status in (ChannelStatus.OPEN, ChannelStatus.LINKING):
             self.status = ChannelStatus.CLOSED
+        await self._end_reader()
+
+    async def _end_reader(self) -> None:
+        """Stop the reader task (unless it is the caller), close the socket and wake
+        :meth:`wait_closed`."""
         task, self._task = self._task, None
-        if task is not None:
+        if task is not None and task is not asyncio.current_task():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
