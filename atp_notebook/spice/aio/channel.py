@@ -322,12 +322,17 @@ class SpiceChannel:
             except Exception:  # a consumer's bug must not kill the reader
                 self.log.exception("event handler failed")
 
-    async def _flush(self) -> None:
+    def _write_queued(self) -> bool:
+        """Hand what the protocol queued to the socket; whether there was anything."""
         if self.protocol is None or self._writer is None:
-            return
+            return False
         data = self.protocol.data_to_send()
         if data:
             self._writer.write(data)
+        return bool(data)
+
+    async def _flush(self) -> None:
+        if self._write_queued() and self._writer is not None:
             await self._writer.drain()
 
     def ensure_open(self) -> None:
@@ -353,11 +358,9 @@ class SpiceChannel:
         """Write what the protocol queued (small replies such as ACKs) without waiting for
         the socket to drain, if the channel is still open; a broken socket is the reader's
         to report (it sees it too)."""
-        if self.status is ChannelStatus.OPEN and self.protocol is not None:
-            data = self.protocol.data_to_send()
-            if data and self._writer is not None:
-                with contextlib.suppress(ConnectionError, OSError):
-                    self._writer.write(data)
+        if self.status is ChannelStatus.OPEN:
+            with contextlib.suppress(ConnectionError, OSError):
+                self._write_queued()
 
     async def abort(self, error: BaseException) -> None:
         """End an open channel because of ``error`` (data it could not handle): the channel
