@@ -406,12 +406,17 @@ class SpiceChannel:
         """Stop the reader task (unless it is the caller), close the socket and wake
         :meth:`wait_closed`."""
         task, self._task = self._task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await self._drop()
-        self._closed.set()
+        try:
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                # wait() raises only if the caller is cancelled: that must reach the caller
+                # (awaiting the task would turn the reader's own CancelledError into ours)
+                await asyncio.wait([task])
+                if not task.cancelled() and task.exception() is not None:
+                    self.log.debug("reader ended with %r", task.exception())
+        finally:
+            await self._drop()
+            self._closed.set()
 
     async def _drop(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None
