@@ -43,7 +43,6 @@ names the holder).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import queue
@@ -61,7 +60,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from atp_notebook.lab.display_capture import LAB_LOCK, lab_lock
+from atp_notebook.lab.display_capture import lab_lock
 from atp_notebook.lab.display_vms import DisplayGuest, DisplayVm, display_vm
 from atp_notebook.lab.known_images import HEIGHT, WIDTH, framebuffer_bytes, known_image
 from atp_notebook.session import Session, Vm, connect
@@ -352,40 +351,10 @@ def report(samples: dict[str, Samples], shots: tuple[list[int], list[int], bool]
                glz_mib=round(statistics.median(samples["ours-glz"].rss_gain) / MIB, 2))
 
 
-def ancestors() -> set[int]:
-    """The pids of this process's parent, its parent, ... up to init."""
-    found: set[int] = set()
-    pid = os.getppid()
-    while pid > 1 and pid not in found:
-        found.add(pid)
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        pid = int(stat[stat.rindex(")") + 2:].split()[1])
-    return found
-
-
-def lock_held_by_ancestor(path: Path = LAB_LOCK) -> bool:
-    """Whether an ancestor (``flock /tmp/atp-lab.lock pytest ...``) holds ``path``'s flock:
-    then the lab is ours already, and taking it again would wait for ever."""
-    try:
-        inode = os.stat(path).st_ino
-    except FileNotFoundError:
-        return False
-    holders = ancestors()
-    for line in Path("/proc/locks").read_text().splitlines():
-        fields = line.split()
-        if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK":
-            continue  # "->" marks a waiter
-        pid, device_inode = fields[4], fields[5]
-        if int(device_inode.rsplit(":", 1)[1]) == inode and int(pid) in holders:
-            return True
-    return False
-
-
 def measure(session: Session) -> tuple[dict[str, Samples], int,
                                       tuple[list[int], list[int], bool]]:
     rounds, updates = iterations(4, 1), iterations(8, 4)
-    held = lock_held_by_ancestor()
-    with contextlib.nullcontext() if held else lab_lock(), display_vm(SETTING) as dvm:
+    with lab_lock(), display_vm(SETTING) as dvm:
         vm = session.vm(dvm.name)
         guest = DisplayGuest(vm)
         guest.framebuffers_on()

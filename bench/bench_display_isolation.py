@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import dataclasses
 import itertools
 import json
@@ -92,7 +91,6 @@ from atp_notebook.spice.display.live import DisplayStats, Frame
 from atp_notebook.spice.inputs import SpiceKeyboard
 from atp_notebook.spice.proto.constants import ChannelType
 from atp_notebook.spice.proto.display import DisplayOptions
-from bench.bench_display import lock_held_by_ancestor
 from bench.bench_spice import KEY_PAUSE_S
 from bench.measure import emit, iterations, ms, percentile
 
@@ -652,8 +650,7 @@ def main() -> int:
     profile = "--profile" in sys.argv[1:]
     session = connect(LabPaths.default().config_file)
     try:
-        held = lock_held_by_ancestor()  # flock ... pytest test_bench.py: the lab is ours
-        with contextlib.nullcontext() if held else lab_lock(), display_vm(SETTING) as dvm:
+        with lab_lock(), display_vm(SETTING) as dvm:  # a no-op under flock ... pytest
             vm = session.vm(dvm.name)
             guest = DisplayGuest(vm)
             guest.framebuffers_on()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +24,8 @@ from atp_notebook.spice.proto.constants import ChannelType
 from atp_notebook.spice.proto.display import Mark
 from atp_notebook.spice.vm_events import ChannelMessage, SpiceVmEvent
 
-__all__ = ["LAB_LOCK", "QUIET_S", "STEP_TIMEOUT_S", "Recorder", "lab_lock"]
+__all__ = ["LAB_LOCK", "QUIET_S", "STEP_TIMEOUT_S", "Recorder", "lab_lock",
+           "lock_held_by_ancestor"]
 
 LAB_LOCK = Path("/tmp/atp-lab.lock")  # noqa: S108 - the lock every lab user agrees on
 QUIET_S = 1.0  # no display message for this long: the screen is still
@@ -31,14 +33,50 @@ STEP_TIMEOUT_S = 60.0
 
 
 @contextlib.contextmanager
-def lab_lock() -> Iterator[None]:
-    """The lock every lab user holds (``flock /tmp/atp-lab.lock``): one VM user at a time."""
-    with LAB_LOCK.open("a") as lock:
+def lab_lock(path: Path = LAB_LOCK) -> Iterator[None]:
+    """The lock every lab user holds (``flock /tmp/atp-lab.lock``): one VM user at a time.
+    Nothing to take when a process this one runs under holds it (``flock ... pytest``):
+    the lab is ours already, and waiting for it would wait for ever."""
+    if lock_held_by_ancestor(path):
+        yield
+        return
+    with path.open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _ancestors() -> set[int]:
+    """The pids of this process's parent, its parent, ... up to init."""
+    found: set[int] = set()
+    pid = os.getppid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:  # that ancestor just ended
+            break
+        pid = int(stat[stat.rindex(")") + 2:].split()[1])
+    return found
+
+
+def lock_held_by_ancestor(path: Path = LAB_LOCK) -> bool:
+    """Whether a process this one runs under holds ``path``'s flock (``/proc/locks``)."""
+    try:
+        inode = os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+    holders = _ancestors()
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK":
+            continue  # "->" marks a waiter
+        pid, device_inode = fields[4], fields[5]
+        if int(device_inode.rsplit(":", 1)[1]) == inode and int(pid) in holders:
+            return True
+    return False
 
 
 @dataclass
