@@ -15,6 +15,13 @@ Example::
 from __future__ import annotations
 
 import builtins
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the screen package imports this module; only types go the other way
+    from PIL import Image
+
+    from atp_notebook.screen.match import NeedleMatch
+    from atp_notebook.screen.needle import Needle
 
 
 class AtpError(Exception):
@@ -75,6 +82,36 @@ class UnknownHost(AtpError, LookupError):
 
 class NoLibvirtHost(AtpError, LookupError):
     """A Spice-only VM (no libvirt host) was asked for QMP, the guest agent or virtio-serial."""
+
+
+class NeedleError(ConfigError):
+    """A needle file (os-autoinst JSON + PNG) is unreadable or invalid; names the file and
+    the field (``area[1].width``). Nothing of a directory is loaded when one file is bad."""
+
+
+# --- screen assertions ----------------------------------------------------------------
+
+
+class ScreenMismatch(AtpError, AssertionError):
+    """The screen did not show what was asserted before the timeout.
+
+    Carries the evidence: ``screen`` (the last screen checked, a PIL image), ``needles``
+    (the candidates), ``best`` (the best candidate's :class:`NeedleMatch`: per-area
+    similarity, best position, diff image), ``candidates`` (every needle's last match,
+    best first) and, for a text wait, ``text`` (what OCR read last). An AssertionError too,
+    so pytest reports it as a failed assertion.
+    """
+
+    def __init__(self, message: str, *, screen: Image.Image | None = None,
+                 needles: tuple[Needle, ...] = (), best: NeedleMatch | None = None,
+                 candidates: tuple[NeedleMatch, ...] = (), text: str | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.screen = screen
+        self.needles = needles
+        self.best = best
+        self.candidates = candidates
+        self.text = text
 
 
 # --- the lab --------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from atp_notebook.bridge import async_twin, atp_async, atp_blocking, delegate
 from atp_notebook.config import TransportConfig, find_config, load_config
 from atp_notebook.errors import ConfigError, InvalidArgument, NoLibvirtHost, UnknownVm
 from atp_notebook.loop import AtpLoop, get_loop
+from atp_notebook.screen.needle import NeedleSet, load_needles
+from atp_notebook.screen.vm_screen import VmScreen
 from atp_notebook.spice.display_facade import VmDisplay
 from atp_notebook.spice.facade import VmSpice
 from atp_notebook.spice.vm import SpiceVmConnection
@@ -84,6 +86,8 @@ class Session:
         self.manager = manager
         self._atp = get_loop()
         self._closed = False
+        # what vm.assert_screen("tag") looks tags up in (see needle_set)
+        self.needles: NeedleSet | None = None
 
     def __repr__(self) -> str:
         source = self.manager.config.source or "in-memory config"
@@ -125,6 +129,18 @@ class Session:
         location = self._run(self.manager.find_vm(name, host, timeout), timeout)
         return Vm(self, location)
 
+    def needle_set(self) -> NeedleSet:
+        """``self.needles``, else loaded once from ``$ATP_NEEDLES`` or ``./needles``."""
+        if self.needles is None:
+            folder = os.environ.get("ATP_NEEDLES") or "needles"
+            if not os.path.isdir(folder):
+                raise InvalidArgument(
+                    f"no needles to look tags up in: {folder!r} is not a directory",
+                    hint="session.needles = load_needles('DIR') (atp_notebook.screen), or "
+                         "set $ATP_NEEDLES")
+            self.needles = load_needles(folder)
+        return self.needles
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -157,6 +173,7 @@ class Vm:
         self._agent: GuestAgent | None = None
         self._spice: VmSpice | None = None
         self._displays: dict[int, VmDisplay] = {}
+        self._screen: VmScreen | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -322,6 +339,23 @@ class Vm:
                 found = self._displays[channel_id] = VmDisplay(self.session.manager,
                                                                self.name, channel_id)
             return found
+
+    @property
+    def screen(self) -> VmScreen:
+        """Screen assertions on the first head: needles (tags from ``session.needles``)
+        and OCR, checked when the display's damage touches them."""
+        if self._screen is None:
+            self._screen = VmScreen(self.display, self.spice_input, self.session.needle_set)
+        return self._screen
+
+    assert_screen = delegate("screen", VmScreen.assert_screen)
+    assert_screen_async = delegate("screen", VmScreen.assert_screen_async)
+    check_screen = delegate("screen", VmScreen.check_screen)
+    check_screen_async = delegate("screen", VmScreen.check_screen_async)
+    assert_and_click = delegate("screen", VmScreen.assert_and_click)
+    assert_and_click_async = delegate("screen", VmScreen.assert_and_click_async)
+    wait_for_text = delegate("screen", VmScreen.wait_for_text)
+    wait_for_text_async = delegate("screen", VmScreen.wait_for_text_async)
 
     # the screen as Spice shows it, drawn here (vm.screendump() is QEMU's own)
     screenshot = delegate("display", VmDisplay.screenshot)

@@ -14,14 +14,18 @@ fi
 # What pip needs to build libvirt-python and the C codecs (liblz4-dev: the LZ4 blocks); the
 # lab's own packages come from `atp-lab up`.
 build_deps=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev liblz4-dev)
+# OCR for screen assertions: tesserocr (pip) brings libtesseract, Debian the English model
+ocr_deps=(tesseract-ocr-eng)
 # What the benchmarks need beyond the venv: spice-gtk through GObject introspection, the
 # anchor of bench_spice, run by the system python3 (bench/spice_gtk_connect.py).
 bench_deps=(python3-gi gir1.2-spiceclientglib-2.0)
+# bench_screen's OCR anchor: pytesseract runs the tesseract program
+bench_deps+=(tesseract-ocr)
 # What tests/browser drives through Playwright: Debian's chromium (Playwright's own browser
 # download is never used)
 browser_deps=(chromium)
 missing=()
-for pkg in "${build_deps[@]}" "${bench_deps[@]}" "${browser_deps[@]}"; do
+for pkg in "${build_deps[@]}" "${ocr_deps[@]}" "${bench_deps[@]}" "${browser_deps[@]}"; do
     dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed \
         || missing+=("$pkg")
 done
