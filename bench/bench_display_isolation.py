@@ -5,7 +5,17 @@ Setup: the ``streaming`` display VM (streaming-video=all) with our client's disp
 through ``vm.display.open(options=DisplayOptions.lossy())`` (MJPEG streams allowed), its
 guest writing full-screen 1024x768 photo-like frames to fb0 as fast as TCG allows
 (``DisplayGuest.animate``; spice-server makes them an MJPEG stream after 20 frames), and the
-lab's ``atp-vm1`` as the *other* VM. Phases alternate in ABBA blocks (twice in a full run)
+lab's ``atp-vm1`` as the *other* VM.
+
+CPUs: on this 2-core kind of host a TCG guest animating and spice-server's MJPEG encoder
+(both inside the display VM's QEMU) would take both cores, and every other call would wait
+for a CPU whoever draws the stream. So the display VM's QEMU is confined to the last CPU
+(``display_vm(cpuset=)``: vCPU, emulator, I/O and spice-server's threads), and this
+process, the second client process and atp-vm1's QEMU to the others (``bench/
+cpu_placement.py``; atp-vm1's affinity comes back afterwards): what is left of a slowdown is
+the client's. ``pinning`` on each line says what took (each process's threads by allowed
+CPUs, and where they last ran, sampled in an animated phase). ``--no-pin`` runs unconfined
+(the host's contention included). Phases alternate in ABBA blocks (twice in a full run)
 — still, animated, animated, still — so drift spreads over both; an animated phase samples
 only once the stream runs, a still one once the screen has been still for 1.5 s.
 
@@ -47,7 +57,8 @@ guest animating with no display channel open (measured first: the guest's load a
 load without our process drawing anything.
 ``pair_ratios``: the ratio within each animated phase and its still neighbour (ABBA: A1/S1,
 A2/S2, ...), which tells a steady slowdown from one burst of other work on the host.
-``cpu``: per phase kind, the host's busy share of all cores, this process's share of one
+``cpu``: per phase kind, the host's busy share of all cores and of each (``_per_cpu``: the
+display VM's is the last), this process's share of one
 core, and the atp loop thread's CPU time and run-queue wait (ms per s: running, and
 runnable without a CPU, from schedstat: the loop's own work, and CPU starvation — not the
 GIL).
@@ -60,12 +71,16 @@ Diagnosis: ``--profile`` prints to stderr what the atp loop and the display work
 ``sys.setswitchinterval`` (the GIL's hand-over interval, 5 ms by default) for the run;
 ``--worker-nice N`` runs the display worker thread at nice N (lower priority than the atp
 loop and the caller).
+
+Example::
+
+    flock /tmp/atp-lab.lock .venv/bin/python -m bench.bench_display_isolation   # ~4 min
+    .venv/bin/python bench/run.py --quick --only display_isolation              # ~1.5 min
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -88,199 +103,45 @@ from atp_notebook.lab.paths import LAB_VMS, LabPaths
 from atp_notebook.loop import AtpLoop, get_loop
 from atp_notebook.session import Session, Vm, connect
 from atp_notebook.spice.display.live import DisplayStats, Frame
-from atp_notebook.spice.inputs import SpiceKeyboard
-from atp_notebook.spice.proto.constants import ChannelType
 from atp_notebook.spice.proto.display import DisplayOptions
-from bench.bench_spice import KEY_PAUSE_S
+from bench.cpu_placement import (
+    CpuSplit,
+    confined,
+    confined_to,
+    placement,
+    qemu_pid,
+    thread_ids,
+)
+from bench.display_isolation_sampling import (
+    CALL_TIMEOUT_S,
+    LAG_TICK_S,
+    Samples,
+    Targets,
+    keyboard_of,
+    named_threads,
+    profiled,
+    sample_phase,
+)
 from bench.measure import emit, iterations, ms, percentile
 
 SETTING = "streaming"
 OTHER_VM = LAB_VMS[0].name  # atp-vm1: a lab VM, not the one streaming
 ANIMATION_FRAMES = 4  # full-screen photo-like frames, over and over: a stream
-KEY = "shift"  # changes nothing in the guest's shell
 STATS = (("p50", 50.0), ("p99", 99.0))
-LAG_TICK_S = 0.005
 STREAM_FRAMES_BEFORE_SAMPLING = 10  # the stream runs: STREAM_CREATE and a few frames in
 STREAM_TIMEOUT_S = 60.0
 STILL_S = 1.5  # past spice-server's 1 s stream timeout: the stream is gone
-CALL_TIMEOUT_S = 30.0
-PROFILE_INTERVAL_S = 0.001
 SWITCH_FLAG = "--switch-interval"
 NICE_FLAG = "--worker-nice"
+NO_PIN_FLAG = "--no-pin"
 # ABBA blocks (twice in a full run): drift (other work on the host) spreads over both kinds
 ABBA = ("still", "animated", "animated", "still")
 # the guest animating throughout, the stream drawn by this process or by another (ABBA)
 HERE_ELSEWHERE = ("elsewhere", "here", "here", "elsewhere")
-CHILD_STREAM_START_S = 3.0  # the stream starts ~1 s after the animation (20 frames)
+# the no-display phase samples this long after the animation started (as long as a stream
+# takes to start when a display is open: 20 frames)
+BUSY_START_S = 3.0
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class Samples:
-    """One kind of phase's samples (ns), and the CPU used while they were taken."""
-
-    key: list[int] = field(default_factory=list)
-    handoff: list[int] = field(default_factory=list)  # of each key press: until it ran
-    other_key: list[int] = field(default_factory=list)  # key presses on the other VM
-    qmp: list[int] = field(default_factory=list)
-    lag: list[int] = field(default_factory=list)
-    seconds: float = 0.0
-    host_busy: float = 0.0  # core-seconds the whole host was busy (/proc/stat)
-    host_total: float = 0.0  # core-seconds that passed
-    client_cpu: float = 0.0  # this process's CPU seconds
-    loop_queued: float = 0.0  # seconds the atp loop's thread waited for a CPU, runnable
-    loop_ran: float = 0.0  # seconds the atp loop's thread ran on a CPU
-
-    def extend(self, other: Samples) -> None:
-        self.key += other.key
-        self.handoff += other.handoff
-        self.other_key += other.other_key
-        self.qmp += other.qmp
-        self.lag += other.lag
-        self.seconds += other.seconds
-        self.host_busy += other.host_busy
-        self.host_total += other.host_total
-        self.client_cpu += other.client_cpu
-        self.loop_queued += other.loop_queued
-        self.loop_ran += other.loop_ran
-
-    def cpu(self) -> dict[str, float]:
-        """The host's busy share of all its cores, this process's share of one core, how
-        long per second the atp loop's thread ran, and how long it was runnable but had no
-        CPU (ms/s: the kernel's run-queue wait, which no GIL or loop work is part of)."""
-        per_second = 1 / self.seconds if self.seconds else 0.0
-        return {"host_cpu_busy": round(self.host_busy / self.host_total, 3)
-                if self.host_total else 0.0,
-                "client_cpu": round(self.client_cpu * per_second, 3),
-                "loop_cpu_ms_per_s": round(self.loop_ran * 1000 * per_second, 2),
-                "loop_runqueue_ms_per_s": round(self.loop_queued * 1000 * per_second, 2)}
-
-
-def host_cpu_seconds() -> tuple[float, float]:
-    """(busy, total) core-seconds of the whole host since boot (/proc/stat's cpu line)."""
-    with open("/proc/stat") as stat:
-        fields = [int(v) for v in stat.readline().split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (total - idle) / ticks, total / ticks
-
-
-def schedstat(thread: threading.Thread) -> tuple[float, float]:
-    """How long ``thread`` has run on a CPU and waited runnable for one, in seconds
-    (/proc/self/task/TID/schedstat)."""
-    with open(f"/proc/self/task/{thread.native_id}/schedstat") as stat:
-        ran, queued = stat.read().split()[:2]
-    return int(ran) / 1e9, int(queued) / 1e9
-
-
-@contextmanager
-def accounted(out: Samples, loop: AtpLoop) -> Iterator[None]:
-    """Add the wall time, the host's busy time, this process's CPU time and the atp loop
-    thread's run-queue wait to ``out``."""
-    busy, total = host_cpu_seconds()
-    cpu, wall = time.process_time(), time.monotonic()
-    ran, queued = schedstat(loop.thread)
-    try:
-        yield
-    finally:
-        busy_after, total_after = host_cpu_seconds()
-        out.seconds += time.monotonic() - wall
-        out.client_cpu += time.process_time() - cpu
-        out.host_busy += busy_after - busy
-        out.host_total += total_after - total
-        ran_after, queued_after = schedstat(loop.thread)
-        out.loop_ran += ran_after - ran
-        out.loop_queued += queued_after - queued
-
-
-# --- the atp loop's lateness --------------------------------------------------------------
-
-
-class LoopLag:
-    """A timer on the atp loop every LAG_TICK_S: how late each one fired, in ns."""
-
-    def __init__(self, loop: AtpLoop) -> None:
-        self.loop = loop
-        self.late: list[int] = []
-        self._task: asyncio.Future[None] | None = None
-
-    async def _tick(self) -> None:
-        while True:
-            due = time.perf_counter_ns() + int(LAG_TICK_S * 1e9)
-            await asyncio.sleep(LAG_TICK_S)
-            self.late.append(max(time.perf_counter_ns() - due, 0))
-
-    @contextmanager
-    def running(self) -> Iterator[list[int]]:
-        self.late = []
-
-        async def start() -> None:
-            self._task = asyncio.ensure_future(self._tick())
-
-        async def stop() -> None:
-            if self._task is not None:
-                self._task.cancel()
-
-        self.loop.call(start(), CALL_TIMEOUT_S)
-        try:
-            yield self.late
-        finally:
-            self.loop.call(stop(), CALL_TIMEOUT_S)
-
-
-# --- the two measured calls ---------------------------------------------------------------
-
-
-async def _press_stamped(keyboard: SpiceKeyboard) -> tuple[int, int]:
-    began = time.perf_counter_ns()
-    await keyboard.press(KEY)  # written to the socket (drain returns at once when it is empty)
-    return began, time.perf_counter_ns()
-
-
-def press_to_wire(loop: AtpLoop, keyboard: SpiceKeyboard) -> tuple[int, int]:
-    """ns from the call in this thread until the press's bytes are in the socket, and the
-    part of it before the press began to run on the atp loop (the hand-off)."""
-    start = time.perf_counter_ns()
-    began, written = loop.call(_press_stamped(keyboard), CALL_TIMEOUT_S)
-    return written - start, began - start
-
-
-def qmp_round_trip(other: Vm) -> int:
-    start = time.perf_counter_ns()
-    other.qmp("query-status")
-    return time.perf_counter_ns() - start
-
-
-@dataclass
-class Targets:
-    """What a phase calls: a key press on the streaming VM (None while another process
-    holds its Spice session) and on the other VM, and QMP on the other VM."""
-
-    keyboard: SpiceKeyboard | None
-    other_keyboard: SpiceKeyboard
-    other: Vm
-
-
-def sample_phase(loop: AtpLoop, targets: Targets, n: int) -> Samples:
-    """``n`` rounds of the three calls, their order rotating round by round (none always
-    runs right after the pause), with the loop's lag and the CPU used alongside."""
-    out = Samples()
-    calls = ("key", "other_key", "qmp")
-    with accounted(out, loop), LoopLag(loop).running() as late:
-        for i in range(n):
-            for which in calls[i % 3:] + calls[:i % 3]:
-                if which == "qmp":
-                    out.qmp.append(qmp_round_trip(targets.other))
-                elif which == "other_key":
-                    out.other_key.append(press_to_wire(loop, targets.other_keyboard)[0])
-                elif targets.keyboard is not None:
-                    total, handoff = press_to_wire(loop, targets.keyboard)
-                    out.key.append(total)
-                    out.handoff.append(handoff)
-                time.sleep(KEY_PAUSE_S)
-        out.lag = list(late)
-    return out
 
 
 # --- the guest's animation ----------------------------------------------------------------
@@ -352,63 +213,54 @@ def wait_for_stream(vm: Vm, since: int) -> None:
         time.sleep(0.05)
 
 
-# --- profiling (--profile) ------------------------------------------------------------------
+# --- the CPUs -----------------------------------------------------------------------------
+
+
+@dataclass
+class Pinning:
+    """This run's CPU split (None: unconfined) and, once an animated phase ran, where the
+    threads of the display VM's QEMU, atp-vm1's and this process were."""
+
+    split: CpuSplit | None
+    seen: dict[str, object] = field(default_factory=dict)
+
+    def check(self, display: str) -> None:
+        """Every thread of both QEMUs and of this process on its side of the split (or a
+        RuntimeError: the figures would not mean what they say)."""
+        if self.split is None:
+            return
+        for pid, cpus, what in ((qemu_pid(display), self.split.display, display),
+                                (qemu_pid(OTHER_VM), self.split.rest, OTHER_VM),
+                                (os.getpid(), self.split.rest, "this process")):
+            if not confined_to(pid, cpus):
+                raise RuntimeError(f"{what}'s threads are not confined to CPUs {sorted(cpus)}: "
+                                   f"{placement(pid)}")
+
+    def snapshot(self, display: str) -> None:
+        if self.split is not None:
+            self.seen = {"display_vm": placement(qemu_pid(display)),
+                         OTHER_VM: placement(qemu_pid(OTHER_VM)),
+                         "client": placement(os.getpid())}
+
+    def summary(self) -> dict[str, object]:
+        if self.split is None:
+            return {"off": True}
+        return {"display_vm_cpus": sorted(self.split.display),
+                "rest_cpus": sorted(self.split.rest), **self.seen}
 
 
 @contextmanager
-def stack_sampler(threads: dict[str, int]) -> Iterator[dict[str, collections.Counter[str]]]:
-    """Sample the innermost project frames of ``threads`` (name -> ident) every
-    PROFILE_INTERVAL_S: the counts say where each thread spends its time."""
-    counts: dict[str, collections.Counter[str]] = {n: collections.Counter() for n in threads}
-    done = threading.Event()
-
-    def where(frame: object) -> str:
-        parts: list[str] = []
-        f = frame
-        while f is not None and len(parts) < 3:
-            code = f.f_code  # type: ignore[attr-defined]
-            if "site-packages" not in code.co_filename or not parts:
-                parts.append(f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_name}")
-            f = f.f_back  # type: ignore[attr-defined]
-        return " < ".join(parts)
-
-    def run() -> None:
-        while not done.wait(PROFILE_INTERVAL_S):
-            frames = sys._current_frames()
-            for name, ident in threads.items():
-                frame = frames.get(ident)
-                counts[name][where(frame) if frame is not None else "(not running)"] += 1
-
-    sampler = threading.Thread(target=run, name="bench-sampler", daemon=True)
-    sampler.start()
-    try:
-        yield counts
-    finally:
-        done.set()
-        sampler.join()
+def others_confined(split: CpuSplit | None) -> Iterator[None]:
+    """atp-vm1's QEMU on the CPUs the display VM does not have, for the block."""
+    with contextlib.nullcontext() if split is None else confined(qemu_pid(OTHER_VM),
+                                                                 split.rest):
+        yield
 
 
-def print_profile(counts: dict[str, collections.Counter[str]]) -> None:
-    for name, counter in counts.items():
-        total = sum(counter.values()) or 1
-        print(f"profile: {name}, {total} samples", file=sys.stderr)
-        for place, hits in counter.most_common(12):
-            print(f"  {100 * hits / total:5.1f}%  {place}", file=sys.stderr)
-
-
-def profiled(take: Callable[[], Samples], threads: dict[str, int]) -> Samples:
-    with stack_sampler(threads) as counts:
-        samples = take()
-    print_profile(counts)
+def followed_by(take: Callable[[], Samples], after: Callable[[], None]) -> Samples:
+    samples = take()
+    after()  # still in the phase: the animation plays
     return samples
-
-
-def named_threads(loop: AtpLoop, vm: Vm) -> dict[str, int]:
-    out = {"atp-loop": loop.thread.ident or 0}
-    for thread in threading.enumerate():
-        if thread.name.startswith(f"atp-display-{vm.name}"):
-            out[thread.name] = thread.ident or 0
-    return out
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -430,6 +282,7 @@ class Run:
     # each ABBA half's animated and still phase, in order: (A1, S1), (A2, S2), ...
     pairs: list[tuple[Samples, Samples]] = field(default_factory=list)
     drawn_here: Samples = field(default_factory=Samples)  # HERE_ELSEWHERE's "here" phases
+    pinning: dict[str, object] = field(default_factory=dict)  # Pinning.summary()
 
     def pair_ratios(self, kind: str, p: float) -> list[float]:
         """The statistic's ratio within each pair of adjacent phases: whether a ratio
@@ -469,7 +322,11 @@ def other_process_phase(loop: AtpLoop, vm: Vm, guest: DisplayGuest, targets: Tar
         if child.stdout.readline().strip() != "ready":  # the child bounds its own waits
             raise RuntimeError("the display client process did not open the display")
         with Animation(guest).playing():
-            time.sleep(CHILD_STREAM_START_S)
+            assert child.stdin is not None
+            child.stdin.write("stream?\n")
+            child.stdin.flush()
+            if child.stdout.readline().strip() != "streaming":
+                raise RuntimeError("the display client process saw no stream")
             samples = sample_phase(loop, dataclasses.replace(targets, keyboard=None), n)
         out, _ = child.communicate(timeout=CALL_TIMEOUT_S)
     finally:
@@ -516,11 +373,6 @@ def here_and_elsewhere(loop: AtpLoop, vm: Vm, guest: DisplayGuest, targets: Targ
     return here, elsewhere, drew
 
 
-def keyboard_of(loop: AtpLoop, vm: Vm) -> SpiceKeyboard:
-    inputs = loop.call(vm.spice.open_channel(ChannelType.INPUTS), CALL_TIMEOUT_S)
-    return SpiceKeyboard(inputs, rate=None)
-
-
 def flag_value(flag: str) -> str | None:
     """The value after ``flag`` on the command line, None without the flag."""
     args = sys.argv[1:]
@@ -535,7 +387,8 @@ def renice_display_workers(vm: Vm, nice: int) -> None:
             os.setpriority(os.PRIO_PROCESS, thread.native_id, nice)
 
 
-def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool) -> Run:
+def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool,
+            pinning: Pinning) -> Run:
     loop = get_loop()
     other = session.vm(OTHER_VM, host="local")
     targets = Targets(keyboard_of(loop, vm), keyboard_of(loop, other), other)
@@ -543,7 +396,7 @@ def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool
 
     # the host's share first: the guest animates, no display channel is open
     with Animation(guest).playing():
-        time.sleep(CHILD_STREAM_START_S)
+        time.sleep(BUSY_START_S)
         busy = sample_phase(loop, targets, n)
     print("display_isolation: busy guest, no display done", file=sys.stderr)
 
@@ -569,6 +422,8 @@ def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool
                 sample = partial(sample_phase, loop, targets, n)
                 if profile and number == 1:  # the first animated phase
                     sample = partial(profiled, sample, named_threads(loop, vm))
+                if number == 1:
+                    sample = partial(followed_by, sample, partial(pinning.snapshot, vm.name))
                 samples, before, after = animated_phase(vm, animation, log, sample)
                 animated.extend(samples)
                 animated_blocks.append(samples)
@@ -581,7 +436,8 @@ def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool
     here, elsewhere, child = here_and_elsewhere(loop, vm, guest, targets, n)
     return Run(still, animated, busy, elsewhere, log.intervals(), frames, decoded,
                draw_seconds, animation.frames_written, animation.seconds, child,
-               list(zip(animated_blocks, still_blocks, strict=True)), here)
+               list(zip(animated_blocks, still_blocks, strict=True)), here,
+               pinning.summary())
 
 
 def report(run: Run) -> None:
@@ -615,7 +471,7 @@ def report(run: Run) -> None:
                          "lossy)",
                  anchor_is=f"{what}, display open and still",
                  **controls, cpu=cpu, gil_switch_interval_ms=sys.getswitchinterval() * 1000,
-                 display_worker_nice=int(flag_value(NICE_FLAG) or 0),
+                 display_worker_nice=int(flag_value(NICE_FLAG) or 0), pinning=run.pinning,
                  pair_ratios=run.pair_ratios(kind, p),
                  n=len(loaded), p=label)
     for figure, kind, what in figures[1:]:  # no key presses on the streaming VM there
@@ -628,6 +484,7 @@ def report(run: Run) -> None:
                  anchor_is=f"{what}, the guest animating and another process drawing the "
                            "stream",
                  cpu={"here": run.drawn_here.cpu(), "elsewhere": run.other_process.cpu()},
+                 pinning=run.pinning,
                  n=len(getattr(run.drawn_here, kind)), p=label)
     intervals = run.frame_intervals
     guest_interval = run.guest_seconds / max(run.guest_frames, 1)
@@ -648,15 +505,23 @@ def main() -> int:
     if (interval := flag_value(SWITCH_FLAG)) is not None:  # does a shorter GIL hand-over
         sys.setswitchinterval(float(interval))  # change it?
     profile = "--profile" in sys.argv[1:]
+    split = None if NO_PIN_FLAG in sys.argv[1:] else CpuSplit.of(os.sched_getaffinity(0))
+    if split is not None:  # before the atp threads start: they inherit it
+        for tid in thread_ids(os.getpid()):
+            os.sched_setaffinity(tid, split.rest)
+    pinning = Pinning(split)
     session = connect(LabPaths.default().config_file)
     try:
-        with lab_lock(), display_vm(SETTING) as dvm:  # a no-op under flock ... pytest
+        # lab_lock is a no-op under flock ... pytest
+        with lab_lock(), display_vm(SETTING, cpuset=None if split is None else
+                                    split.display_cpuset) as dvm, others_confined(split):
+            pinning.check(dvm.name)
             vm = session.vm(dvm.name)
             guest = DisplayGuest(vm)
             guest.framebuffers_on()
             guest.show(None, 0)  # black, console unbound, cursor blink off
             try:
-                run = measure(session, guest, vm, n, profile)
+                run = measure(session, guest, vm, n, profile, pinning)
             finally:  # before the VM goes: its end would read as the server dropping us
                 get_loop().call(vm.spice_input.spice.close(), CALL_TIMEOUT_S)
     finally:

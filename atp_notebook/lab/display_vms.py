@@ -20,6 +20,9 @@ the lab's guest image and domain XML (:mod:`.domains`) with these changes:
   command line: the guest keeps the VGA text console for good and QEMU renders it itself
   (the path of BIOS screens: 32-pixel-wide BITMAP strips, research/display.md §1.10).
 - no disk (nothing to snapshot), and a virtio-serial port for uploads (:class:`DisplayGuest`).
+- with ``cpuset`` (``"1"``, ``"0-1,3"``): ``<vcpu cpuset=>``, which confines the whole QEMU
+  process (vCPU, emulator and I/O threads, spice-server's worker and its encoders) to those
+  host CPUs from its start, so a busy guest cannot take CPU time from the rest of the host.
 
 Use :func:`display_vm` under the lab lock (``flock /tmp/atp-lab.lock``): it starts the VM,
 waits for its guest agent and destroys it on exit, after errors too; a leftover display VM
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
@@ -81,6 +85,8 @@ STREAMING_MODES = ("filter", "all", "off")
 # plain VGA card whose guest keeps the VGA text console (nomodeset, no fb modules loaded)
 VIDEO_MODELS = ("qxl", "vga")
 VGA_VRAM_KIB = 16384
+# libvirt's cpuset syntax, without exclusions ("^N"): "1", "0-1,3"
+CPUSET = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")
 
 
 @dataclass(frozen=True)
@@ -145,10 +151,17 @@ class DisplayVm:
 
 
 def display_domain_xml(paths: LabPaths, setting: DisplaySetting, port: int,
-                       guest: GuestImage) -> str:
-    """The lab's domain XML for ``setting``'s VM (see the module docstring for the changes)."""
+                       guest: GuestImage, cpuset: str | None = None) -> str:
+    """The lab's domain XML for ``setting``'s VM (see the module docstring for the changes);
+    ``cpuset`` confines its QEMU to those host CPUs."""
+    if cpuset is not None and not CPUSET.fullmatch(cpuset):
+        raise InvalidArgument(f"display VM cpuset {cpuset!r} is not a list of host CPUs",
+                              hint='numbers and ranges, e.g. "1" or "0-1,3"')
     vm = VmSpec(setting.vm_name, spice_port=port, spice_tls_port=None, spice_password=False)
     root = ET.fromstring(domains.domain_xml(paths, vm, guest, None))
+    vcpu = root.find("vcpu")
+    if cpuset is not None and vcpu is not None:  # the lab's XML always has one
+        vcpu.set("cpuset", cpuset)  # no <emulatorpin>: it defaults to this set too
     devices = root.find("devices")
     graphics = root.find("devices/graphics")
     if devices is None or graphics is None:
@@ -224,13 +237,14 @@ def free_port() -> int:
 
 
 def start(conn: libvirt.virConnect, paths: LabPaths, setting: DisplaySetting,
-          agent_timeout: float = AGENT_TIMEOUT_S) -> DisplayVm:
-    """Start ``setting``'s VM (removing any display VM left over) and wait for its agent."""
+          agent_timeout: float = AGENT_TIMEOUT_S, cpuset: str | None = None) -> DisplayVm:
+    """Start ``setting``'s VM (removing any display VM left over) and wait for its agent;
+    ``cpuset``: the host CPUs its QEMU may use (all without)."""
     for name in remove_leftovers(conn):
         log.warning("removed display VM %s left over from an earlier run", name)
     port = free_port()
     paths.console_log(setting.vm_name).parent.mkdir(parents=True, exist_ok=True)
-    xml = display_domain_xml(paths, setting, port, build_guest(paths.guest_dir))
+    xml = display_domain_xml(paths, setting, port, build_guest(paths.guest_dir), cpuset)
     began = time.monotonic()
     log.info("starting display VM %s (Spice port %d)", setting.vm_name, port)
     try:
@@ -247,14 +261,15 @@ def start(conn: libvirt.virConnect, paths: LabPaths, setting: DisplaySetting,
 
 @contextmanager
 def display_vm(setting: str | DisplaySetting, paths: LabPaths | None = None,
-               agent_timeout: float = AGENT_TIMEOUT_S) -> Iterator[DisplayVm]:
+               agent_timeout: float = AGENT_TIMEOUT_S,
+               cpuset: str | None = None) -> Iterator[DisplayVm]:
     """A running display VM for ``setting`` (a :data:`DISPLAY_SETTINGS` name), destroyed on
-    exit. Hold the lab lock around it."""
+    exit; ``cpuset`` confines its QEMU to those host CPUs. Hold the lab lock around it."""
     chosen = setting_named(setting)
     lab = paths or LabPaths.default()
     conn = domains.open_libvirt()
     try:
-        vm = start(conn, lab, chosen, agent_timeout)
+        vm = start(conn, lab, chosen, agent_timeout, cpuset)
         try:
             yield vm
         finally:

@@ -100,6 +100,20 @@ def test_settings_libvirt_would_refuse_are_invalid_arguments(kwargs: dict[str, s
         DisplaySetting("x", **kwargs)
 
 
+def test_a_cpuset_confines_the_whole_qemu_process_and_bad_ones_are_refused(
+        tmp_path: Path) -> None:
+    setting = setting_named("streaming")
+    plain = ET.fromstring(display_domain_xml(LabPaths(tmp_path), setting, 5917, GUEST))
+    assert [v.get("cpuset") for v in plain.findall("vcpu")] == [None]
+    pinned = ET.fromstring(display_domain_xml(LabPaths(tmp_path), setting, 5917, GUEST, "1"))
+    vcpu = pinned.find("vcpu")
+    assert vcpu is not None and (vcpu.get("cpuset"), vcpu.text) == ("1", "1")
+    assert pinned.find("cputune") is None  # emulator and I/O threads default to the cpuset
+    for bad in ("", "one", "1-", "0;1", "^1"):
+        with pytest.raises(InvalidArgument, match="cpuset"):
+            display_domain_xml(LabPaths(tmp_path), setting, 5917, GUEST, bad)
+
+
 def test_an_unknown_setting_name_lists_the_known_ones() -> None:
     with pytest.raises(InvalidArgument, match="unknown display setting 'lz5'") as caught:
         setting_named("lz5")
