@@ -1,5 +1,5 @@
 """The IPython magics: ``%atp``, ``%qmp``/``%%qmp``, ``%qga``/``%%qga``, ``%virtio``,
-``%type``, ``%key``, ``%click``, ``%spice``.
+``%type``, ``%key``, ``%click``, ``%spice`` (live screen and channels), ``%screenshot``.
 
 ``AtpMagics`` only routes: each magic parses its line with a plain function from
 :mod:`atp_notebook.notebook.commands` and runs the request through the session's ``Vm``.
@@ -17,7 +17,7 @@ Example (in a notebook)::
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
@@ -43,12 +43,14 @@ from atp_notebook.notebook.commands.qmp import (
 )
 from atp_notebook.notebook.commands.screen import parse_screenshot_line, run_screenshot
 from atp_notebook.notebook.commands.spice import (
+    SpiceDisplay,
     parse_click_line,
     parse_key_line,
     parse_spice_line,
     parse_type_line,
     run_channels,
     run_click,
+    run_display,
     run_key,
     run_type,
 )
@@ -56,6 +58,9 @@ from atp_notebook.notebook.commands.virtio import VirtioClose, parse_virtio_line
 from atp_notebook.notebook.context import NotebookContext
 from atp_notebook.notebook.failures import errors_shown_briefly
 from atp_notebook.notebook.results import NoteResult, Result
+
+if TYPE_CHECKING:
+    from atp_notebook.notebook.widget import DisplayWidget
 
 log = logging.getLogger("atp.notebook")
 
@@ -282,17 +287,28 @@ class AtpMagics(Magics, Configurable):
                 return run_click(request, vm)
 
     @line_magic
-    def spice(self, line: str) -> Result:
-        """The VM's Spice channels: ``%spice --channels VM`` (type, id, state, plain/TLS,
-        bytes in/out, messages, pings, link time).
+    def spice(self, line: str) -> Result | DisplayWidget:
+        """The VM's live screen, or its Spice channels.
+
+        ``%spice VM [--channel N] [--fps F] [--quality Q]`` shows a DisplayWidget of display
+        channel N (0, the first head): the screen as it changes, at most F frames a second
+        (30, up to 60), JPEG quality Q (1..100) while it moves and exact once still; click
+        into it to type and point. The result can be assigned and shown again; the display
+        opens first (up to ``AtpMagics.timeout``), so a head that cannot be shown fails here.
+        ``%spice --channels VM`` is the channel table (type, id, state, plain/TLS, bytes
+        in/out, messages, pings, link time, RTT).
 
         Example::
 
+            w = %spice atp-vm1 --fps 10
+            w                              # shows it (again)
             %spice --channels atp-vm1
         """
         with errors_shown_briefly():
             request = parse_spice_line(line, self.context.selector())
             with self.context.using(request.vm) as vm:
+                if isinstance(request, SpiceDisplay):
+                    return run_display(request, vm, self.timeout)
                 return run_channels(request, vm)
 
     @line_magic

@@ -1,5 +1,7 @@
 """``%type``, ``%key``, ``%click`` and ``%spice`` parsing, table-driven: good lines become frozen
-requests, bad ones a UsageError of one line plus a hint (no I/O, no IPython shell)."""
+requests, bad ones a UsageError of one line plus a hint (no I/O, no IPython shell; the magics
+run through the shell against the lab in tests/integration/test_magics.py and
+test_magics_spice_display.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from atp_notebook.notebook.commands.spice import (
     CHANNEL_COLUMNS,
     SpiceChannels,
     SpiceClick,
+    SpiceDisplay,
     SpiceKey,
     SpiceType,
     channel_rows,
@@ -58,8 +61,31 @@ def test_key_lines(line: str, expected: SpiceKey) -> None:
 @pytest.mark.parametrize("line", [
     "--channels atp-vm1", "atp-vm1 --channels", "  --channels   atp-vm1  ",
 ])
-def test_spice_lines(line: str) -> None:
+def test_spice_channels_lines(line: str) -> None:
     assert parse_spice_line(line) == SpiceChannels(VM)
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("atp-vm1", SpiceDisplay(VM)),
+    ("  atp-vm1  ", SpiceDisplay(VM)),
+    ("atp-vm1 --channel 1", SpiceDisplay(VM, channel=1)),
+    ("--channel=2 atp-vm1", SpiceDisplay(VM, channel=2)),
+    ("atp-vm1 --fps 10", SpiceDisplay(VM, fps=10.0)),
+    ("atp-vm1 --fps 0.5 --quality 50", SpiceDisplay(VM, fps=0.5, quality=50)),
+    ("atp-vm1 --fps=60 --quality=100", SpiceDisplay(VM, fps=60.0, quality=100)),
+    ("atp-vm1 --quality 1", SpiceDisplay(VM, quality=1)),
+    ("atp-vm1@tls --fps 5", SpiceDisplay(VmRef("atp-vm1", "tls"), fps=5.0)),
+])
+def test_spice_display_lines(line: str, expected: SpiceDisplay) -> None:
+    assert parse_spice_line(line) == expected
+
+
+@pytest.mark.parametrize("line", ["", "--fps 5", "atp-vm1 --fps 5"])
+def test_spice_display_uses_the_default_vm(line: str) -> None:
+    vms = VmSelector("atp-vm1", lambda w: w == "atp-vm1")
+    request = parse_spice_line(line, vms)
+    assert isinstance(request, SpiceDisplay) and request.vm == VM
+    assert request.fps == (5.0 if "--fps" in line else None)
 
 
 @pytest.mark.parametrize(("line", "expected"), [
@@ -86,7 +112,29 @@ def test_click_lines(line: str, expected: SpiceClick) -> None:
     (parse_key_line, "atp-vm1 ctrl-c ctrl-d", "one combination at a time"),
     (parse_key_line, "atp-vm1 ctrl-nosuchkey", "nosuchkey"),
     (parse_key_line, "atp-vm1 --layout zz ctrl-c", "unknown keyboard layout 'zz'"),
-    (parse_spice_line, "atp-vm1", "missing --channels"),
+    (parse_spice_line, "", "missing VM name"),
+    (parse_spice_line, "--fps 5", "missing VM name"),
+    (parse_spice_line, "atp-vm1 atp-vm2", "one VM at a time, not 'atp-vm1 atp-vm2'"),
+    (parse_spice_line, "atp-vm1 --fps 0", "'0': frames a second are more than 0"),
+    (parse_spice_line, "atp-vm1 --fps -5", "'-5': frames a second are more than 0"),
+    (parse_spice_line, "atp-vm1 --fps 61", "at most 60"),
+    (parse_spice_line, "atp-vm1 --fps nan", "'nan': frames a second"),
+    (parse_spice_line, "atp-vm1 --fps inf", "at most 60"),
+    (parse_spice_line, "atp-vm1 --fps fast", "'fast' is not a number of frames a second"),
+    (parse_spice_line, "atp-vm1 --fps", "--fps: expected one argument"),
+    (parse_spice_line, "atp-vm1 --quality 0", "a JPEG quality is 1..100"),
+    (parse_spice_line, "atp-vm1 --quality 101", "a JPEG quality is 1..100"),
+    (parse_spice_line, "atp-vm1 --quality 9.5", "'9.5' is not a JPEG quality"),
+    (parse_spice_line, "atp-vm1 --channel 256", "a display channel id is 0..255"),
+    (parse_spice_line, "atp-vm1 --channel -1", "a display channel id is 0..255"),
+    (parse_spice_line, "atp-vm1 --channel one", "'one' is not a display channel id"),
+    (parse_spice_line, "atp-vm1 --fsp 5", "unrecognized arguments: --fsp"),
+    (parse_spice_line, "atp-vm1 --chan 1", "unrecognized arguments: --chan"),
+    (parse_spice_line, "--channels atp-vm1 --fps 5", "takes no display option, not '--fps'"),
+    (parse_spice_line, "atp-vm1 --channel 1 --channels",
+     "takes no display option, not '--channel'"),
+    (parse_spice_line, "--channels atp-vm1 --quality=5",
+     "takes no display option, not '--quality=5'"),
     (parse_spice_line, "--channels", "missing VM name"),
     (parse_spice_line, "--channels --verbose atp-vm1", "unknown option '--verbose'"),
     (parse_spice_line, "--channels atp-vm1 atp-vm2", "one VM at a time"),

@@ -1,4 +1,5 @@
-"""``%type``, ``%key`` and ``%spice``: keyboard input and the Spice channels of a VM.
+"""``%type``, ``%key``, ``%click`` and ``%spice``: keyboard, pointer, the live screen and
+the Spice channels of a VM.
 
 Forms::
 
@@ -6,6 +7,10 @@ Forms::
                                        # \\n \\r \\t \\0 \\\\ \\xNN escapes
     %key VM [--layout L] COMBO         # e.g. ctrl-alt-delete, ctrl-c, alt-f2
     %click VM X Y [--button B]         # B: left (default), middle, right
+    %spice VM [--channel N] [--fps F] [--quality Q]
+                                       # the live screen: a DisplayWidget of display
+                                       # channel N (0), F frames/s at most (30), JPEG
+                                       # quality Q while it moves (1..100)
     %spice --channels VM               # each channel: type, id, state, security, traffic,
                                        # link time and RTT (the kernel's, of its TCP)
 
@@ -13,15 +18,20 @@ Example::
 
     parse_type_line(r"atp-vm1 --layout de echo hallo\\n")
     # SpiceType(vm=VmRef('atp-vm1'), text='echo hallo\\n', layout='de')
+    parse_spice_line("atp-vm1 --fps 10")
+    # SpiceDisplay(vm=VmRef('atp-vm1'), channel=0, fps=10.0, quality=None)
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from atp_notebook.errors import AtpError
 from atp_notebook.notebook.commands.words import (
+    OptionParser,
     VmRef,
     VmSelector,
     decode_escapes,
@@ -35,9 +45,14 @@ from atp_notebook.spice.keymaps import LAYOUT_NAMES, Layout
 from atp_notebook.spice.keymaps import layout as keyboard_layout
 from atp_notebook.spice.vm import ChannelInfo
 
+if TYPE_CHECKING:
+    from atp_notebook.notebook.widget import DisplayWidget
+
 TYPE_USAGE = r"%type VM [--layout us|de|fr] TEXT   (escapes: \n \t \r \0 \\ \xNN)"
 KEY_USAGE = "%key VM [--layout us|de|fr] COMBO   (e.g. ctrl-alt-delete, ctrl-c)"
-SPICE_USAGE = "%spice --channels VM"
+SPICE_USAGE = "%spice VM [--channel N] [--fps F] [--quality Q]  or  %spice --channels VM"
+# a browser paints at most 60 frames a second; more would only fill Jupyter's IOPub limit
+MAX_FPS = 60.0
 CLICK_USAGE = "%click VM X Y [--button left|middle|right]   (X, Y: display pixels)"
 BUTTON_NAMES = ("left", "middle", "right")
 CHANNEL_COLUMNS = ("channel", "id", "state", "security", "bytes in", "bytes out",
@@ -61,6 +76,17 @@ class SpiceKey:
 @dataclass(frozen=True)
 class SpiceChannels:
     vm: VmRef
+
+
+@dataclass(frozen=True)
+class SpiceDisplay:
+    """The live screen: display ``channel`` of ``vm``; ``fps`` and ``quality`` None leave
+    DisplayWidget's defaults."""
+
+    vm: VmRef
+    channel: int = 0
+    fps: float | None = None
+    quality: int | None = None
 
 
 @dataclass(frozen=True)
@@ -139,19 +165,77 @@ def parse_key_line(line: str, vms: VmSelector | None = None) -> SpiceKey:
     return SpiceKey(vm, combo, keys.name)
 
 
-def parse_spice_line(line: str, vms: VmSelector | None = None) -> SpiceChannels:
-    """``%spice --channels VM`` (the option may also follow the VM)."""
+def _channel_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a display channel id") from None
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"{text!r}: a display channel id is 0..255 "
+                                         "(0 is the first head)")
+    return value
+
+
+def _fps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of frames a second"
+                                         ) from None
+    if not 0 < value <= MAX_FPS:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r}: frames a second are more than 0 and "
+                                         f"at most {MAX_FPS:g}")
+    return value
+
+
+def _quality(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a JPEG quality (a whole number)"
+                                         ) from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: a JPEG quality is 1..100")
+    return value
+
+
+def parse_spice_line(line: str, vms: VmSelector | None = None
+                     ) -> SpiceChannels | SpiceDisplay:
+    """``%spice VM [--channel N] [--fps F] [--quality Q]`` (the live screen) or
+    ``%spice --channels VM`` (the option may also follow the VM); UsageError otherwise."""
+    vms = vms or VmSelector()
     words = split_args(line, SPICE_USAGE)
+    if "--channels" in words:
+        return _parse_channels(words, vms)
+    parser = OptionParser("%spice", SPICE_USAGE)
+    parser.add_argument("vm", nargs="*")
+    parser.add_argument("--channel", type=_channel_id, default=0)
+    parser.add_argument("--fps", type=_fps)
+    parser.add_argument("--quality", type=_quality)
+    options = parser.parse(words)
+    if len(options.vm) > 1:
+        raise usage(f"one VM at a time, not {' '.join(options.vm)!r}",
+                    "a second %spice line shows a second VM")
+    vm, _ = vms.take(" ".join(options.vm), SPICE_USAGE)
+    return SpiceDisplay(vm, options.channel, options.fps, options.quality)
+
+
+def _parse_channels(words: list[str], vms: VmSelector) -> SpiceChannels:
     options = [w for w in words if w.startswith("-")]
-    if not options:
-        raise usage("missing --channels", SPICE_USAGE)
     unknown = [w for w in options if w != "--channels"]
     if unknown:
+        display = [w for w in unknown
+                   if w.partition("=")[0] in ("--channel", "--fps", "--quality")]
+        if display:
+            raise usage(f"--channels lists the channels and takes no display option, not "
+                        f"{display[0]!r}",
+                        "show the screen with %spice VM [--channel N] [--fps F] "
+                        "[--quality Q], the table with %spice --channels VM")
         raise usage(f"unknown option {unknown[0]!r}", SPICE_USAGE)
     others = [w for w in words if not w.startswith("-")]
     if len(others) > 1:
         raise usage(f"one VM at a time, not {' '.join(others)!r}", SPICE_USAGE)
-    vm, _ = (vms or VmSelector()).take(" ".join(others), SPICE_USAGE)
+    vm, _ = vms.take(" ".join(others), SPICE_USAGE)
     return SpiceChannels(vm)
 
 
@@ -223,3 +307,19 @@ def run_channels(request: SpiceChannels, vm: Vm) -> Result:
     count = len(rows)
     return TableResult(CHANNEL_COLUMNS, rows, infos,
                        f"{request.vm}: {count} Spice channel{'s' * (count != 1)}")
+
+
+def run_display(request: SpiceDisplay, vm: Vm, timeout: float) -> DisplayWidget:
+    """The live screen of ``request``: the display channel is opened first (up to
+    ``timeout`` s), so a VM or a head that cannot be shown fails the cell here and leaves
+    no widget behind, half open."""
+    # imported here: anywidget and the encoders (~0.2 s) load only when a screen is shown
+    from atp_notebook.notebook.widget import DisplayWidget  # noqa: PLC0415
+
+    vm.display_channel(request.channel).open(timeout=timeout)
+    options: dict[str, Any] = {}  # only what the line set: the widget keeps its defaults
+    if request.fps is not None:
+        options["fps"] = request.fps
+    if request.quality is not None:
+        options["quality"] = request.quality
+    return DisplayWidget(vm, request.channel, **options)
