@@ -14,6 +14,8 @@ Example::
     vm.press("ctrl-alt-delete")
     await vm.type_async("ls\\n", layout="de")
     vm.spice_input.press_nowait("ctrl-c")    # from a widget's key handler
+    vm.spice_input.button_down(10, 10); vm.spice_input.button_up(200, 150)   # a drag
+    vm.spice_input.scroll(300, 200, -3)      # three notches down
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ DEFAULT_TIMEOUT_S = 30.0
 HOME_MOTION = -10_000
 BUTTONS = {"left": MouseButton.LEFT, "middle": MouseButton.MIDDLE, "right": MouseButton.RIGHT}
 MOUSE_MODES = {"client": MouseMode.CLIENT, "server": MouseMode.SERVER}
+# wheel notches in one scroll call: a browser's fastest fling is a few dozen
+MAX_SCROLL_CLICKS = 100
 
 
 def typing_timeout(text: str, rate: float | None) -> float:
@@ -57,13 +61,50 @@ def mouse_button(button: str) -> MouseButton:
     return found
 
 
+class PointerPlacer:
+    """Queues the pointer's moves on an Inputs channel in either mouse mode (sans-I/O).
+
+    Client mode: an absolute MOUSE_POSITION in display pixels - exact. Server mode: the
+    pointer's place is unknown, so a large relative motion first pins it in the top-left
+    corner, then a motion of (x, y) moves it there; a guest that accelerates relative motion
+    puts it elsewhere (a best effort). While a button is held (a drag) pinning would drag
+    to the corner, so the pointer moves by the difference from where it was last put.
+
+    Example::
+
+        placer = PointerPlacer()
+        placer.place(inputs, MouseMode.SERVER, 40, 30)   # motion(-10000, -10000), (40, 30)
+        inputs.button_press(MouseButton.LEFT)
+        placer.place(inputs, MouseMode.SERVER, 50, 30)   # motion(10, 0)
+    """
+
+    def __init__(self) -> None:
+        # where the last server-mode placement put the pointer, on which channel's protocol
+        self._last: tuple[InputsProtocol, int, int] | None = None
+
+    def place(self, inputs: InputsProtocol, mode: MouseMode, x: int, y: int) -> None:
+        if MouseMode.CLIENT in mode:
+            inputs.position(x, y)
+            self._last = None
+            return
+        last = self._last
+        if inputs.buttons and last is not None and last[0] is inputs:
+            inputs.motion(x - last[1], y - last[2])
+        else:
+            inputs.motion(HOME_MOTION, HOME_MOTION)
+            inputs.motion(x, y)
+        self._last = (inputs, x, y)
+
+
 class VmSpice:
     """One VM's Spice input: ``type``, ``press``, ``click``, ``move`` (each with its
-    ``_async`` form) and non-blocking ``*_nowait`` twins for widgets."""
+    ``_async`` form) and non-blocking ``*_nowait`` twins for widgets; a button held across moves
+    (``button_down`` ... ``button_up``: a drag) and the wheel (``scroll``)."""
 
     def __init__(self, manager: TransportManager, vm_id: str) -> None:
         self.manager = manager
         self.vm_id = vm_id
+        self._placer = PointerPlacer()
 
     def __repr__(self) -> str:
         return f"<VmSpice {self.vm_id}>"
@@ -149,17 +190,6 @@ class VmSpice:
         channel.ensure_open()
         return channel, inputs, main.mouse_mode
 
-    @staticmethod
-    def _place(inputs: InputsProtocol, mode: MouseMode, x: int, y: int) -> None:
-        """Queue the pointer's move to ``x``, ``y`` (on the screen: checked by _pointer)."""
-        if MouseMode.CLIENT in mode:
-            inputs.position(x, y)
-        else:
-            # relative motion from an unknown origin: pin the pointer in the top-left corner,
-            # then move by (x, y); guest pointer acceleration may make it land elsewhere
-            inputs.motion(HOME_MOTION, HOME_MOTION)
-            inputs.motion(x, y)
-
     async def _click(self, x: int, y: int, button: str = "left",
                      timeout: float = DEFAULT_TIMEOUT_S) -> MouseMode:
         """Click ``button`` (left, middle, right) at ``x``, ``y``; returns the mouse mode used.
@@ -174,7 +204,7 @@ class VmSpice:
         found = mouse_button(button)
         async with within(timeout, f"{self.vm_id}: click at {x},{y}"):
             channel, inputs, mode = await self._pointer(x, y, timeout)
-            self._place(inputs, mode, x, y)
+            self._placer.place(inputs, mode, x, y)
             inputs.button_press(found)
             inputs.button_release(found)
             await channel.send()
@@ -184,7 +214,48 @@ class VmSpice:
         """Move the pointer to ``x``, ``y`` without clicking (see :meth:`click`)."""
         async with within(timeout, f"{self.vm_id}: move to {x},{y}"):
             channel, inputs, mode = await self._pointer(x, y, timeout)
-            self._place(inputs, mode, x, y)
+            self._placer.place(inputs, mode, x, y)
+            await channel.send()
+            return mode
+
+    async def _button(self, x: int, y: int, button: str, down: bool,
+                      timeout: float = DEFAULT_TIMEOUT_S) -> MouseMode:
+        """Move to ``x``, ``y`` and press (``down``) or release ``button``, leaving the
+        other buttons as they are: a press, moves, then a release is a drag."""
+        found = mouse_button(button)
+        what = "press" if down else "release"
+        async with within(timeout, f"{self.vm_id}: {what} {button} at {x},{y}"):
+            channel, inputs, mode = await self._pointer(x, y, timeout)
+            self._placer.place(inputs, mode, x, y)
+            if down:
+                inputs.button_press(found)
+            else:
+                inputs.button_release(found)
+            await channel.send()
+            return mode
+
+    async def _button_down(self, x: int, y: int, button: str = "left",
+                           timeout: float = DEFAULT_TIMEOUT_S) -> MouseMode:
+        """Press ``button`` at ``x``, ``y`` and keep it held (see :meth:`click`)."""
+        return await self._button(x, y, button, True, timeout)
+
+    async def _button_up(self, x: int, y: int, button: str = "left",
+                         timeout: float = DEFAULT_TIMEOUT_S) -> MouseMode:
+        """Release ``button`` at ``x``, ``y``."""
+        return await self._button(x, y, button, False, timeout)
+
+    async def _scroll(self, x: int, y: int, clicks: int,
+                      timeout: float = DEFAULT_TIMEOUT_S) -> MouseMode:
+        """Turn the wheel ``clicks`` notches at ``x``, ``y``: positive up, negative down
+        (Spice's UP / DOWN buttons, a press and a release per notch)."""
+        if isinstance(clicks, bool) or not isinstance(clicks, int) or not (
+                0 < abs(clicks) <= MAX_SCROLL_CLICKS):
+            raise InvalidArgument(f"scroll: clicks {clicks!r} must be a non-zero int, at most "
+                                  f"{MAX_SCROLL_CLICKS} either way")
+        async with within(timeout, f"{self.vm_id}: scroll {clicks} at {x},{y}"):
+            channel, inputs, mode = await self._pointer(x, y, timeout)
+            self._placer.place(inputs, mode, x, y)
+            inputs.scroll(clicks)
             await channel.send()
             return mode
 
@@ -212,6 +283,12 @@ class VmSpice:
     click_async = atp_async(_click)
     move = atp_blocking(_move)
     move_async = atp_async(_move)
+    button_down = atp_blocking(_button_down)
+    button_down_async = atp_async(_button_down)
+    button_up = atp_blocking(_button_up)
+    button_up_async = atp_async(_button_up)
+    scroll = atp_blocking(_scroll)
+    scroll_async = atp_async(_scroll)
     set_mouse_mode = atp_blocking(_set_mouse_mode)
     set_mouse_mode_async = atp_async(_set_mouse_mode)
 
@@ -236,6 +313,20 @@ class VmSpice:
     def move_nowait(self, x: int, y: int) -> None:
         """Queue a pointer move and return at once."""
         self._post(self._move(x, y), f"move to {x},{y}")
+
+    def button_down_nowait(self, x: int, y: int, button: str = "left") -> None:
+        """Queue a button press (held until :meth:`button_up_nowait`) and return at once."""
+        mouse_button(button)
+        self._post(self._button(x, y, button, True), f"press {button} at {x},{y}")
+
+    def button_up_nowait(self, x: int, y: int, button: str = "left") -> None:
+        """Queue a button release and return at once."""
+        mouse_button(button)
+        self._post(self._button(x, y, button, False), f"release {button} at {x},{y}")
+
+    def scroll_nowait(self, x: int, y: int, clicks: int) -> None:
+        """Queue wheel notches (positive up) and return at once."""
+        self._post(self._scroll(x, y, clicks), f"scroll {clicks} at {x},{y}")
 
     def _post(self, coro: Coroutine[Any, Any, object], what: str) -> None:
         connection = self.spice

@@ -36,9 +36,25 @@ class RecordingDisplay:
         return self.screen.copy()
 
 
+class SpiceEvents:
+    """The VM's Spice connection as the widget listens to it."""
+
+    def __init__(self) -> None:
+        self.listeners: list[Callable[[object], None]] = []
+
+    def add_listener(self, listener: Callable[[object], None]) -> ListenerHandle:
+        self.listeners.append(listener)
+        return ListenerHandle(lambda: self.listeners.remove(listener))
+
+    def emit(self, event: object) -> None:
+        for listener in list(self.listeners):
+            listener(event)
+
+
 class RecordingInput:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        self.spice = SpiceEvents()
 
     def send_scancodes(self, data: bytes, timeout: float) -> None:
         self.calls.append(("scancodes", data))
@@ -49,6 +65,15 @@ class RecordingInput:
     def move(self, x: int, y: int, timeout: float = 0) -> None:
         self.calls.append(("move", x, y))
 
+    def button_down(self, x: int, y: int, button: str, timeout: float = 0) -> None:
+        self.calls.append(("down", x, y, button))
+
+    def button_up(self, x: int, y: int, button: str, timeout: float = 0) -> None:
+        self.calls.append(("up", x, y, button))
+
+    def scroll(self, x: int, y: int, clicks: int, timeout: float = 0) -> None:
+        self.calls.append(("scroll", x, y, clicks))
+
     @property
     def scancodes(self) -> bytes:
         return b"".join(c[1] for c in self.calls if c[0] == "scancodes")
@@ -56,10 +81,15 @@ class RecordingInput:
 
 class FakeVm:
     name = "vm-under-test"
+    spice_only = False
 
     def __init__(self) -> None:
         self.display = RecordingDisplay()
         self.spice_input = RecordingInput()
+        self.vm_state = "running"
+
+    def state(self, timeout: float) -> str:
+        return self.vm_state
 
     def display_channel(self, channel: int) -> RecordingDisplay:
         assert channel == 0
@@ -154,6 +184,7 @@ def test_the_kernels_display_counts_as_a_view(widget: Any) -> None:
 
 def test_keys_go_to_the_guest_as_scancodes_and_blur_releases_them(widget: Any,
                                                                    vm: FakeVm) -> None:
+    wait_live(widget)
     for code, down in (("ShiftLeft", True), ("KeyA", True), ("KeyA", True), ("KeyA", False),
                        ("PrintScreen", True)):
         say(widget, type="key", code=code, down=down)
@@ -164,12 +195,14 @@ def test_keys_go_to_the_guest_as_scancodes_and_blur_releases_them(widget: Any,
 
 
 def test_pointer_moves_and_clicks(widget: Any, vm: FakeVm) -> None:
+    wait_live(widget)
     say(widget, type="pointer", kind="move", x=5, y=6, button=0)
     say(widget, type="pointer", kind="down", x=5, y=6, button=2)
     say(widget, type="pointer", kind="up", x=5, y=6, button=2)
     say(widget, type="pointer", kind="up", x=1, y=1, button=4)  # no Spice button: ignored
     assert widget._guest.flush(WAIT_S)
-    assert vm.spice_input.calls == [("move", 5, 6), ("click", 5, 6, "right")]
+    assert vm.spice_input.calls == [("move", 5, 6), ("down", 5, 6, "right"),
+                                    ("up", 5, 6, "right")]
 
 
 def test_close_lets_go_of_the_display_and_releases_held_keys(vm: FakeVm) -> None:

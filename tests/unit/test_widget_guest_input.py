@@ -48,6 +48,15 @@ class SlowInput:
     def click(self, x: int, y: int, button: str, timeout: float) -> None:
         self._call("click", x, y, button)
 
+    def button_down(self, x: int, y: int, button: str, timeout: float) -> None:
+        self._call("down", x, y, button)
+
+    def button_up(self, x: int, y: int, button: str, timeout: float) -> None:
+        self._call("up", x, y, button)
+
+    def scroll(self, x: int, y: int, clicks: int, timeout: float) -> None:
+        self._call("scroll", x, y, clicks)
+
 
 def test_what_queues_behind_a_slow_send_goes_in_order_keys_alone_moves_coalesced() -> None:
     spice = SlowInput()
@@ -72,6 +81,30 @@ def test_what_queues_behind_a_slow_send_goes_in_order_keys_alone_moves_coalesced
                            ("move", 3, 3), ("click", 3, 3, "left"), ("keys", b"\x1c\x9c")]
     guest.close()
     assert not guest.alive
+
+
+def test_a_drag_keeps_its_moves_between_press_and_release_and_the_wheel_its_place() -> None:
+    spice = SlowInput()
+    guest = GuestInput(spice, "vm")
+    guest.keys(b"\x2a")  # the first call waits for go: the rest queue behind it
+    for _ in range(100):
+        if spice.calls:
+            break
+        threading.Event().wait(0.01)
+    guest.button(10, 10, "left", down=True)
+    guest.move(20, 20)
+    guest.move(30, 30)  # coalesced with the move before, never past the release
+    guest.button(30, 30, "left", down=False)
+    guest.move(40, 40)
+    guest.scroll(40, 40, 0)  # nothing: not queued
+    guest.scroll(40, 40, -3)
+    guest.keys(b"\xaa")
+    spice.go.set()
+    assert guest.flush(WAIT_S)
+    assert spice.calls == [("keys", b"\x2a"), ("down", 10, 10, "left"), ("move", 30, 30),
+                           ("up", 30, 30, "left"), ("move", 40, 40), ("scroll", 40, 40, -3),
+                           ("keys", b"\xaa")]
+    guest.close()
 
 
 def test_keys_are_paced_like_typing() -> None:

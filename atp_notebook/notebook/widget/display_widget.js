@@ -8,7 +8,9 @@
 // ImageData bytes). Each frame is painted in order and acknowledged with {type: "ack", n}:
 // the kernel sends the next ones only as acknowledgements come back.
 // Messages to the kernel: hello / bye (a view appears / goes), ack, key {code, down},
-// blur (release every held key), pointer {kind: move | down | up, x, y, button}.
+// blur (release every held key and button), pointer {kind: move | down | up | wheel, x, y,
+// button, dy, mode}, special {combo} (the row of keys under the canvas), snapshot {request}
+// (answered by {type: "snapshot", request, name} and a PNG, or an error), reconnect.
 
 const MOVE_INTERVAL_MS = 20; // pointer moves at most 50 a second (jupyter_rfb's figure)
 const screens = new WeakMap(); // model -> its Screen
@@ -91,10 +93,29 @@ function initialize({ model }) {
   };
 }
 
+const RECONNECTABLE = " — click to reconnect"; // link_state.py's suffix
+const SNAPSHOT_WAIT_MS = 3000; // a busy kernel answers late: the canvas is saved instead
+const BUTTON_CSS =
+  "font: 11px var(--jp-ui-font-family, sans-serif); padding: 1px 5px; margin: 2px 2px 0 0;" +
+  "border: 1px solid var(--jp-border-color1, #bbb); border-radius: 2px; cursor: pointer;" +
+  "background: var(--jp-layout-color2, #eee); color: var(--jp-ui-font-color1, #222);";
+
+function download(blob, name) {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
 function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "atp-display";
   root.style.cssText = "display: inline-block; width: 100%; max-width: 100%;";
+  const stage = document.createElement("div"); // the canvas and, over it, the state
+  stage.style.cssText = "position: relative;";
   const canvas = document.createElement("canvas");
   canvas.width = 0;
   canvas.height = 0;
@@ -103,12 +124,24 @@ function render({ model, el }) {
   canvas.dataset.lmSuppressShortcuts = "true";
   canvas.style.cssText =
     "display: block; width: 100%; height: auto; outline: none; cursor: crosshair;" +
-    "background: #000; border: 2px solid transparent; box-sizing: border-box;";
+    "background: #000; border: 2px solid transparent; box-sizing: border-box;" +
+    "touch-action: none;";
+  // shown over the canvas while not live: what happened, and a click reconnects
+  const overlay = document.createElement("div");
+  overlay.className = "atp-display-overlay";
+  overlay.style.cssText =
+    "position: absolute; inset: 0; display: none; align-items: center;" +
+    "justify-content: center; background: rgba(0, 0, 0, 0.55); color: #fff;" +
+    "font: 14px var(--jp-ui-font-family, sans-serif); text-align: center; padding: 8px;" +
+    "min-height: 3em;";
+  stage.append(canvas, overlay);
+  const toolbar = document.createElement("div");
+  toolbar.className = "atp-display-keys";
   const status = document.createElement("div");
   status.className = "atp-display-status";
   status.style.cssText =
     "font: 12px var(--jp-code-font-family, monospace); color: #666; padding: 2px 0;";
-  root.append(canvas, status);
+  root.append(stage, toolbar, status);
   el.append(root);
   const ctx = canvas.getContext("2d", { alpha: false });
 
@@ -117,13 +150,18 @@ function render({ model, el }) {
   let fpsCount = 0;
   let fpsSince = performance.now();
   let focused = false;
-  let lastMove = 0;
 
   function showStatus() {
+    const state = model.get("status");
     const size = canvas.width ? ` ${canvas.width}x${canvas.height}` : "";
     const keys = focused ? " · keyboard captured" : "";
-    status.textContent = `${model.get("vm_name")}${size} · ${model.get("status")} · ` +
+    status.textContent = `${model.get("vm_name")}${size} · ${state} · ` +
       `${fps.toFixed(0)} fps${keys}`;
+    const live = state === "live";
+    overlay.style.display = live ? "none" : "flex";
+    overlay.textContent = state;
+    overlay.style.cursor = state.endsWith(RECONNECTABLE) ? "pointer" : "default";
+    root.dataset.status = state; // for tests
   }
   const fpsTimer = setInterval(() => {
     const now = performance.now();
@@ -182,20 +220,43 @@ function render({ model, el }) {
     ev.stopPropagation(); // nor to JupyterLab's shortcuts
     sendInput({ type: "key", code: ev.code, down: ev.type === "keydown" });
   }
+  // moves at most every MOVE_INTERVAL_MS; the last one of a burst is sent when its turn
+  // comes, so the pointer ends where the browser's did
+  let lastMove = 0;
+  let moveTimer = null;
+  let nextMove = null;
+  function sendMove() {
+    moveTimer = null;
+    if (!nextMove) return;
+    lastMove = performance.now();
+    sendInput({ type: "pointer", kind: "move", x: nextMove[0], y: nextMove[1], button: 0 });
+    nextMove = null;
+  }
   function onPointer(ev) {
     if (!canvas.width) return;
     const [x, y] = guestXY(ev);
     if (ev.type === "pointermove") {
-      const now = performance.now();
-      if (now - lastMove < MOVE_INTERVAL_MS) return;
-      lastMove = now;
-      sendInput({ type: "pointer", kind: "move", x, y, button: 0 });
+      nextMove = [x, y];
+      const wait = lastMove + MOVE_INTERVAL_MS - performance.now();
+      if (wait <= 0) sendMove();
+      else if (moveTimer === null) moveTimer = setTimeout(sendMove, wait);
       return;
     }
-    if (ev.type === "pointerdown") canvas.focus();
     ev.preventDefault();
+    if (ev.type === "pointerdown") {
+      canvas.focus();
+      canvas.setPointerCapture(ev.pointerId); // its up comes here even off the canvas
+    }
+    nextMove = null; // the button event places the pointer itself
     sendInput({ type: "pointer", kind: ev.type === "pointerdown" ? "down" : "up", x, y,
-                 button: ev.button });
+                button: ev.button });
+  }
+  function onWheel(ev) {
+    if (!focused || !canvas.width) return; // an unfocused canvas lets the page scroll
+    ev.preventDefault();
+    const [x, y] = guestXY(ev);
+    sendInput({ type: "pointer", kind: "wheel", x, y, dy: ev.deltaY, mode: ev.deltaMode,
+                button: 0 });
   }
   function onFocus() {
     focused = true;
@@ -214,16 +275,72 @@ function render({ model, el }) {
   canvas.addEventListener("pointermove", onPointer);
   canvas.addEventListener("pointerdown", onPointer);
   canvas.addEventListener("pointerup", onPointer);
+  canvas.addEventListener("wheel", onWheel, { passive: false });
   canvas.addEventListener("contextmenu", noMenu);
   canvas.addEventListener("focus", onFocus);
   canvas.addEventListener("blur", onBlur);
+  overlay.addEventListener("click", () => {
+    if (model.get("status").endsWith(RECONNECTABLE)) model.send({ type: "reconnect" });
+  });
+
+  // --- the row under the canvas: special keys and the snapshot ------------------------
+  function addButton(label, title, action) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = label;
+    button.title = title;
+    button.tabIndex = -1;
+    button.style.cssText = BUTTON_CSS;
+    // keep the keyboard focus (and the keys it holds) where it is
+    button.addEventListener("mousedown", (ev) => ev.preventDefault());
+    button.addEventListener("click", action);
+    toolbar.append(button);
+    return button;
+  }
+  for (const [label, combo] of model.get("special_keys")) {
+    addButton(label, `send ${combo} to the guest`,
+              () => sendInput({ type: "special", combo }));
+  }
+  // the snapshot: the kernel's exact screen (vm.display's pixels as a PNG); from the
+  // canvas (exact once the screen is still) when the kernel does not answer in time
+  let snapshots = 0;
+  const waiting = new Map(); // request -> its fallback timer
+  function canvasSnapshot(request, why) {
+    canvas.toBlob((blob) => {
+      if (blob) download(blob, `${model.get("vm_name")}-canvas.png`);
+    }, "image/png");
+    root.dataset.snapshot = `canvas: ${why}`;
+  }
+  addButton("Snapshot", "save the screen as a PNG", () => {
+    const request = `${viewId}-${snapshots++}`;
+    waiting.set(request, setTimeout(() => {
+      waiting.delete(request);
+      canvasSnapshot(request, "the kernel did not answer in time");
+    }, SNAPSHOT_WAIT_MS));
+    model.send({ type: "snapshot", request });
+  });
+  function onSnapshot(msg, buffers) {
+    if (msg.type !== "snapshot" || !waiting.has(msg.request)) return;
+    clearTimeout(waiting.get(msg.request));
+    waiting.delete(msg.request);
+    if (msg.error || !buffers.length) {
+      canvasSnapshot(msg.request, msg.error || "no picture");
+      return;
+    }
+    download(new Blob([buffers[0]], { type: "image/png" }), msg.name);
+    root.dataset.snapshot = msg.name;
+  }
+  model.on("msg:custom", onSnapshot);
 
   showStatus();
   model.send({ type: "hello" });
   return () => {
     clearInterval(fpsTimer);
+    if (moveTimer !== null) clearTimeout(moveTimer);
+    for (const timer of waiting.values()) clearTimeout(timer);
     screen.views.delete(copyFromScreen);
     model.off("change:status", showStatus);
+    model.off("msg:custom", onSnapshot);
     if (focused) sendInput({ type: "blur" });
     model.send({ type: "bye" });
   };

@@ -8,9 +8,15 @@ they keep coming while another cell blocks the kernel; the pacing (pacing.py) se
 ``fps`` frames a second and a few ahead of the browser's acknowledgements, and nothing at all
 while no view shows the widget.
 
-Keys (by ``KeyboardEvent.code``, keys.py) and pointer events from a focused view go to the
-guest in order through an input thread of the widget's own (guest_input.py), so the kernel's
-shell thread that hears them never waits for the VM.
+Keys (by ``KeyboardEvent.code``, keys.py), the row of special keys under the canvas and
+pointer events (buttons held across moves, the wheel: pointer.py) from a focused view go to
+the guest in order through an input thread of the widget's own (guest_input.py), so the
+kernel's shell thread that hears them never waits for the VM. The snapshot button asks the
+kernel for the exact screen (PNG of ``vm.display``'s pixels, as ``vm.screenshot()``).
+
+The status line says where the connection stands (link_state.py): connecting, live, failed,
+taken over by another Spice client, VM gone, closed. Once the connection is lost nothing is
+encoded and no input is sent until a click on the canvas reconnects.
 
 Example::
 
@@ -24,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import io
 import logging
 import pathlib
 import threading
@@ -34,11 +41,13 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
-from atp_notebook.errors import AtpError, InvalidArgument
+from atp_notebook.errors import AtpError, InvalidArgument, UnknownVm
 from atp_notebook.listeners import ListenerHandle
 from atp_notebook.notebook.widget.guest_input import GuestInput, InputOrder
-from atp_notebook.notebook.widget.keys import HeldKeys
+from atp_notebook.notebook.widget.keys import SPECIAL_KEYS, HeldKeys, combo_key_events
+from atp_notebook.notebook.widget.link_state import LinkState
 from atp_notebook.notebook.widget.pacing import FramePacer, FramePlan
+from atp_notebook.notebook.widget.pointer import HeldButtons, WheelNotches
 from atp_notebook.notebook.widget.tiles import (
     JPEG_QUALITY,
     TileFormat,
@@ -49,6 +58,8 @@ from atp_notebook.notebook.widget.tiles import (
 )
 from atp_notebook.spice.display.live import Frame
 from atp_notebook.spice.display.surfaces import Box
+from atp_notebook.spice.display_facade import to_image
+from atp_notebook.spice.vm_events import SpiceVmEvent
 
 if TYPE_CHECKING:
     from atp_notebook.session import Vm
@@ -57,8 +68,12 @@ __all__ = ["DisplayWidget", "WidgetStats"]
 
 OPEN_TIMEOUT_S = 30.0
 PIXELS_TIMEOUT_S = 10.0
-# browser MouseEvent.button -> Spice button name (vm.spice_input.click)
-_BUTTONS = {0: "left", 1: "middle", 2: "right"}
+STATE_TIMEOUT_S = 5.0
+# after a lost connection, how long libvirt may take to say the VM stopped (a destroyed VM's
+# sockets close as its QEMU dies, a moment before libvirt reaps it); a VM still running
+# then was taken over by another client
+VM_GONE_WAIT_S = 2.0
+VM_STATE_INTERVAL_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +97,7 @@ class DisplayWidget(anywidget.AnyWidget):
     _esm = pathlib.Path(__file__).with_name("display_widget.js")
     vm_name = traitlets.Unicode("").tag(sync=True)
     status = traitlets.Unicode("connecting").tag(sync=True)
+    special_keys = traitlets.List(traitlets.List(traitlets.Unicode())).tag(sync=True)
 
     def __init__(self, vm: Vm, channel: int = 0, *, fps: float = 30.0,
                  quality: int = JPEG_QUALITY, lossless: str = "auto",
@@ -90,7 +106,8 @@ class DisplayWidget(anywidget.AnyWidget):
             raise InvalidArgument(f"DisplayWidget: quality {quality} is not 1..100")
         lossless_format(Box(0, 0, 1, 1), lossless)  # a bad choice raises here, not later
         self._lossless = lossless
-        super().__init__(vm_name=vm.name if channel == 0 else f"{vm.name}:{channel}")
+        super().__init__(vm_name=vm.name if channel == 0 else f"{vm.name}:{channel}",
+                         special_keys=[list(k) for k in SPECIAL_KEYS])
         self._vm = vm
         self._display = vm.display_channel(channel)
         self._guest = GuestInput(vm.spice_input, vm.name)
@@ -100,8 +117,15 @@ class DisplayWidget(anywidget.AnyWidget):
         self._cond = threading.Condition()
         self._pacer = FramePacer(fps=fps, max_in_flight=max_in_flight)
         self._keys = HeldKeys()
+        self._buttons = HeldButtons()
+        self._wheel = WheelNotches()
+        self._last_pointer = (0, 0)  # where buttons still held go up on blur
+        self._link = LinkState(channel)
+        self._snapshot: threading.Thread | None = None
         self._closing = False
         self._listener: ListenerHandle | None = None
+        # the VM's Spice events (on the atp loop): a takeover, the VM gone
+        self._spice_listener = vm.spice_input.spice.add_listener(self._on_spice_event)
         self._counts = [0, 0, 0, 0]  # frames, lossless, tiles, bytes
         self._encode_seconds = 0.0
         self.on_msg(self._on_message)
@@ -137,31 +161,71 @@ class DisplayWidget(anywidget.AnyWidget):
             return
         with self._cond:
             self._closing = True
+            streaming = self._link.streaming
+            self._link.close()
             self._cond.notify_all()
-        listener, self._listener = self._listener, None
+            listener, self._listener = self._listener, None
         if listener is not None:
             listener.close()
-        self._release_keys()
+        spice_listener = self.__dict__.get("_spice_listener")  # None: __init__ failed
+        if spice_listener is not None:
+            spice_listener.close()
+        if streaming:  # else sending would reconnect, and the guest lost them anyway
+            self._release_held()
         self._guest.close()
+        self.status = self._link.status
         super().close()
 
     # --- the encoder thread -------------------------------------------------------------
 
     def _run(self) -> None:
-        try:
-            self._listener = self._display.add_listener(self._on_frame, timeout=OPEN_TIMEOUT_S)
-            screen = self._display.pixels(timeout=PIXELS_TIMEOUT_S)
-        except AtpError as exc:
-            self.status = f"failed: {exc.message}"
-            return
-        with self._cond:
-            self._pacer.damage((), (screen.shape[1], screen.shape[0]), time.monotonic())
-            self._cond.notify_all()
-        self.status = "live"
+        """Open the display, stream its frames until the widget closes or the connection
+        is lost, then wait for a view to ask for a reconnect."""
+        while self._open_display():
+            self._stream()
+            if not self._after_loss():
+                return
+
+    def _open_display(self) -> bool:
+        """(Re)open the display and queue its whole screen; False once the widget closes.
+        A failure is shown and waits for a reconnect."""
+        while True:
+            with self._cond:
+                if self._closing:
+                    return False
+                self._link.connecting()
+            self._show_status()
+            try:
+                if self._listener is None:
+                    handle = self._display.add_listener(self._on_frame,
+                                                        timeout=OPEN_TIMEOUT_S)
+                    with self._cond:
+                        if self._closing:  # close() ran meanwhile: it let go of none
+                            handle.close()
+                            return False
+                        self._listener = handle  # frame listeners outlive a reopen
+                screen = self._display.pixels(timeout=PIXELS_TIMEOUT_S)
+            except AtpError as exc:
+                with self._cond:
+                    self._link.open_failed(exc.message)
+                self._show_status()
+                if not self._wait_for_reconnect():
+                    return False
+                continue
+            with self._cond:
+                size = (screen.shape[1], screen.shape[0])
+                # the whole screen: it may have changed while we were not connected
+                self._pacer.damage((Box(0, 0, *size),), size, time.monotonic())
+                self._link.opened()
+                self._cond.notify_all()
+            self._show_status()
+            return True
+
+    def _stream(self) -> None:
         while True:
             with self._cond:
                 plan = None
-                while not self._closing:
+                while not self._closing and self._link.streaming:
                     now = time.monotonic()
                     plan = self._pacer.next_frame(now)
                     if plan is not None:
@@ -171,8 +235,7 @@ class DisplayWidget(anywidget.AnyWidget):
                     return
             try:
                 self._send_frame(plan)
-            except AtpError as exc:
-                self.status = f"failed: {exc.message}"
+            except AtpError as exc:  # a lost connection is told by its event (link_state)
                 self._log.info("frame %d not sent: %s", plan.number, exc)
                 with self._cond:  # the next frame from the display tries again
                     self._pacer.acknowledged(plan.number, time.monotonic())
@@ -193,8 +256,6 @@ class DisplayWidget(anywidget.AnyWidget):
         self._counts[1] += plan.lossless
         self._counts[2] += len(tiles)
         self._counts[3] += sum(len(b) for b in buffers)
-        if self.status != "live":
-            self.status = "live"
 
     # --- events -------------------------------------------------------------------------
 
@@ -218,34 +279,162 @@ class DisplayWidget(anywidget.AnyWidget):
                 else:
                     self._pacer.detach(now)
                 self._cond.notify_all()
-        elif kind in ("key", "blur", "pointer"):
+        elif kind in ("key", "blur", "pointer", "special"):
             view, seq = str(content.get("view", "")), int(content.get("seq", 0))
             for ready in self._order.push(view, seq, content):
                 assert isinstance(ready, dict)
                 self._input_message(ready)
+        elif kind == "reconnect":
+            with self._cond:
+                if self._link.ask_reconnect():
+                    self._cond.notify_all()
+        elif kind == "snapshot":
+            self._take_snapshot(str(content.get("request", "")))
+
+    # --- input --------------------------------------------------------------------------
 
     def _input_message(self, content: dict[str, Any]) -> None:
         kind = content.get("type")
+        with self._cond:
+            streaming = self._link.streaming
+        if not streaming:
+            # sending would reconnect and take the VM back: dropped, and nothing is held
+            self._keys.release_all()
+            self._buttons.release_all()
+            return
         if kind == "key":
             code = str(content.get("code", ""))
             data = self._keys.down(code) if content.get("down") else self._keys.up(code)
             self._guest.keys(data)
         elif kind == "blur":
-            self._release_keys()
+            self._release_held()
         elif kind == "pointer":
             self._pointer(content)
+        elif kind == "special":
+            self._special(str(content.get("combo", "")))
 
-    def _release_keys(self) -> None:
+    def _release_held(self) -> None:
+        """Let go of every key and button held in the guest (blur, close)."""
         self._guest.keys(self._keys.release_all())
+        x, y = self._last_pointer
+        for button in self._buttons.release_all():
+            self._guest.button(x, y, button, down=False)
 
     def _pointer(self, content: dict[str, Any]) -> None:
         x, y = int(content.get("x", 0)), int(content.get("y", 0))
+        self._last_pointer = (x, y)
         kind = content.get("kind")
         if kind == "move":
             self._guest.move(x, y)
-        elif kind == "up":
-            # a first cut: a click where the button goes up (no drags yet: they need the
-            # button held across moves, which VmSpice does not offer yet)
-            button = _BUTTONS.get(int(content.get("button", 0)))
+        elif kind in ("down", "up"):
+            number = int(content.get("button", 0))
+            button = self._buttons.down(number) if kind == "down" else self._buttons.up(number)
             if button is not None:
-                self._guest.click(x, y, button)
+                self._guest.button(x, y, button, down=kind == "down")
+        elif kind == "wheel":
+            notches = self._wheel.add(float(content.get("dy", 0)), int(content.get("mode", 0)))
+            self._guest.scroll(x, y, notches)
+
+    def _special(self, combo: str) -> None:
+        """A button of the special-keys row: the combo's key events one at a time."""
+        try:
+            events = combo_key_events(combo)
+        except InvalidArgument as exc:  # a view of another version, a hand-made message
+            self._log.warning("special key %r not sent: %s", combo, exc.message)
+            return
+        for data in events:
+            self._guest.keys(data)
+
+    # --- the snapshot button ------------------------------------------------------------
+
+    def _take_snapshot(self, request: str) -> None:
+        """The exact screen as a PNG for the view that asked ``request``, from a thread of
+        its own (a PNG of a large screen takes tens of ms: not on the shell thread)."""
+        with self._cond:
+            busy = self._snapshot is not None and self._snapshot.is_alive()
+            if busy or not self._link.streaming:
+                refused = self._link.status if not busy else "a snapshot is under way"
+            else:
+                refused = ""
+                self._snapshot = threading.Thread(target=self._send_snapshot, args=(request,),
+                                                  daemon=True, name="atp-widget-snapshot")
+                self._snapshot.start()
+        if refused:
+            self.send({"type": "snapshot", "request": request, "error": refused})
+
+    def _send_snapshot(self, request: str) -> None:
+        try:
+            pixels = self._display.pixels(timeout=PIXELS_TIMEOUT_S)
+        except AtpError as exc:
+            self.send({"type": "snapshot", "request": request, "error": exc.message})
+            return
+        png = io.BytesIO()
+        to_image(pixels).save(png, format="PNG")
+        name = f"{self._vm.name}-{time.strftime('%Y%m%d-%H%M%S')}.png"
+        self.send({"type": "snapshot", "request": request, "name": name},
+                  buffers=[png.getvalue()])
+
+    # --- the connection -----------------------------------------------------------------
+
+    def _on_spice_event(self, event: SpiceVmEvent) -> None:
+        """An event of the VM's Spice connection (on the atp loop): a loss ends the stream."""
+        with self._cond:
+            if self._link.hear(event):
+                self._cond.notify_all()
+
+    def _show_status(self) -> None:
+        with self._cond:
+            status = self._link.status
+        if self.status != status:
+            self.status = status
+
+    def _after_loss(self) -> bool:
+        """The stream ended: say why, then wait for a reconnect (True) or the close."""
+        with self._cond:
+            if self._closing:
+                return False
+            self._link.classify(None)  # "connection lost" while libvirt is asked
+        self._show_status()
+        self._keys.release_all()  # the guest's keyboard is no longer ours to release
+        self._buttons.release_all()
+        self._link_classify(self._vm_state_after_loss())
+        return self._wait_for_reconnect()
+
+    def _link_classify(self, state: str | None) -> None:
+        with self._cond:
+            self._link.classify(state)
+        self._show_status()
+        self._log.info("%s", self._link.status)
+
+    def _vm_state_after_loss(self) -> str | None:
+        """The VM's libvirt state once it settled (see VM_GONE_WAIT_S), None when libvirt
+        cannot tell (a Spice-only VM, the host unreachable) or only the display ended."""
+        if self._vm.spice_only:
+            return None
+        deadline = time.monotonic() + VM_GONE_WAIT_S
+        state: str | None = None
+        while True:
+            with self._cond:
+                if self._closing or self._link.reconnect_asked:
+                    return state
+                main_lost = self._link.main_lost
+            if main_lost:
+                try:
+                    state = self._vm.state(timeout=STATE_TIMEOUT_S)
+                except UnknownVm:
+                    return "undefined"
+                except AtpError as exc:
+                    self._log.info("VM state not known: %s", exc.message)
+                    return None
+                if state not in ("running", "paused", "blocked"):
+                    return state
+            if time.monotonic() > deadline:
+                return state
+            with self._cond:  # the display may end before Main: wait for the rest
+                self._cond.wait(VM_STATE_INTERVAL_S)
+
+    def _wait_for_reconnect(self) -> bool:
+        with self._cond:
+            while not (self._closing or self._link.reconnect_asked):
+                self._cond.wait()
+            return not self._closing

@@ -8,13 +8,19 @@ sends them, one at a time through the blocking API, and only the last of several
 pointer moves. Keys are never joined into one message: QEMU's PS/2 keyboard holds only a few
 bytes, and a burst (a fast typist, a paste, a browser test) lost keys in the guest
 ("typed-iidget" for "typed-in-widget"); each key event goes alone, at most one every
-``KEY_INTERVAL_S``, the pace ``vm.type()`` keeps.
+``KEY_INTERVAL_S``, the pace ``vm.type()`` keeps. Buttons go down and up as separate
+events (a drag is a press, moves, a release) and the wheel in notches; keys, buttons and
+wheel keep their order with the moves between them.
 
 Example::
 
     guest = GuestInput(vm.spice_input, "atp-vm1")
     guest.keys(b"\\x2a\\x1e\\x9e\\xaa")      # Shift-A
     guest.click(10, 20, "left")
+    guest.button(10, 20, "left", down=True)   # a drag from 10,20 ...
+    guest.move(200, 150)
+    guest.button(200, 150, "left", down=False)
+    guest.scroll(200, 150, -2)             # two notches down
     guest.flush(timeout=5)                 # everything queued was sent
     guest.close()
 """
@@ -25,6 +31,7 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 from atp_notebook.errors import AtpError
@@ -84,13 +91,29 @@ class BlockingInput(Protocol):
     def send_scancodes(self, data: bytes, timeout: float) -> None: ...
     def move(self, x: int, y: int, timeout: float) -> object: ...
     def click(self, x: int, y: int, button: str, timeout: float) -> object: ...
+    def button_down(self, x: int, y: int, button: str, timeout: float) -> object: ...
+    def button_up(self, x: int, y: int, button: str, timeout: float) -> object: ...
+    def scroll(self, x: int, y: int, clicks: int, timeout: float) -> object: ...
 
 
 class _Stop:
     """The end of the queue."""
 
 
-_Item = tuple[str, bytes, int, int, str] | threading.Event | _Stop
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """One input to send: ``kind`` keys (``data``), move, click, down, up (``button`` at
+    ``x``, ``y``) or scroll (``clicks``)."""
+
+    kind: str
+    data: bytes = b""
+    x: int = 0
+    y: int = 0
+    button: str = ""
+    clicks: int = 0
+
+
+_Item = _Send | threading.Event | _Stop
 
 
 class GuestInput:
@@ -106,13 +129,22 @@ class GuestInput:
 
     def keys(self, data: bytes) -> None:
         if data:
-            self._queue.put(("keys", data, 0, 0, ""))
+            self._queue.put(_Send("keys", data))
 
     def move(self, x: int, y: int) -> None:
-        self._queue.put(("move", b"", x, y, ""))
+        self._queue.put(_Send("move", x=x, y=y))
 
     def click(self, x: int, y: int, button: str) -> None:
-        self._queue.put(("click", b"", x, y, button))
+        self._queue.put(_Send("click", x=x, y=y, button=button))
+
+    def button(self, x: int, y: int, button: str, *, down: bool) -> None:
+        """Press (``down``) or release ``button`` at ``x``, ``y``."""
+        self._queue.put(_Send("down" if down else "up", x=x, y=y, button=button))
+
+    def scroll(self, x: int, y: int, clicks: int) -> None:
+        """Wheel notches at ``x``, ``y``: positive up."""
+        if clicks:
+            self._queue.put(_Send("scroll", x=x, y=y, clicks=clicks))
 
     def flush(self, timeout: float) -> bool:
         """Until everything queued before was sent (True), or ``timeout`` (False)."""
@@ -141,28 +173,38 @@ class GuestInput:
             if isinstance(item, threading.Event):
                 item.set()
                 continue
-            kind, data, x, y, button = item
             # take what queued up meanwhile: a move gives way to the newest; anything else
             # waits for the next turn, in order
-            while kind == "move":
+            while item.kind == "move":
                 try:
                     following = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if (not isinstance(following, tuple) or following[0] != kind):
+                if not isinstance(following, _Send) or following.kind != "move":
                     pending = following
                     break
-                x, y = following[2], following[3]
+                item = following
             try:
-                if kind == "keys":
+                if item.kind == "keys":
                     wait = last_key + KEY_INTERVAL_S - time.monotonic()
                     if wait > 0:
                         time.sleep(wait)
                     last_key = time.monotonic()
-                    self._input.send_scancodes(data, timeout=SEND_TIMEOUT_S)
-                elif kind == "move":
-                    self._input.move(x, y, timeout=SEND_TIMEOUT_S)
-                else:
-                    self._input.click(x, y, button, timeout=SEND_TIMEOUT_S)
+                self._send(item)
             except AtpError as exc:  # the VM went away, a position off a resized screen...
-                self._log.warning("%s not sent: %s", kind, exc)
+                self._log.warning("%s not sent: %s", item.kind, exc)
+
+    def _send(self, item: _Send) -> None:
+        spice, x, y, timeout = self._input, item.x, item.y, SEND_TIMEOUT_S
+        if item.kind == "keys":
+            spice.send_scancodes(item.data, timeout=timeout)
+        elif item.kind == "move":
+            spice.move(x, y, timeout=timeout)
+        elif item.kind == "click":
+            spice.click(x, y, item.button, timeout=timeout)
+        elif item.kind == "down":
+            spice.button_down(x, y, item.button, timeout=timeout)
+        elif item.kind == "up":
+            spice.button_up(x, y, item.button, timeout=timeout)
+        else:
+            spice.scroll(x, y, item.clicks, timeout=timeout)

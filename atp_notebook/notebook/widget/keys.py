@@ -13,6 +13,11 @@ auto-repeat: a PC keyboard's typematic repeat is repeated make codes), a key up 
 code, and ``release_all`` (on blur) the break codes of every key still held, so no key stays
 stuck down in the guest when the focus moves away.
 
+The row of special keys under the canvas (:data:`SPECIAL_KEYS`: keys the browser or the
+desktop keeps for itself, such as Ctrl-Alt-Del, or that move the focus, such as Tab) sends
+each as a combo of key events (:func:`combo_key_events`): pressed in order, released in
+reverse, one event at a time like typed keys.
+
 Example::
 
     scancode_for_code("KeyA")          # 0x1E
@@ -20,6 +25,7 @@ Example::
     keys = HeldKeys()
     keys.down("ShiftLeft") + keys.down("KeyA")   # b"\\x2a\\x1e"
     keys.release_all()                           # b"\\x9e\\xaa"
+    combo_key_events("ctrl-c")                   # [b"\\x1d", b"\\x2e", b"\\xae", b"\\x9d"]
 """
 
 from __future__ import annotations
@@ -27,7 +33,13 @@ from __future__ import annotations
 from atp_notebook.spice.keymaps import KEY_NAMES, break_code, layout, make_code
 from atp_notebook.spice.keymaps.scancodes import scancode_for_keycode
 
-__all__ = ["HeldKeys", "scancode_for_code"]
+__all__ = ["SPECIAL_KEYS", "HeldKeys", "combo_key_events", "scancode_for_code"]
+
+# the buttons under the canvas: (label, combo as vm.press() takes it)
+SPECIAL_KEYS: tuple[tuple[str, str], ...] = (
+    ("Ctrl-Alt-Del", "ctrl-alt-delete"), ("Esc", "esc"), ("Tab", "tab"),
+    *((f"F{n}", f"f{n}") for n in range(1, 13)), ("Ctrl-C", "ctrl-c"),
+)
 
 # "Writing system" codes (UI Events KeyboardEvent code values, US positions) -> the character
 # the us keymap types with that key unshifted
@@ -108,3 +120,11 @@ class HeldKeys:
         """Break codes of every held key, the last pressed first (as for a combo)."""
         held, self._held = self._held, {}
         return b"".join(break_code(sc) for sc in reversed(held.values()))
+
+
+def combo_key_events(combo: str) -> list[bytes]:
+    """The set-1 bytes of each key event of ``combo`` (``ctrl-alt-delete``, ``f5``: names
+    as ``vm.press`` takes them, letters on the us layout), presses then releases in reverse;
+    a bad combo raises KeymapError (an InvalidArgument)."""
+    return [make_code(sc) if down else break_code(sc)
+            for sc, down in layout("us").combo(combo).events()]
