@@ -10,7 +10,9 @@ channel only.
 The GLZ dictionary belongs to the session: every display channel that announced the same
 dictionary id may copy from images sent on another (research/display.md §1.5), and a
 display channel opened again in the same session may reference images of the one before.
-A new session (Main linked again) starts an empty one.
+A new session (Main linked again) starts an empty one. The pixmap cache is shared the same
+way, and the server orders the channels' use of it by message serials (WAIT_FOR_CHANNELS):
+:class:`DrawProgress` tells each worker how far the others have drawn.
 
 Example (on the atp loop, inside SpiceVmConnection)::
 
@@ -29,13 +31,16 @@ from atp_notebook.spice.aio.channel import SpiceChannel
 from atp_notebook.spice.codecs import GlzWindow
 from atp_notebook.spice.display.live import Frame, LiveDisplay
 from atp_notebook.spice.display.pixmap_cache import PixmapCache
+from atp_notebook.spice.display.progress import DrawProgress
 from atp_notebook.spice.display.renderer import DisplayRenderer
+from atp_notebook.spice.proto.channel import ConnectionClosed
 from atp_notebook.spice.proto.common import ChannelEvent, Ping, SetAck, UnknownMessage
 from atp_notebook.spice.proto.display import DisplayOptions, DisplayProtocol
 
 __all__ = ["GLZ_WAIT_S", "VmDisplays"]
 
-# how long a GLZ image waits for an image another display channel has not delivered yet
+# how long a GLZ image waits for an image another display channel has not delivered yet,
+# and a WAIT_FOR_CHANNELS for another channel's worker to draw the message named
 GLZ_WAIT_S = 10.0
 _NOT_DRAWN = (SetAck, Ping, UnknownMessage)
 
@@ -54,6 +59,9 @@ class VmDisplays:
         # one pixmap cache per session: every display channel announces cache id 1, and the
         # server may send FROM_CACHE on one channel for an image cached through another
         self._pixmaps: PixmapCache | None = None
+        self.progress = DrawProgress()  # how far each channel has drawn (WAIT_FOR_CHANNELS)
+        # per channel: the serial of the last message seen (-1: not countable, sub-lists)
+        self._serials: dict[int, int] = {}
         self._aborts: set[asyncio.Future[None]] = set()  # channels being ended by a failure
 
     def __repr__(self) -> str:
@@ -118,20 +126,34 @@ class VmDisplays:
 
         live = LiveDisplay(self.vm_id, channel.channel_id, renderer, loop,
                            on_acknowledged=acknowledged, on_failure=failed,
-                           listeners=self.frame_listeners(channel.channel_id))
+                           listeners=self.frame_listeners(channel.channel_id),
+                           progress=self.progress.open(channel.channel_id),
+                           wait_timeout=GLZ_WAIT_S)
+        self._serials[channel.channel_id] = 0 if protocol.mini_header else -1
         self.lives[channel.channel_id] = live
         return live
 
     def submit(self, channel: SpiceChannel, event: ChannelEvent) -> None:
         live = self.lives.get(channel.channel_id)
-        if live is not None and not isinstance(event, _NOT_DRAWN):
-            live.submit(event)
+        if live is None or isinstance(event, ConnectionClosed):
+            return
+        serial = self._serials.get(channel.channel_id, -1)
+        if serial >= 0:  # with the mini header each message is one event, numbered from 1
+            serial = self._serials[channel.channel_id] = serial + 1
+        if not isinstance(event, _NOT_DRAWN):
+            live.submit(event, max(serial, 0))
 
     def end_batch(self, channel: SpiceChannel) -> None:
         live = self.lives.get(channel.channel_id)
         protocol = channel.protocol
         if live is not None and isinstance(protocol, DisplayProtocol):
-            live.end_batch(protocol.take_unacknowledged())
+            serial = protocol.last_message_serial
+            counted = self._serials.get(channel.channel_id, -1)
+            if counted >= 0 and counted != serial:
+                self.log.warning("%s: display channel %d: counted message %d, the protocol "
+                                 "says %d", self.vm_id, channel.channel_id, counted, serial)
+                self._serials[channel.channel_id] = serial
+            live.end_batch(protocol.take_unacknowledged(), serial)
 
     def ended(self, channel: SpiceChannel) -> None:
         """The channel ended (the server, the network, a failed draw or our close)."""

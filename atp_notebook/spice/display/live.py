@@ -13,6 +13,11 @@ Frames: damage of the primary surface since the previous frame, merged (surfaces
 the worker is behind (more batches queued) it draws on and publishes at most one frame every
 ``FRAME_INTERVAL_S``, so a flood of small draws costs the loop a bounded number of wake-ups.
 
+Cross-channel order: a session's display channels share the pixmap cache, and the server
+orders their use of it with WAIT_FOR_CHANNELS and INVAL_ALL_PIXMAPS wait lists (progress.py).
+With a ``progress`` handle the worker reports each message's serial once drawn, and blocks on
+such a wait until the other channel's worker has drawn the message named.
+
 A draw the renderer refuses (a RemoteProtocolError for hostile data, or a bug) stops the
 worker for good; ``on_failure`` is called on the loop with the error, and the owner ends the
 channel with it. Nothing more is drawn or acknowledged afterwards.
@@ -21,8 +26,8 @@ Example (on the atp loop, inside SpiceVmConnection)::
 
     live = LiveDisplay("atp-vm1", 0, renderer, loop, on_acknowledged=ack,
                        on_failure=fail)
-    live.submit(event)              # for each event of the read
-    live.end_batch(protocol.take_unacknowledged())
+    live.submit(event, serial)      # for each event of the read (serial: 0 if unknown)
+    live.end_batch(protocol.take_unacknowledged(), protocol.last_message_serial)
     frame = await live.wait_for_change(None, timeout=5)
 """
 
@@ -36,15 +41,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
 from atp_notebook.errors import AtpError, ChannelClosed, InvalidArgument, OperationTimeout
 from atp_notebook.listeners import ListenerHandle, Listeners
+from atp_notebook.spice.display.progress import ChannelProgress
 from atp_notebook.spice.display.renderer import DisplayRenderer
 from atp_notebook.spice.display.surfaces import Box, Pixels
-from atp_notebook.spice.proto.common import ChannelEvent
+from atp_notebook.spice.proto.common import ChannelEvent, WaitForChannels
 from atp_notebook.spice.proto.display import Mark
+from atp_notebook.spice.proto.display_cache import InvalAllPixmaps
 
 __all__ = ["DisplayStats", "Frame", "LiveDisplay", "Region", "region_box"]
 
@@ -96,12 +104,14 @@ class DisplayStats:
 
 
 class _Batch:
-    """End of one socket read: ``messages`` to acknowledge once everything before is drawn."""
+    """End of one socket read: ``messages`` to acknowledge once everything before is drawn;
+    ``serial``: the read's last message (0: not known)."""
 
-    __slots__ = ("messages",)
+    __slots__ = ("messages", "serial")
 
-    def __init__(self, messages: int) -> None:
+    def __init__(self, messages: int, serial: int) -> None:
         self.messages = messages
+        self.serial = serial
 
 
 _STOP = object()
@@ -114,7 +124,9 @@ class LiveDisplay:
                  loop: asyncio.AbstractEventLoop, *,
                  on_acknowledged: Callable[[int], None],
                  on_failure: Callable[[BaseException], None],
-                 listeners: Listeners[Frame] | None = None) -> None:
+                 listeners: Listeners[Frame] | None = None,
+                 progress: ChannelProgress | None = None,
+                 wait_timeout: float = 10.0) -> None:
         self.vm_id = vm_id
         self.channel_id = channel_id
         self.renderer = renderer
@@ -128,6 +140,8 @@ class LiveDisplay:
         self._loop = loop
         self._on_acknowledged = on_acknowledged
         self._on_failure = on_failure
+        self._progress = progress
+        self._wait_timeout = wait_timeout
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         # events submitted (loop thread) and taken (worker): each side writes its own counter
         self._submitted = 0
@@ -152,15 +166,17 @@ class LiveDisplay:
 
     # --- from the channel's reader (atp loop) --------------------------------------------
 
-    def submit(self, event: ChannelEvent) -> None:
+    def submit(self, event: ChannelEvent, serial: int = 0) -> None:
+        """Draw ``event``, the server's message ``serial`` on this channel (0: not known;
+        the progress then moves at the end of the batch only)."""
         if self.error is None:
             self._submitted += 1
-            self._queue.put(event)
+            self._queue.put((event, serial))
 
-    def end_batch(self, messages: int) -> None:
+    def end_batch(self, messages: int, serial: int = 0) -> None:
         """The events of one read are all submitted; ``messages`` of them to acknowledge
-        once drawn."""
-        self._queue.put(_Batch(messages))
+        once drawn, the last one numbered ``serial``."""
+        self._queue.put(_Batch(messages, serial))
 
     def close(self, error: BaseException | None = None) -> None:
         """The channel ended: stop the worker (it finishes the event under way) and fail
@@ -169,6 +185,8 @@ class LiveDisplay:
             return
         self._ended.set()
         self._queue.put(_STOP)
+        if self._progress is not None:
+            self._progress.end()  # whoever waits for this channel waits no more
         if self.error is None and error is not None:
             self.error = error  # later calls say why too (the channel's reader failed)
         failure = error or self.error or ChannelClosed(
@@ -192,11 +210,17 @@ class LiveDisplay:
             self._taken += 1
             if self.error is not None:
                 continue  # failed: nothing more is drawn
+            event, serial = cast("tuple[ChannelEvent, int]", item)
             try:
+                if (isinstance(event, WaitForChannels | InvalAllPixmaps)
+                        and self._progress is not None):
+                    self._progress.wait(event.waits, self._wait_timeout)
                 with self.lock:
-                    self.renderer.apply(item)  # type: ignore[arg-type]
+                    self.renderer.apply(event)
                 self._drawn += 1
-                if isinstance(item, Mark):
+                if serial and self._progress is not None:
+                    self._progress.drawn(serial)
+                if isinstance(event, Mark):
                     self._mark_drawn = True  # told with the batch's frame, after it
             except BaseException as exc:  # every failure ends the channel
                 self.error = exc
@@ -208,6 +232,8 @@ class LiveDisplay:
     def _end_of_batch(self, batch: _Batch) -> None:
         if self.error is not None:
             return
+        if batch.serial and self._progress is not None:
+            self._progress.drawn(batch.serial)
         now = time.monotonic()
         frame = None
         marked, self._mark_drawn = self._mark_drawn, False

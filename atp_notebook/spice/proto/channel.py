@@ -109,6 +109,7 @@ class ChannelProtocol:
         # draws them first), so the server's flow control sees what was really drawn
         self.manual_acks = manual_acks
         self._unacknowledged = 0  # messages received (manual mode) not yet handed back
+        self.mini_header = mini_header  # one event per message (no sub-message lists)
         self._reader = MessageReader(max_message_size=max_message_size, mini_header=mini_header)
         self._writer = MessageWriter(mini_header=mini_header)
         self._out = bytearray()
