@@ -24,7 +24,7 @@ from typing import Any
 
 NS_PER_MS = 1_000_000
 NS_PER_US = 1_000
-UNITS = ("ns", "us", "ms", "s", "MiB")  # MiB: memory figures (display_rss)
+UNITS = ("ns", "us", "ms", "s", "MiB", "fps")  # MiB: memory (display_rss); fps: widget_fps
 STRING_KEYS = ("name", "unit", "ours_is")
 NUMERIC_KEYS = ("ours", "anchor", "ratio")
 RATIO_REL_TOL = 1e-9

@@ -51,13 +51,15 @@ HOSTLESS: dict[str, set[str]] = {
     | {f"display_isolation.drawn_here_vs_elsewhere.{f}.{p}" for f in (
         "input_other_vm_to_wire", "qmp_other_vm", "loop_lag") for p in PCT}
     | {"display_isolation.frame_interval"},
+    "widget": {"widget_fps", "widget_latency.p50", "widget_latency.p95", "widget_kernel_cpu"},
 }
 # figures with no like-for-like anchor: printed with anchor and ratio null
-PLAIN = {"atp_lab_status", "libvirt_open.local", "display_rss.open_1024x768"} | {
+PLAIN = {"atp_lab_status", "libvirt_open.local", "display_rss.open_1024x768",
+         "widget_kernel_cpu"} | {
     f"spice_socket_connect.{k}" for k in SPICE_KINDS}
 PLAIN_PREFIXES = ("pool_handout.",)
 # units other than ms, by the name's first part
-UNITS = {"pool_handout": "us", "display_rss": "MiB"}
+UNITS = {"pool_handout": "us", "display_rss": "MiB", "widget_fps": "fps"}
 
 
 def expected_names(module: str, paths: LabPaths) -> set[str]:
