@@ -51,6 +51,9 @@ HOSTLESS: dict[str, set[str]] = {
     | {f"display_isolation.drawn_here_vs_elsewhere.{f}.{p}" for f in (
         "input_other_vm_to_wire", "qmp_other_vm", "loop_lag") for p in PCT}
     | {"display_isolation.frame_interval"},
+    "screen": {"screen_change_to_assert.p50", "screen_change_to_assert.from_guest_write.p50",
+               "screen_match.area_200x100_m50", "screen_match.area_200x100_m50.colour",
+               "screen_ocr.console_line"},
     "widget": {"widget_fps", "widget_latency.p50", "widget_latency.p95", "widget_kernel_cpu"},
 }
 # figures with no like-for-like anchor: printed with anchor and ratio null
