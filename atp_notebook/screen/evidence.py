@@ -2,9 +2,9 @@
 
 :func:`evidence_images` draws three pictures of one :class:`NeedleMatch`: the needle's PNG
 with its areas (match blue, exclude gray, OCR yellow), the screen with each area where it
-was found (green passed, red failed, the click point as a cross), and the difference: black
-where the screen equals the needle, brighter where it differs (the blurred pixels' absolute
-difference, times 4), each area's placed where it was found. :func:`save_evidence` writes
+was found (green passed, red failed, the click point as a cross), and the difference: the screen
+dimmed to gray, magenta over it where it differs from the needle (the blurred pixels'
+absolute difference, times 4), in each area where it was found. :func:`save_evidence` writes
 them and a JSON of the numbers for a :class:`~atp_notebook.errors.ScreenMismatch`.
 
 Example::
@@ -32,7 +32,8 @@ __all__ = ["evidence_images", "match_numbers", "save_evidence"]
 AREA_COLOURS = {"match": (40, 120, 255), "exclude": (150, 150, 150), "ocr": (255, 210, 0)}
 PASSED = (0, 220, 0)
 FAILED = (255, 40, 40)
-DIFF_GAIN = 4  # a difference of 64 of 255 shows white
+DIFF_GAIN = 4  # a difference of 64 of 255 shows in full colour
+DIFF_COLOUR = (255, 0, 255)
 
 
 def _rgb(pixels: np.ndarray[Any, Any]) -> Image.Image:
@@ -53,20 +54,23 @@ def evidence_images(found: NeedleMatch,
     if screen is None:
         return out
     candidate = screen.convert("RGB")
-    diff = Image.new("L", candidate.size, 0)
+    strength = Image.new("L", candidate.size, 0)
     draw = ImageDraw.Draw(candidate)
     for a in found.areas:
         left, top, right, bottom = a.box
         draw.rectangle((left, top, right - 1, bottom - 1),
                        outline=PASSED if a.passed else FAILED, width=2)
         amplified = np.minimum(a.diff.astype(np.uint16) * DIFF_GAIN, 255).astype(np.uint8)
-        diff.paste(Image.fromarray(amplified, "L"), (left, top))
+        strength.paste(Image.fromarray(amplified, "L"), (left, top))
+    # the screen dimmed to gray for where things are, the difference in magenta over it
+    dimmed = screen.convert("L").point(lambda v: v // 4).convert("RGB")
+    diff = Image.composite(Image.new("RGB", candidate.size, DIFF_COLOUR), dimmed, strength)
     if found.areas and found.ok:
         x, y = found.click_point()
         draw.line((x - 6, y, x + 6, y), fill=PASSED, width=2)
         draw.line((x, y - 6, x, y + 6), fill=PASSED, width=2)
     out["candidate"] = candidate
-    out["diff"] = diff.convert("RGB")
+    out["diff"] = diff
     return out
 
 
