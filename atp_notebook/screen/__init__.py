@@ -2,7 +2,8 @@
 
 :mod:`.needle` loads and checks needle files, :mod:`.match` finds them on a screen (pure:
 numpy and OpenCV), :mod:`.ocr` reads text, :mod:`.vm_screen` waits on a VM's display for a
-needle or a text (``vm.assert_screen``, ``vm.wait_for_text``).
+needle or a text (``vm.assert_screen``, ``vm.wait_for_text``), :mod:`.evidence` draws and
+saves what a failed check saw (``ScreenMismatch``).
 
 Example::
 
@@ -11,6 +12,8 @@ Example::
     print(match_needle(vm.display.pixels(), needles.named("login")))
 """
 
+from atp_notebook.errors import NeedleError, ScreenMismatch
+from atp_notebook.screen.evidence import evidence_images, save_evidence
 from atp_notebook.screen.match import AreaMatch, NeedleMatch, match_needle, match_needles
 from atp_notebook.screen.needle import (
     ClickPoint,
@@ -27,11 +30,15 @@ __all__ = [
     "ClickPoint",
     "Needle",
     "NeedleArea",
+    "NeedleError",
     "NeedleMatch",
     "NeedleProperty",
     "NeedleSet",
+    "ScreenMismatch",
+    "evidence_images",
     "load_needle",
     "load_needles",
     "match_needle",
     "match_needles",
+    "save_evidence",
 ]

@@ -194,3 +194,19 @@ def test_ocr_areas_compare_the_text_read_on_the_screen_with_the_needles() -> Non
     assert not other.ok and other.areas[1].similarity < 0.5
     unread = match_needle(screen(), needle_of(MATCH, NeedleArea(*ELEMENT, type="ocr")))
     assert not unread.ok and unread.reason == "its OCR areas need a text reader"
+
+
+@pytest.mark.parametrize(("place", "moved_to"), [
+    ((0, 0), (0, 0)), ((0, 0), (7, 3)),  # the search window clipped at the top-left
+    ((260, 200), (260, 200)), ((260, 200), (251, 196)),  # and at the bottom-right
+])
+def test_an_area_at_the_screens_edge_is_searched_in_the_clipped_window(
+        place: tuple[int, int], moved_to: tuple[int, int]) -> None:
+    w, h = ELEMENT[2], ELEMENT[3]
+    needle = Needle("edge", screen(place), (NeedleArea(place[0], place[1], w, h),), ("e",))
+    found = match_needle(screen(moved_to), needle)
+    assert found.ok and found.areas[0].position == moved_to
+    # moved off the edge, the element's border blurs into the background instead of being
+    # mirrored at the screen's edge: a little under 1
+    assert found.areas[0].similarity == 1.0 if moved_to == place else (
+        0.98 < found.areas[0].similarity < 1.0)
