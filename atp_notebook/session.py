@@ -30,6 +30,8 @@ from atp_notebook.screen.needle import NeedleSet, load_needles
 from atp_notebook.screen.vm_screen import VmScreen
 from atp_notebook.spice.display_facade import VmDisplay
 from atp_notebook.spice.facade import VmSpice
+from atp_notebook.spice.port import OPEN_TIMEOUT_S as PORT_OPEN_TIMEOUT_S
+from atp_notebook.spice.port import SpicePort
 from atp_notebook.spice.vm import SpiceVmConnection
 from atp_notebook.transport import (
     LOOKUP_TIMEOUT_S,
@@ -305,6 +307,15 @@ class Vm:
 
     serial = atp_blocking(_serial)
     serial_async = atp_async(_serial)
+
+    async def _port(self, name: str, timeout: float = PORT_OPEN_TIMEOUT_S) -> SpicePort:
+        """A Spice port channel (a ``spiceport`` chardev), open; no libvirt needed:
+        ``with vm.port("com.atp.echo") as p: p.send(b"x")``. An unknown name raises
+        InvalidArgument listing the VM's ports."""
+        return await self.spice_input.spice.ports.get(name).open_async(timeout)
+
+    port = atp_blocking(_port)
+    port_async = atp_async(_port)
 
     # --- Spice (the Spice vm_id is the VM name) -------------------------------------------
 

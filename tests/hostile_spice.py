@@ -9,6 +9,9 @@ Main's session id, or gets BAD_CONNECTION_ID. After the link:
 - Main: SET_ACK, MAIN_INIT with ``session_id``; ATTACH_CHANNELS is answered with a
   CHANNELS_LIST naming main, display and inputs. :meth:`HostileSpiceServer.ping` sends PINGs
   and waits for their PONGs (a live Main answers them).
+- Port (``ports``: names of port channels 0, 1, ...): no SET_ACK (vmc channels have no acks),
+  PORT_INIT, the port's ``port_scripts`` steps on its first link, then an echo of the data
+  the client sends; :meth:`HostileSpiceServer.port_event` sends the guest's PORT_EVENTs.
 - Inputs: SET_ACK, INPUTS_INIT; every message the client sends is kept, the keys among
   them in order (:meth:`key_messages`).
 - Display: SET_ACK, then once DISPLAY_INIT (and the ACK_SYNC: the client has taken the
@@ -80,6 +83,7 @@ from atp_notebook.spice.proto.link_wire import (
     words_to_caps,
 )
 from atp_notebook.spice.proto.main import CHANNEL_ID, CHANNELS_COUNT, INIT
+from atp_notebook.spice.proto.port import PORT_EVENT, PORT_INIT, SPICEVMC_DATA
 
 T = TypeVar("T")
 SERVER_COMMON_CAPS = (CommonCap.PROTOCOL_AUTH_SELECTION, CommonCap.AUTH_SPICE,
@@ -87,7 +91,7 @@ SERVER_COMMON_CAPS = (CommonCap.PROTOCOL_AUTH_SELECTION, CommonCap.AUTH_SPICE,
 SERVER_CHANNEL_CAPS: dict[int, tuple[int, ...]] = {
     ChannelType.INPUTS: (InputsCap.KEY_SCANCODE,),
 }
-SERVED = (ChannelType.MAIN, ChannelType.DISPLAY, ChannelType.INPUTS)
+SERVED = (ChannelType.MAIN, ChannelType.DISPLAY, ChannelType.INPUTS, ChannelType.PORT)
 KEY_MESSAGES = (InputsMsgc.KEY_DOWN, InputsMsgc.KEY_UP, InputsMsgc.KEY_SCANCODE)
 MAX_LINK_MESS = 4096  # a real link message is 18 bytes + a few caps words
 STEP_TIMEOUT_S = 10.0  # every wait of the server on its client is bounded
@@ -199,7 +203,13 @@ class HostileSpiceServer:
 
     def __init__(self, display: Sequence[Step] = (), *, display_after: Sequence[Step] = (),
                  session_id: int = 0x5EC1D, password: str = "", ack_window: int = 20,
-                 step_timeout: float = STEP_TIMEOUT_S) -> None:
+                 step_timeout: float = STEP_TIMEOUT_S, ports: Sequence[str] = (),
+                 port_scripts: dict[str, Sequence[Step]] | None = None) -> None:
+        # ports: port channels 0, 1, ... of these names; each echoes the data it gets and
+        # first plays its port_scripts entry (on its first link only), as a display does
+        self.ports = tuple(ports)
+        self.port_scripts = dict(port_scripts or {})
+        self.port_guest_opened = True  # PORT_INIT's opened
         self.scenario = tuple(display)
         self.scenario_after = tuple(display_after)
         self.session_id = session_id
@@ -345,7 +355,8 @@ class HostileSpiceServer:
             LINK_MESS.unpack_from(mess)
         words = struct.unpack_from(f"<{n_common + n_channel}I", mess, offset)
         common, caps = words_to_caps(words[:n_common]), words_to_caps(words[n_common:])
-        if channel_type not in SERVED or channel_id != 0:
+        ids = len(self.ports) if channel_type == ChannelType.PORT else 1
+        if channel_type not in SERVED or not 0 <= channel_id < ids:
             # reds.cpp: a channel the server lacks is closed without a reply
             self.refused.append(f"no channel {channel_type}:{channel_id}")
             return None
@@ -382,6 +393,9 @@ class HostileSpiceServer:
     # --- the channels -------------------------------------------------------------------------
 
     async def _serve(self, link: Link, reader: asyncio.StreamReader) -> None:
+        if link.channel_type == ChannelType.PORT:
+            await self._serve_port(link, reader)
+            return
         # the first message on every channel: spice-server's push_set_ack
         link.writer.write(link.framer.pack(Msg.SET_ACK, SET_ACK.pack(1, self.ack_window)))
         if link.channel_type == ChannelType.MAIN:
@@ -424,9 +438,12 @@ class HostileSpiceServer:
         if message.msg_type == Msgc.ACK:
             link.acks += 1
         elif link.channel_type == ChannelType.MAIN and message.msg_type == MainMsgc.ATTACH_CHANNELS:
-            listed = [(ChannelType.MAIN, 0), (ChannelType.DISPLAY, 0), (ChannelType.INPUTS, 0)]
+            listed = [(ChannelType.MAIN, 0), (ChannelType.DISPLAY, 0), (ChannelType.INPUTS, 0),
+                      *((ChannelType.PORT, i) for i in range(len(self.ports)))]
             link.send(MainMsg.CHANNELS_LIST, CHANNELS_COUNT.pack(len(listed)) + b"".join(
                 CHANNEL_ID.pack(t, i) for t, i in listed))
+        elif link.channel_type == ChannelType.PORT and message.msg_type == SPICEVMC_DATA:
+            link.send(SPICEVMC_DATA, message.body)  # an echo
         elif (link.channel_type == ChannelType.DISPLAY and message.msg_type == DisplayMsgc.INIT
               and len(message.body) >= DISPLAY_INIT.size):
             self.display_init = DisplayInit(*DISPLAY_INIT.unpack_from(message.body))
@@ -465,6 +482,43 @@ class HostileSpiceServer:
                 await self._trickle(link, step)
         if first:
             self.scenario_done.set()
+
+    async def _serve_port(self, link: Link, reader: asyncio.StreamReader) -> None:
+        """spice-server's port channel: no SET_ACK (a vmc channel has no acks), PORT_INIT
+        first, then its script (first link of the port), then an echo until the client
+        closes."""
+        name = self.ports[link.channel_id].encode() + b"\0"
+        link.send(PORT_INIT, struct.pack("<IIB", len(name), 9, self.port_guest_opened) + name)
+        await link.writer.drain()
+        reading = asyncio.ensure_future(self._read_client(link, reader))
+        try:
+            first = next(x for x in self.links if (x.channel_type, x.channel_id) == (
+                link.channel_type, link.channel_id)) is link
+            for step in self.port_scripts.get(self.ports[link.channel_id], ()) if first else ():
+                if link.closed.is_set():
+                    break
+                if isinstance(step, Send):
+                    for _ in range(step.count):
+                        link.send(step.msg_type, step.body)
+                        await link.writer.drain()  # blocks while the client does not read
+                        await self._notify()
+                elif isinstance(step, Raw):
+                    link.writer.write(step.data)
+                    await link.writer.drain()
+                elif isinstance(step, Pause):
+                    await asyncio.sleep(step.seconds)
+                elif isinstance(step, Gate):
+                    await asyncio.wait_for(self._gate.wait(), self.step_timeout)
+                elif isinstance(step, Close):
+                    link.writer.close()
+                    break
+            await reading
+        finally:
+            reading.cancel()
+
+    def port_event(self, channel_id: int, event: int) -> None:
+        """Send PORT_EVENT (the guest opened: 0, closed: 1) on the port's latest link."""
+        self.link(ChannelType.PORT, channel_id).send(PORT_EVENT, bytes((event,)))
 
     async def _window_open(self, link: Link) -> bool:
         """Wait, as spice-server does, while more than twice the ACK window is unacked;

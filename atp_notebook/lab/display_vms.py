@@ -99,6 +99,8 @@ class DisplaySetting:
     zlib: str = "never"  # zlib-glz-wan-compression
     streaming: str = "off"  # streaming-video
     video: str = "qxl"  # one of VIDEO_MODELS
+    # Spice port channels: a spiceport chardev on a virtio-serial port of the same name each
+    spice_ports: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for value, allowed, what in ((self.image_compression, IMAGE_COMPRESSIONS, "image"),
@@ -127,6 +129,10 @@ DISPLAY_SETTINGS: dict[str, DisplaySetting] = {s.name: s for s in (
     # the VGA text console, 720x400, rendered by QEMU's VGA emulation
     DisplaySetting("vga_text", video="vga"),
 )}
+# The Spice port channel's VM (issue 16): the VGA text console (the cheapest display) and two
+# spiceport chardevs, each on a guest virtio-serial port of its name. Not a display setting.
+PORT_NAMES = ("com.atp.echo", "com.atp.second")
+PORT_SETTING = DisplaySetting("ports", video="vga", spice_ports=PORT_NAMES)
 
 
 def setting_named(name: str | DisplaySetting) -> DisplaySetting:
@@ -190,6 +196,10 @@ def display_domain_xml(paths: LabPaths, setting: DisplaySetting, port: int,
             model.set("primary", "yes")
     upload = ET.SubElement(devices, "channel", type="unix")
     ET.SubElement(upload, "target", type="virtio", name=UPLOAD_PORT_NAME)
+    for name in setting.spice_ports:
+        port_channel = ET.SubElement(devices, "channel", type="spiceport")
+        ET.SubElement(port_channel, "source", channel=name)
+        ET.SubElement(port_channel, "target", type="virtio", name=name)
     return ET.tostring(root, encoding="unicode")
 
 

@@ -35,6 +35,7 @@ from atp_notebook.listeners import ListenerHandle, Listeners
 from atp_notebook.spice.aio.channel import MESSAGE_TIMEOUT_S, ChannelStatus, SpiceChannel
 from atp_notebook.spice.display.live import LiveDisplay
 from atp_notebook.spice.endpoint import SpiceEndpoint
+from atp_notebook.spice.port import VmPorts
 from atp_notebook.spice.proto import ChannelProtocol, InputsProtocol, LinkSucceeded, MainProtocol
 from atp_notebook.spice.proto.common import ChannelEvent, Ping, SetAck, UnknownMessage
 from atp_notebook.spice.proto.constants import ChannelType, InputsCap, MainCap, MouseMode
@@ -45,6 +46,7 @@ from atp_notebook.spice.proto.display import (
     SurfaceCreated,
 )
 from atp_notebook.spice.proto.main import MainInit, MouseModeChanged
+from atp_notebook.spice.proto.port import PortProtocol
 from atp_notebook.spice.vm_displays import VmDisplays
 from atp_notebook.spice.vm_events import (
     ChannelEnded,
@@ -68,6 +70,7 @@ _PROTOCOLS: dict[ChannelType, type[ChannelProtocol]] = {
     ChannelType.MAIN: MainProtocol,
     ChannelType.INPUTS: InputsProtocol,
     ChannelType.DISPLAY: DisplayProtocol,
+    ChannelType.PORT: PortProtocol,
 }
 # events every channel produces; listeners hear the channel-specific ones
 _ROUTINE = (SetAck, Ping, UnknownMessage)
@@ -88,6 +91,7 @@ class ChannelInfo:
     link_ms: float | None
     rtt_ms: float | None  # the kernel's smoothed RTT of the channel's TCP connection, to 1 µs
     min_rtt_ms: float | None = None  # its lowest RTT: without the server's delayed ACKs
+    name: str | None = None  # a port channel's name (PORT_INIT)
 
 
 class SpiceVmConnection:
@@ -125,6 +129,7 @@ class SpiceVmConnection:
         self.log = logging.getLogger(f"atp.spice.{vm_id}")
         self.listeners: Listeners[SpiceVmEvent] = Listeners(self.log)
         self.displays = VmDisplays(vm_id, display or DisplayOptions.lossless(), self.log)
+        self.ports = VmPorts(self)  # port channels by name: ``ports.get(name)``
 
     def __repr__(self) -> str:
         open_ = [f"{t.name.lower()}:{i}" for (t, i), c in self._channels.items()
@@ -428,5 +433,6 @@ class SpiceVmConnection:
                 round(channel.link_seconds * 1000, 2) if channel.link_seconds else None,
                 tcp.rtt_ms if tcp is not None else None,
                 tcp.min_rtt_ms if tcp is not None else None,
+                channel.protocol.name if isinstance(channel.protocol, PortProtocol) else None,
             ))
         return out

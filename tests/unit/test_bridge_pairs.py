@@ -17,6 +17,7 @@ from atp_notebook.loop import get_loop
 from atp_notebook.session import Vm
 from atp_notebook.spice.display_facade import VmDisplay
 from atp_notebook.spice.facade import VmSpice
+from atp_notebook.spice.port import SpicePort
 from atp_notebook.virt.guest_agent import GuestAgent
 from atp_notebook.virt.qmp import Qmp
 from atp_notebook.virt.virtio_serial import VirtioSerial
@@ -28,8 +29,10 @@ NOT_OPERATIONS = {
     (GuestAgent, "supports"): "no I/O",
     (Vm, "display_channel"): "returns a client object, no I/O",
     (VmDisplay, "frames"): "an async iterator (no blocking form makes sense)",
+    (SpicePort, "add_listener"): "registers a callback, no I/O",
+    (SpicePort, "on_channel_event"): "VmPorts' routing hook, on the atp loop, no wait",
 }
-CLASSES = [Vm, VmSpice, VmDisplay, GuestAgent, VirtioSerial, Qmp]
+CLASSES = [Vm, VmSpice, VmDisplay, GuestAgent, VirtioSerial, Qmp, SpicePort]
 
 
 def operations(cls: type) -> list[str]:

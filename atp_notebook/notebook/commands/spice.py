@@ -295,7 +295,8 @@ def channel_rows(infos: Sequence[ChannelInfo]) -> list[list[str]]:
 
     # RTT to the microsecond: on loopback it is a few tens of µs, which 2 digits would hide;
     # srtt includes the server's delayed ACKs (ms on an idle channel), min rtt does not
-    return [[info.type, str(info.id), info.status, "TLS" if info.secure else "plain",
+    return [[info.type if info.name is None else f"{info.type} {info.name}",  # a port's name
+             str(info.id), info.status, "TLS" if info.secure else "plain",
              str(info.bytes_in), str(info.bytes_out), str(info.messages_in), str(info.pings),
              ms(info.link_ms, 2), ms(info.rtt_ms, 3), ms(info.min_rtt_ms, 3)]
             for info in infos]

@@ -110,6 +110,10 @@ class SpiceChannel:
         self._established = asyncio.Event()  # the server's first message arrived
         self._deferred_close: asyncio.Future[None] | None = None  # _close_in_background
         self._opening: asyncio.Future[None] | None = None  # the link under way
+        # cleared by pause_reading(): a port channel's backpressure (vmc channels have no
+        # acks; TCP is their flow control)
+        self._may_read = asyncio.Event()
+        self._may_read.set()
         self.log = logging.getLogger(f"atp.spice.{vm_id}.{channel_type.name.lower()}"
                                      f"{channel_id or ''}")
 
@@ -261,6 +265,8 @@ class SpiceChannel:
         message_deadline: float | None = None  # when the message under way must be complete
         try:
             while True:
+                if not self._may_read.is_set():
+                    message_deadline = await self._paused(message_deadline)
                 if message_deadline is None:
                     data = await self._reader.read(READ_CHUNK)
                 else:
@@ -290,6 +296,14 @@ class SpiceChannel:
             self._closed.set()
             if ended and self._on_ended is not None:
                 self._on_ended(self)
+
+    async def _paused(self, message_deadline: float | None) -> float | None:
+        """Wait while reading is paused; the deadline of a message under way starts again
+        (the pause was ours, not the server's)."""
+        await self._may_read.wait()
+        if message_deadline is None:
+            return None
+        return asyncio.get_running_loop().time() + self.message_timeout
 
     async def _read_until(self, left: float) -> bytes:
         assert self._reader is not None and self.protocol is not None
@@ -361,6 +375,15 @@ class SpiceChannel:
         if self.status is ChannelStatus.OPEN:
             with contextlib.suppress(ConnectionError, OSError):
                 self._write_queued()
+
+    def pause_reading(self) -> None:
+        """Stop reading the socket after the current batch, until :meth:`resume_reading`:
+        backpressure for a consumer that is behind. Only for channels without acks (a
+        port): the server's pings wait too, and a display would stall its server."""
+        self._may_read.clear()
+
+    def resume_reading(self) -> None:
+        self._may_read.set()
 
     async def abort(self, error: BaseException) -> None:
         """End an open channel because of ``error`` (data it could not handle): the channel
