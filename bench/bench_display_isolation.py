@@ -9,15 +9,19 @@ lab's ``atp-vm1`` as the *other* VM.
 
 CPUs: on this 2-core kind of host a TCG guest animating and spice-server's MJPEG encoder
 (both inside the display VM's QEMU) would take both cores, and every other call would wait
-for a CPU whoever draws the stream. So the display VM's QEMU is confined to the last CPU
-(``display_vm(cpuset=)``: vCPU, emulator, I/O and spice-server's threads), and this
-process, the second client process and atp-vm1's QEMU to the others (``bench/
-cpu_placement.py``; atp-vm1's affinity comes back afterwards): what is left of a slowdown is
-the client's. ``pinning`` on each line says what took (each process's threads by allowed
-CPUs, and where they last ran, sampled in an animated phase). ``--no-pin`` runs unconfined
-(the host's contention included). Phases alternate in ABBA blocks (twice in a full run)
-— still, animated, animated, still — so drift spreads over both; an animated phase samples
-only once the stream runs, a still one once the screen has been still for 1.5 s.
+for a CPU whoever draws the stream. So the display VM's QEMU runs on the last CPU only
+(``display_vm(cpuset=)``: vCPU, emulator, I/O and spice-server's threads), with the lab's
+other VMs (atp-vm2, atp-sasl: bystanders whose idle TCG load the kernel would otherwise
+move onto the other CPU in the animated phases only), while this process, the second
+client, atp-vm1's QEMU and libvirtd (``vm.qmp``'s path) have the other CPUs
+(``bench/cpu_placement.py``; every process's own affinity comes back afterwards): what is
+left of a slowdown is the client's. ``pinning`` on each line says what took (each
+process's threads by allowed CPUs, and where they last ran, read in an animated phase).
+``--no-pin`` runs unconfined (the host's contention included).
+
+Phases alternate in ABBA blocks (twice in a full run) — still, animated, animated, still —
+so drift spreads over both; an animated phase samples only once the stream runs, a still
+one once the screen has been still for 1.5 s.
 
 ``display_isolation.input_to_wire.<p50|p99>``: ``SpiceKeyboard.press("shift")`` on the
 streaming VM's own Inputs channel (the Spice session the frames arrive on), timed from the
@@ -58,10 +62,12 @@ load without our process drawing anything.
 ``pair_ratios``: the ratio within each animated phase and its still neighbour (ABBA: A1/S1,
 A2/S2, ...), which tells a steady slowdown from one burst of other work on the host.
 ``cpu``: per phase kind, the host's busy share of all cores and of each (``_per_cpu``: the
-display VM's is the last), this process's share of one
-core, and the atp loop thread's CPU time and run-queue wait (ms per s: running, and
-runnable without a CPU, from schedstat: the loop's own work, and CPU starvation — not the
-GIL).
+display VM's is the last), this process's share of one core, the atp loop thread's CPU time
+and run-queue wait (ms per s: running, and runnable without a CPU, from schedstat: the
+loop's own work, and CPU starvation — not the GIL), and the same summed over the threads
+of each process on the calls' path (``cpu_ms_per_s``, ``runqueue_ms_per_s``: ``client``,
+``libvirtd``, atp-vm1's QEMU, ``display_vm``'s QEMU, and in the elsewhere phases the
+``second_client``): which of them waited for a CPU more while the stream played.
 
 Target (issue 13): ratio <= 1.5 for input_to_wire.p99 and qmp_other_vm.p99. A full run
 takes ~4 min; it takes the lab lock itself unless a process it runs under holds it already
@@ -70,7 +76,10 @@ Diagnosis: ``--profile`` prints to stderr what the atp loop and the display work
 (sampled stacks, 1 kHz) during the first animated phase; ``--switch-interval S`` sets
 ``sys.setswitchinterval`` (the GIL's hand-over interval, 5 ms by default) for the run;
 ``--worker-nice N`` runs the display worker thread at nice N (lower priority than the atp
-loop and the caller).
+loop and the caller); ``--worker-aside`` moves the display worker threads onto the display
+VM's CPU, so that drawing never shares the measured side's one CPU with the atp loop (what
+a host with a core to spare would do; the default keeps our whole process, decoding
+included, on the measured side).
 
 Example::
 
@@ -80,7 +89,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 import json
@@ -104,14 +112,7 @@ from atp_notebook.loop import AtpLoop, get_loop
 from atp_notebook.session import Session, Vm, connect
 from atp_notebook.spice.display.live import DisplayStats, Frame
 from atp_notebook.spice.proto.display import DisplayOptions
-from bench.cpu_placement import (
-    CpuSplit,
-    confined,
-    confined_to,
-    placement,
-    qemu_pid,
-    thread_ids,
-)
+from bench.cpu_placement import CpuSplit, Pinning, libvirtd_pid, qemu_pid, thread_ids
 from bench.display_isolation_sampling import (
     CALL_TIMEOUT_S,
     LAG_TICK_S,
@@ -134,6 +135,7 @@ STILL_S = 1.5  # past spice-server's 1 s stream timeout: the stream is gone
 SWITCH_FLAG = "--switch-interval"
 NICE_FLAG = "--worker-nice"
 NO_PIN_FLAG = "--no-pin"
+ASIDE_FLAG = "--worker-aside"
 # ABBA blocks (twice in a full run): drift (other work on the host) spreads over both kinds
 ABBA = ("still", "animated", "animated", "still")
 # the guest animating throughout, the stream drawn by this process or by another (ABBA)
@@ -213,50 +215,6 @@ def wait_for_stream(vm: Vm, since: int) -> None:
         time.sleep(0.05)
 
 
-# --- the CPUs -----------------------------------------------------------------------------
-
-
-@dataclass
-class Pinning:
-    """This run's CPU split (None: unconfined) and, once an animated phase ran, where the
-    threads of the display VM's QEMU, atp-vm1's and this process were."""
-
-    split: CpuSplit | None
-    seen: dict[str, object] = field(default_factory=dict)
-
-    def check(self, display: str) -> None:
-        """Every thread of both QEMUs and of this process on its side of the split (or a
-        RuntimeError: the figures would not mean what they say)."""
-        if self.split is None:
-            return
-        for pid, cpus, what in ((qemu_pid(display), self.split.display, display),
-                                (qemu_pid(OTHER_VM), self.split.rest, OTHER_VM),
-                                (os.getpid(), self.split.rest, "this process")):
-            if not confined_to(pid, cpus):
-                raise RuntimeError(f"{what}'s threads are not confined to CPUs {sorted(cpus)}: "
-                                   f"{placement(pid)}")
-
-    def snapshot(self, display: str) -> None:
-        if self.split is not None:
-            self.seen = {"display_vm": placement(qemu_pid(display)),
-                         OTHER_VM: placement(qemu_pid(OTHER_VM)),
-                         "client": placement(os.getpid())}
-
-    def summary(self) -> dict[str, object]:
-        if self.split is None:
-            return {"off": True}
-        return {"display_vm_cpus": sorted(self.split.display),
-                "rest_cpus": sorted(self.split.rest), **self.seen}
-
-
-@contextmanager
-def others_confined(split: CpuSplit | None) -> Iterator[None]:
-    """atp-vm1's QEMU on the CPUs the display VM does not have, for the block."""
-    with contextlib.nullcontext() if split is None else confined(qemu_pid(OTHER_VM),
-                                                                 split.rest):
-        yield
-
-
 def followed_by(take: Callable[[], Samples], after: Callable[[], None]) -> Samples:
     samples = take()
     after()  # still in the phase: the animation plays
@@ -327,7 +285,9 @@ def other_process_phase(loop: AtpLoop, vm: Vm, guest: DisplayGuest, targets: Tar
             child.stdin.flush()
             if child.stdout.readline().strip() != "streaming":
                 raise RuntimeError("the display client process saw no stream")
-            samples = sample_phase(loop, dataclasses.replace(targets, keyboard=None), n)
+            watched = {**targets.watched, "second_client": child.pid}
+            samples = sample_phase(loop, dataclasses.replace(targets, keyboard=None,
+                                                             watched=watched), n)
         out, _ = child.communicate(timeout=CALL_TIMEOUT_S)
     finally:
         if child.poll() is None:
@@ -340,12 +300,11 @@ def other_process_phase(loop: AtpLoop, vm: Vm, guest: DisplayGuest, targets: Tar
 
 
 def drawn_here_phase(loop: AtpLoop, vm: Vm, animation: Animation, targets: Targets,
-                     n: int) -> Samples:
+                     n: int, pinning: Pinning) -> Samples:
     """The guest animates and this process draws the stream: our display opened again (the
     other process had the VM's Spice session), and closed afterwards for the next one."""
     vm.display.open(options=DisplayOptions.lossy(), timeout=CALL_TIMEOUT_S)
-    if (nice := flag_value(NICE_FLAG)) is not None:
-        renice_display_workers(vm, int(nice))
+    tune_display_workers(vm, pinning)
     try:
         with animation.playing():
             wait_for_stream(vm, stream_frames(vm))
@@ -355,7 +314,7 @@ def drawn_here_phase(loop: AtpLoop, vm: Vm, animation: Animation, targets: Targe
 
 
 def here_and_elsewhere(loop: AtpLoop, vm: Vm, guest: DisplayGuest, targets: Targets,
-                       n: int) -> tuple[Samples, Samples, dict[str, float]]:
+                       n: int, pinning: Pinning) -> tuple[Samples, Samples, dict[str, float]]:
     """HERE_ELSEWHERE's phases: the stream drawn by this process and by another, the guest
     animating in both; what the other process drew, summed."""
     here, elsewhere = Samples(), Samples()
@@ -363,7 +322,7 @@ def here_and_elsewhere(loop: AtpLoop, vm: Vm, guest: DisplayGuest, targets: Targ
     animation = Animation(guest)
     for phase in HERE_ELSEWHERE:
         if phase == "here":
-            here.extend(drawn_here_phase(loop, vm, animation, targets, n))
+            here.extend(drawn_here_phase(loop, vm, animation, targets, n, pinning))
         else:
             samples, child = other_process_phase(loop, vm, guest, targets, n)
             elsewhere.extend(samples)
@@ -379,19 +338,27 @@ def flag_value(flag: str) -> str | None:
     return args[args.index(flag) + 1] if flag in args else None
 
 
-def renice_display_workers(vm: Vm, nice: int) -> None:
-    """Diagnosis (--worker-nice N): the display worker threads of ``vm`` at nice ``N``, so
-    the kernel prefers the atp loop and the caller's threads over drawing."""
+def tune_display_workers(vm: Vm, pinning: Pinning) -> None:
+    """Diagnosis: the display worker threads of ``vm`` at nice N (--worker-nice N: the kernel
+    prefers the atp loop and the caller's threads over drawing), or on the display side's
+    CPU (--worker-aside: drawing never shares a CPU with the loop)."""
+    nice = flag_value(NICE_FLAG)
+    aside = ASIDE_FLAG in sys.argv[1:] and pinning.split is not None
     for thread in threading.enumerate():
         if thread.name.startswith(f"atp-display-{vm.name}") and thread.native_id:
-            os.setpriority(os.PRIO_PROCESS, thread.native_id, nice)
+            if nice is not None:
+                os.setpriority(os.PRIO_PROCESS, thread.native_id, int(nice))
+            if aside and pinning.split is not None:
+                os.sched_setaffinity(thread.native_id, pinning.split.display)
 
 
 def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool,
             pinning: Pinning) -> Run:
     loop = get_loop()
     other = session.vm(OTHER_VM, host="local")
-    targets = Targets(keyboard_of(loop, vm), keyboard_of(loop, other), other)
+    watched = {"client": os.getpid(), "libvirtd": libvirtd_pid(), OTHER_VM: qemu_pid(OTHER_VM),
+               "display_vm": qemu_pid(vm.name)}
+    targets = Targets(keyboard_of(loop, vm), keyboard_of(loop, other), other, watched)
     sample_phase(loop, targets, 5)  # unmeasured warm-up: connections, lookups
 
     # the host's share first: the guest animates, no display channel is open
@@ -401,8 +368,7 @@ def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool
     print("display_isolation: busy guest, no display done", file=sys.stderr)
 
     vm.display.open(options=DisplayOptions.lossy(), timeout=CALL_TIMEOUT_S)
-    if (nice := flag_value(NICE_FLAG)) is not None:
-        renice_display_workers(vm, int(nice))
+    tune_display_workers(vm, pinning)
     log = FrameLog()
     handle = vm.display.add_listener(log)
     animation = Animation(guest)
@@ -423,7 +389,7 @@ def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool
                 if profile and number == 1:  # the first animated phase
                     sample = partial(profiled, sample, named_threads(loop, vm))
                 if number == 1:
-                    sample = partial(followed_by, sample, partial(pinning.snapshot, vm.name))
+                    sample = partial(followed_by, sample, pinning.snapshot)
                 samples, before, after = animated_phase(vm, animation, log, sample)
                 animated.extend(samples)
                 animated_blocks.append(samples)
@@ -433,7 +399,7 @@ def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool
             print(f"display_isolation: {phase} phase done", file=sys.stderr)
     finally:
         handle.close()
-    here, elsewhere, child = here_and_elsewhere(loop, vm, guest, targets, n)
+    here, elsewhere, child = here_and_elsewhere(loop, vm, guest, targets, n, pinning)
     return Run(still, animated, busy, elsewhere, log.intervals(), frames, decoded,
                draw_seconds, animation.frames_written, animation.seconds, child,
                list(zip(animated_blocks, still_blocks, strict=True)), here,
@@ -472,6 +438,7 @@ def report(run: Run) -> None:
                  anchor_is=f"{what}, display open and still",
                  **controls, cpu=cpu, gil_switch_interval_ms=sys.getswitchinterval() * 1000,
                  display_worker_nice=int(flag_value(NICE_FLAG) or 0), pinning=run.pinning,
+                 display_worker_aside=ASIDE_FLAG in sys.argv[1:],
                  pair_ratios=run.pair_ratios(kind, p),
                  n=len(loaded), p=label)
     for figure, kind, what in figures[1:]:  # no key presses on the streaming VM there
@@ -509,13 +476,12 @@ def main() -> int:
     if split is not None:  # before the atp threads start: they inherit it
         for tid in thread_ids(os.getpid()):
             os.sched_setaffinity(tid, split.rest)
-    pinning = Pinning(split)
+    pinning = Pinning(split, OTHER_VM)
     session = connect(LabPaths.default().config_file)
     try:
         # lab_lock is a no-op under flock ... pytest
         with lab_lock(), display_vm(SETTING, cpuset=None if split is None else
-                                    split.display_cpuset) as dvm, others_confined(split):
-            pinning.check(dvm.name)
+                                    split.display_cpuset) as dvm, pinning.applied(dvm.name):
             vm = session.vm(dvm.name)
             guest = DisplayGuest(vm)
             guest.framebuffers_on()

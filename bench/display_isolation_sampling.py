@@ -52,6 +52,9 @@ class Samples:
     client_cpu: float = 0.0  # this process's CPU seconds
     loop_queued: float = 0.0  # seconds the atp loop's thread waited for a CPU, runnable
     loop_ran: float = 0.0  # seconds the atp loop's thread ran on a CPU
+    # per watched process (Targets.watched): seconds its threads ran, and waited runnable
+    ran: dict[str, float] = field(default_factory=dict)
+    queued: dict[str, float] = field(default_factory=dict)
 
     def extend(self, other: Samples) -> None:
         self.key += other.key
@@ -67,8 +70,11 @@ class Samples:
         self.client_cpu += other.client_cpu
         self.loop_queued += other.loop_queued
         self.loop_ran += other.loop_ran
+        for mine, theirs in ((self.ran, other.ran), (self.queued, other.queued)):
+            for name, seconds in theirs.items():
+                mine[name] = mine.get(name, 0.0) + seconds
 
-    def cpu(self) -> dict[str, float | list[float]]:
+    def cpu(self) -> dict[str, float | list[float] | dict[str, float]]:
         """The host's busy share of all its cores and of each, this process's share of one
         core, how long per second the atp loop's thread ran, and how long it was runnable but
         had no CPU (ms/s: the kernel's run-queue wait, which no GIL or loop work is part of)."""
@@ -79,7 +85,11 @@ class Samples:
                                           zip(self.cpu_busy, self.cpu_total, strict=True)],
                 "client_cpu": round(self.client_cpu * per_second, 3),
                 "loop_cpu_ms_per_s": round(self.loop_ran * 1000 * per_second, 2),
-                "loop_runqueue_ms_per_s": round(self.loop_queued * 1000 * per_second, 2)}
+                "loop_runqueue_ms_per_s": round(self.loop_queued * 1000 * per_second, 2),
+                "cpu_ms_per_s": {k: round(v * 1000 * per_second, 1)
+                                 for k, v in self.ran.items()},
+                "runqueue_ms_per_s": {k: round(v * 1000 * per_second, 1)
+                                      for k, v in self.queued.items()}}
 
 
 def added(a: list[float], b: list[float]) -> list[float]:
@@ -111,10 +121,25 @@ def schedstat(thread: threading.Thread) -> tuple[float, float]:
     return int(ran) / 1e9, int(queued) / 1e9
 
 
+def process_schedstat(pid: int) -> tuple[float, float]:
+    """The same summed over every thread of process ``pid`` (threads that ended meanwhile
+    drop out: compare spans in which a process keeps its threads)."""
+    ran = queued = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as stat:
+                fields = stat.read().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        ran, queued = ran + int(fields[0]), queued + int(fields[1])
+    return ran / 1e9, queued / 1e9
+
+
 @contextmanager
-def accounted(out: Samples, loop: AtpLoop) -> Iterator[None]:
-    """Add the wall time, the host's busy time, this process's CPU time and the atp loop
-    thread's run-queue wait to ``out``."""
+def accounted(out: Samples, loop: AtpLoop, watched: dict[str, int]) -> Iterator[None]:
+    """Add the wall time, the host's busy time, this process's CPU time, the atp loop
+    thread's run-queue wait and each ``watched`` process's (name -> pid) to ``out``."""
+    procs = {name: process_schedstat(pid) for name, pid in watched.items()}
     host = host_cpu_seconds()
     cpu, wall = time.process_time(), time.monotonic()
     ran, queued = schedstat(loop.thread)
@@ -132,6 +157,10 @@ def accounted(out: Samples, loop: AtpLoop) -> Iterator[None]:
         ran_after, queued_after = schedstat(loop.thread)
         out.loop_ran += ran_after - ran
         out.loop_queued += queued_after - queued
+        for name, (ran_before, queued_before) in procs.items():
+            ran_now, queued_now = process_schedstat(watched[name])
+            out.ran[name] = out.ran.get(name, 0.0) + ran_now - ran_before
+            out.queued[name] = out.queued.get(name, 0.0) + queued_now - queued_before
 
 
 # --- the atp loop's lateness --------------------------------------------------------------
@@ -200,6 +229,8 @@ class Targets:
     keyboard: SpiceKeyboard | None
     other_keyboard: SpiceKeyboard
     other: Vm
+    # processes whose CPU time and run-queue wait each phase records: name -> pid
+    watched: dict[str, int] = field(default_factory=dict)
 
 
 def sample_phase(loop: AtpLoop, targets: Targets, n: int) -> Samples:
@@ -207,7 +238,7 @@ def sample_phase(loop: AtpLoop, targets: Targets, n: int) -> Samples:
     runs right after the pause), with the loop's lag and the CPU used alongside."""
     out = Samples()
     calls = ("key", "other_key", "qmp")
-    with accounted(out, loop), LoopLag(loop).running() as late:
+    with accounted(out, loop, targets.watched), LoopLag(loop).running() as late:
         for i in range(n):
             for which in calls[i % 3:] + calls[:i % 3]:
                 if which == "qmp":
