@@ -177,6 +177,7 @@ function render({ model, el }) {
       canvas.width = source.width;
       canvas.height = source.height;
       canvas.style.maxWidth = `${source.width + 4}px`;
+      stage.style.maxWidth = canvas.style.maxWidth; // the overlay covers the canvas only
       ctx.imageSmoothingEnabled = false;
       if (source.width) ctx.drawImage(source, 0, 0);
     } else if (msg) {
@@ -269,7 +270,13 @@ function render({ model, el }) {
     sendInput({ type: "blur" });
     showStatus();
   }
-  const noMenu = (ev) => ev.preventDefault();
+  // the right button is the guest's: neither the browser's menu nor JupyterLab's (which
+  // would open under the pointer and take the next events)
+  canvas.dataset.jpSuppressContextMenu = "";
+  const noMenu = (ev) => {
+    ev.preventDefault();
+    ev.stopPropagation();
+  };
   canvas.addEventListener("keydown", onKey);
   canvas.addEventListener("keyup", onKey);
   canvas.addEventListener("pointermove", onPointer);
