@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -59,6 +60,9 @@ __all__ = ["DisplayStats", "Frame", "LiveDisplay", "Region", "region_box"]
 # at most this many frames per second while the worker has more queued (a still frame goes
 # out at once when the queue runs dry)
 FRAME_INTERVAL_S = 1 / 60
+# the worker draws this much nicer than the loop: when they share a CPU, the scheduler lets
+# the loop's pings, acks and input run first and the drawing waits
+WORKER_NICENESS = 10
 
 Region = tuple[int, int, int, int]  # x, y, width, height
 
@@ -199,6 +203,9 @@ class LiveDisplay:
     # --- the worker thread ------------------------------------------------------------------
 
     def _run(self) -> None:
+        with contextlib.suppress(OSError):  # (a platform without per-thread niceness)
+            os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0)
+                           + WORKER_NICENESS)  # Linux: 0 is this thread
         started = time.thread_time()
         while True:
             item = self._queue.get()
