@@ -43,6 +43,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from atp_notebook.errors import InvalidArgument
 from atp_notebook.screen.needle import (
@@ -53,7 +54,8 @@ from atp_notebook.screen.needle import (
     _as_bgr,
 )
 
-__all__ = ["AreaMatch", "NeedleMatch", "match_needle", "match_needles", "similarity_of"]
+__all__ = ["AreaMatch", "NeedleMatch", "match_needle", "match_needles", "search_windows",
+           "similarity_of"]
 
 # os-autoinst minVec: every place whose squared-difference sum is within this of the lowest
 CANDIDATE_SLACK = 10.0
@@ -244,7 +246,7 @@ def _normal(text: str) -> str:
 # --- needles ---------------------------------------------------------------------------
 
 
-def match_needle(screen: Bgr | Any, needle: Needle, *, colour: bool | None = None,
+def match_needle(screen: Bgr | Image.Image, needle: Needle, *, colour: bool | None = None,
                  threshold: float = 0.0, read_text: TextReader | None = None) -> NeedleMatch:
     """``needle`` checked against ``screen`` (B,G,R[,X] (h, w, 3|4) uint8, or a PIL image).
 
@@ -273,7 +275,7 @@ def match_needle(screen: Bgr | Any, needle: Needle, *, colour: bool | None = Non
     return NeedleMatch(needle, tuple(areas), ok, error, use_colour, reason)
 
 
-def match_needles(screen: Bgr | Any, needles: Iterable[Needle], *,
+def match_needles(screen: Bgr | Image.Image, needles: Iterable[Needle], *,
                   colour: bool | None = None, threshold: float = 0.0,
                   read_text: TextReader | None = None) -> list[NeedleMatch]:
     """Every needle checked against ``screen``, best first (os-autoinst's order)."""
