@@ -10,6 +10,7 @@ Example::
 
     def test_x(jupyter_lab: JupyterLab, page: Page) -> None:
         jupyter_lab.write_notebook("n.ipynb", ["1 + 1"])
+        jupyter_lab.copy_notebook(NOTEBOOKS / "04-live-screen.ipynb", ["w.stats"])
         page.goto(jupyter_lab.url("lab/tree/n.ipynb"))
 """
 
@@ -35,6 +36,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from atp_notebook.lab.paths import LabPaths
 
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
@@ -73,6 +75,21 @@ class JupyterLab:
                       for i, source in enumerate(cells)],
         }
         path = self.root / name
+        path.write_text(json.dumps(notebook, indent=1))
+        return path
+
+    def copy_notebook(self, source: Path, extra_cells: list[str]) -> Path:
+        """``source`` in the served directory, its stored outputs dropped (what shows is
+        what this run made), then ``extra_cells`` appended: a test's own checks, run after
+        the notebook's cells by the same kernel."""
+        notebook = json.loads(source.read_text())
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "code":
+                cell["outputs"], cell["execution_count"] = [], None
+        notebook["cells"] += [{"cell_type": "code", "id": f"test-{i}", "metadata": {},
+                               "execution_count": None, "outputs": [], "source": text}
+                              for i, text in enumerate(extra_cells)]
+        path = self.root / source.name
         path.write_text(json.dumps(notebook, indent=1))
         return path
 
