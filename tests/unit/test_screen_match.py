@@ -210,3 +210,16 @@ def test_an_area_at_the_screens_edge_is_searched_in_the_clipped_window(
     # mirrored at the screen's edge: a little under 1
     assert found.areas[0].similarity == 1.0 if moved_to == place else (
         0.98 < found.areas[0].similarity < 1.0)
+
+
+@pytest.mark.parametrize(("copies", "expected"), [
+    (((60, 80), (145, 80)), (60, 80)),  # 40 px left beats 45 px right
+    (((100, 35), (100, 122)), (100, 122)),  # 42 px down beats 45 px up
+])
+def test_of_equal_candidates_the_one_closest_to_the_areas_place_wins(
+        copies: tuple[tuple[int, int], ...], expected: tuple[int, int]) -> None:
+    shown = screen(None)
+    for at in copies:
+        shown[:] = np.where(screen(at) != screen(None), screen(at), shown)
+    found = match_needle(shown, needle_of(MATCH)).areas[0]
+    assert (found.position, found.similarity) == (expected, 1.0)
