@@ -105,7 +105,11 @@ def qemu_processes() -> dict[int, str]:
 
 
 def thread_ids(pid: int) -> list[int]:
-    return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    """The thread ids of process ``pid``; none once it ended."""
+    try:
+        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except GONE:
+        return []
 
 
 @contextmanager
@@ -190,8 +194,8 @@ class Pinning:
             for placed in self.plan:
                 if placed.what not in ("client", display):  # those two are already
                     stack.enter_context(confined(placed.pid, placed.cpus))
-            for placed in self.plan:
-                if not confined_to(placed.pid, placed.cpus):
+            for placed in self.plan:  # a bystander that ended meanwhile has no threads
+                if thread_ids(placed.pid) and not confined_to(placed.pid, placed.cpus):
                     raise RuntimeError(f"{placed.what}'s threads are not confined to CPUs "
                                        f"{sorted(placed.cpus)}: {placement(placed.pid)}")
             yield

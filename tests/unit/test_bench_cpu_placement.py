@@ -5,6 +5,8 @@ from /proc as ``ps -L`` and ``taskset`` would)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -16,6 +18,7 @@ from bench.cpu_placement import (
     cpu_list,
     parse_cpu_list,
     placement,
+    thread_ids,
 )
 
 
@@ -55,3 +58,11 @@ def test_confined_sets_every_thread_and_gives_each_its_cpus_back() -> None:
     finally:
         stop.set()
         helper.join()
+
+
+def test_a_process_that_ended_has_no_threads_to_place() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert thread_ids(child.pid) == []
+    assert placement(child.pid) == {"threads": 0, "allowed": {}, "on_cpu": {}}
+    assert not confined_to(child.pid, frozenset({0}))
