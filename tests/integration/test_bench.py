@@ -55,6 +55,7 @@ HOSTLESS: dict[str, set[str]] = {
                "screen_match.area_200x100_m50", "screen_match.area_200x100_m50.colour",
                "screen_ocr.console_line"},
     "widget": {"widget_fps", "widget_latency.p50", "widget_latency.p95", "widget_kernel_cpu"},
+    "port": {"port_echo_1mb.p50"},
 }
 # figures with no like-for-like anchor: printed with anchor and ratio null
 PLAIN = {"atp_lab_status", "libvirt_open.local", "display_rss.open_1024x768",

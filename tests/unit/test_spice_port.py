@@ -19,6 +19,7 @@ from atp_notebook.errors import ChannelClosed, InvalidArgument
 from atp_notebook.lab.display_vms import DISPLAY_SETTINGS, PORT_SETTING, display_domain_xml
 from atp_notebook.lab.guest import GuestImage
 from atp_notebook.lab.paths import LabPaths
+from atp_notebook.lab.port_echo import echo_script
 from atp_notebook.session import Session, Vm, connect
 from atp_notebook.spice.aio.channel import READ_CHUNK
 from atp_notebook.spice.port import PortState, SpicePort
@@ -222,3 +223,10 @@ def test_the_port_vm_has_a_spiceport_chardev_per_name(tmp_path: Path) -> None:
              for c in root.findall("devices/channel") if c.get("type") == "spiceport"]
     assert ports == [("spiceport", n, "virtio", n) for n in ("com.atp.echo", "com.atp.second")]
     assert PORT_SETTING.name not in DISPLAY_SETTINGS  # a VM of its own, no display setting
+
+
+def test_the_guest_echo_refuses_names_that_are_no_port() -> None:
+    for bad in ("", "../x", "a/b"):
+        with pytest.raises(InvalidArgument):
+            echo_script(bad)
+    assert "/dev/virtio-ports/com.atp.echo" in echo_script("com.atp.echo")

@@ -67,6 +67,13 @@ def test_events(wire: bytes, events: list[object]) -> None:
     assert PortProtocol(ChannelType.PORT, 0).receive_data(wire) == events
 
 
+def test_port_init_as_the_lab_server_sent_it() -> None:
+    # captured from the lab (QEMU 7.2, spice-server 0.15), the guest side not open yet
+    body = b"\r\x00\x00\x00\t\x00\x00\x00\x00com.atp.echo\x00"
+    assert parse_port_init(body) == PortInit("com.atp.echo", False)
+    assert body == init_body(b"com.atp.echo", 0)
+
+
 def test_events_arrive_the_same_byte_by_byte() -> None:
     wire = frame(201, init_body(b"com.atp.echo")) + frame(101, bytes(range(256)) * 3)
     chan = PortProtocol(ChannelType.PORT, 0)
