@@ -75,10 +75,11 @@ takes ~4 min; it takes the lab lock itself unless a process it runs under holds 
 Diagnosis: ``--profile`` prints to stderr what the atp loop and the display worker ran
 (sampled stacks, 1 kHz) during the first animated phase; ``--switch-interval S`` sets
 ``sys.setswitchinterval`` (the GIL's hand-over interval, 5 ms by default) for the run;
-``--worker-nice N`` runs the display worker thread at nice N (lower priority than the atp
-loop and the caller); ``--worker-aside`` moves the display worker threads onto the display
-VM's CPU, so that drawing never shares the measured side's one CPU with the atp loop (what
-a host with a core to spare would do; the default keeps our whole process, decoding
+``--worker-nice N`` runs the display worker thread at nice N instead of the live layer's
+own +10 (``display_worker_nice`` says which applied); ``--worker-aside`` moves the display
+worker threads onto the display VM's CPU, so that drawing never shares the measured side's
+one CPU with the atp loop (what a host with a core to spare would do; the default keeps our
+whole process, decoding
 included, on the measured side).
 
 Example::
@@ -241,6 +242,7 @@ class Run:
     pairs: list[tuple[Samples, Samples]] = field(default_factory=list)
     drawn_here: Samples = field(default_factory=Samples)  # HERE_ELSEWHERE's "here" phases
     pinning: dict[str, object] = field(default_factory=dict)  # Pinning.summary()
+    worker_nice: int | None = None  # the display worker's niceness in the main phases
 
     def pair_ratios(self, kind: str, p: float) -> list[float]:
         """The statistic's ratio within each pair of adjacent phases: whether a ratio
@@ -338,18 +340,21 @@ def flag_value(flag: str) -> str | None:
     return args[args.index(flag) + 1] if flag in args else None
 
 
-def tune_display_workers(vm: Vm, pinning: Pinning) -> None:
-    """Diagnosis: the display worker threads of ``vm`` at nice N (--worker-nice N: the kernel
-    prefers the atp loop and the caller's threads over drawing), or on the display side's
-    CPU (--worker-aside: drawing never shares a CPU with the loop)."""
+def tune_display_workers(vm: Vm, pinning: Pinning) -> int | None:
+    """Diagnosis: the display worker threads of ``vm`` at nice N (--worker-nice N, instead of
+    the live layer's own WORKER_NICENESS), or on the display side's CPU (--worker-aside:
+    drawing never shares a CPU with the loop). The workers' niceness now (None: none)."""
     nice = flag_value(NICE_FLAG)
     aside = ASIDE_FLAG in sys.argv[1:] and pinning.split is not None
+    now = None
     for thread in threading.enumerate():
         if thread.name.startswith(f"atp-display-{vm.name}") and thread.native_id:
             if nice is not None:
                 os.setpriority(os.PRIO_PROCESS, thread.native_id, int(nice))
             if aside and pinning.split is not None:
                 os.sched_setaffinity(thread.native_id, pinning.split.display)
+            now = os.getpriority(os.PRIO_PROCESS, thread.native_id)
+    return now
 
 
 def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool,
@@ -368,7 +373,7 @@ def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool
     print("display_isolation: busy guest, no display done", file=sys.stderr)
 
     vm.display.open(options=DisplayOptions.lossy(), timeout=CALL_TIMEOUT_S)
-    tune_display_workers(vm, pinning)
+    worker_nice = tune_display_workers(vm, pinning)
     log = FrameLog()
     handle = vm.display.add_listener(log)
     animation = Animation(guest)
@@ -403,7 +408,7 @@ def measure(session: Session, guest: DisplayGuest, vm: Vm, n: int, profile: bool
     return Run(still, animated, busy, elsewhere, log.intervals(), frames, decoded,
                draw_seconds, animation.frames_written, animation.seconds, child,
                list(zip(animated_blocks, still_blocks, strict=True)), here,
-               pinning.summary())
+               pinning.summary(), worker_nice)
 
 
 def report(run: Run) -> None:
@@ -437,7 +442,7 @@ def report(run: Run) -> None:
                          "lossy)",
                  anchor_is=f"{what}, display open and still",
                  **controls, cpu=cpu, gil_switch_interval_ms=sys.getswitchinterval() * 1000,
-                 display_worker_nice=int(flag_value(NICE_FLAG) or 0), pinning=run.pinning,
+                 display_worker_nice=run.worker_nice, pinning=run.pinning,
                  display_worker_aside=ASIDE_FLAG in sys.argv[1:],
                  pair_ratios=run.pair_ratios(kind, p),
                  n=len(loaded), p=label)
