@@ -79,8 +79,7 @@ Diagnosis: ``--profile`` prints to stderr what the atp loop and the display work
 own +10 (``display_worker_nice`` says which applied); ``--worker-aside`` moves the display
 worker threads onto the display VM's CPU, so that drawing never shares the measured side's
 one CPU with the atp loop (what a host with a core to spare would do; the default keeps our
-whole process, decoding
-included, on the measured side).
+whole process, decoding included, on the measured side).
 
 Example::
 
