@@ -20,6 +20,7 @@ from atp_notebook.lab.display_vms import DISPLAY_SETTINGS, PORT_SETTING, display
 from atp_notebook.lab.guest import GuestImage
 from atp_notebook.lab.paths import LabPaths
 from atp_notebook.lab.port_echo import echo_script
+from atp_notebook.notebook.commands.spice import channel_rows
 from atp_notebook.session import Session, Vm, connect
 from atp_notebook.spice.aio.channel import READ_CHUNK
 from atp_notebook.spice.port import PortState, SpicePort
@@ -30,6 +31,7 @@ from atp_notebook.spice.proto.port import (
     PortEvent,
     PortEventKind,
 )
+from atp_notebook.spice.vm import ChannelInfo
 from tests.hostile_spice import Gate, HostileSpiceServer, Raw, Send, ServerThread, Step
 from tests.settling import settled
 
@@ -230,3 +232,8 @@ def test_the_guest_echo_refuses_names_that_are_no_port() -> None:
         with pytest.raises(InvalidArgument):
             echo_script(bad)
     assert "/dev/virtio-ports/com.atp.echo" in echo_script("com.atp.echo")
+
+
+def test_the_channels_table_names_a_port() -> None:
+    info = ChannelInfo("port", 1, "open", False, 10, 20, 3, 0, 1.5, None, name="com.atp.second")
+    assert channel_rows([info])[0][:3] == ["port com.atp.second", "1", "open"]
