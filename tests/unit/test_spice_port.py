@@ -183,12 +183,21 @@ def test_a_slow_reader_stops_the_socket_not_memory(tmp_path: Path) -> None:
         h.main_and_inputs_live()
 
 
-GARBAGE = struct.pack("<HI", 102, 5) + struct.pack("<BI", 1, 10)  # COMPRESSED_DATA: no cap
+GARBAGE = {
+    # LZ4 data to a client that never announced the cap
+    "COMPRESSED_DATA": struct.pack("<HI", 102, 5) + struct.pack("<BI", 1, 10),
+    # a data message larger than spice-server can send: refused from its header
+    "more than the limit": struct.pack("<HI", SPICEVMC_DATA, 64 * 2**20),
+    "PORT_EVENT: 3-byte": struct.pack("<HI", 202, 3) + b"\0\0\0",
+    "second PORT_INIT": struct.pack("<HIIIB", 201, 11, 2, 9, 1) + b"x\0",
+}
 
 
-def test_garbage_ends_the_port_alone_and_it_reopens_on_next_use(tmp_path: Path) -> None:
+@pytest.mark.parametrize("why", sorted(GARBAGE))
+def test_garbage_ends_the_port_alone_and_it_reopens_on_next_use(tmp_path: Path,
+                                                                 why: str) -> None:
     scripts: dict[str, Sequence[Step]] = {
-        "com.atp.echo": (Send(SPICEVMC_DATA, b"before\n"), Gate(), Raw(GARBAGE))}
+        "com.atp.echo": (Send(SPICEVMC_DATA, b"before\n"), Gate(), Raw(GARBAGE[why]))}
     for h in harness(tmp_path, scripts):
         port = h.vm.port("com.atp.echo", timeout=TIMEOUT)
         assert port.readline(timeout=TIMEOUT) == b"before\n"
@@ -197,7 +206,7 @@ def test_garbage_ends_the_port_alone_and_it_reopens_on_next_use(tmp_path: Path) 
             assert settled(lambda: port.buffered == 0 and not waiting.done(),  # noqa: B023
                            True)
             h.thread.call(h.server.open_gate)
-            with pytest.raises(ChannelClosed, match="COMPRESSED_DATA"):
+            with pytest.raises(ChannelClosed, match=why):
                 waiting.result(TIMEOUT)
         assert port.state.value == "lost"
         h.main_and_inputs_live()
