@@ -58,6 +58,7 @@ from atp_notebook.notebook.commands.virtio import VirtioClose, parse_virtio_line
 from atp_notebook.notebook.context import NotebookContext
 from atp_notebook.notebook.failures import errors_shown_briefly
 from atp_notebook.notebook.results import NoteResult, Result
+from atp_notebook.notebook.screen_failure import register_mismatch_view, unregister_mismatch_view
 
 if TYPE_CHECKING:
     from atp_notebook.notebook.widget import DisplayWidget
@@ -332,10 +333,12 @@ def load_ipython_extension(ip: InteractiveShell) -> None:
     """``%load_ext atp_notebook``: register the magics (loading twice is harmless)."""
     unload_ipython_extension(ip)
     ip.register_magics(AtpMagics(shell=ip))
+    register_mismatch_view(ip)  # a ScreenMismatch from any cell shows its evidence
 
 
 def unload_ipython_extension(ip: InteractiveShell) -> None:
     """``%unload_ext atp_notebook``: close the session and drop the magics."""
+    unregister_mismatch_view(ip)
     for configurable in list(ip.configurables):
         if isinstance(configurable, AtpMagics):
             configurable.context.disconnect()
