@@ -194,12 +194,14 @@ class LiveNotebook:
             time.sleep(0.2)
 
     def check_no_error(self) -> None:
-        if self.page.locator(ERROR_OUTPUT).count():
+        if not self.page.is_closed() and self.page.locator(ERROR_OUTPUT).count():
             self.fail("a cell failed")
 
     def fail(self, message: str) -> None:
-        self.page.screenshot(path=str(self.pictures / "failure.png"))
-        text = self.page.locator(".jp-Notebook").inner_text(timeout=5_000)
+        text = "(the tab is closed)"
+        if not self.page.is_closed():
+            self.page.screenshot(path=str(self.pictures / "failure.png"))
+            text = self.page.locator(".jp-Notebook").inner_text(timeout=5_000)
         pytest.fail(f"{message}\n--- the notebook ({self.pictures / 'failure.png'}):\n"
                     f"{text[-3000:]}\n--- JupyterLab's log:\n{self.lab.log_tail(20)}",
                     pytrace=False)
@@ -213,10 +215,10 @@ def _kernels(lab: JupyterLab, method: str = "GET", kernel: str = "") -> Any:
 
 
 @contextlib.contextmanager
-def open_notebook(lab: JupyterLab, page: Page, tmp_path: Path,
-                  cells: list[str]) -> Iterator[LiveNotebook]:
-    """Run ``cells`` (the widget cells, then STEPS) in a new notebook until every widget
-    painted; its kernel is shut down at the end."""
+def open_notebook(lab: JupyterLab, page: Page, tmp_path: Path, cells: list[str],
+                  widgets: int = 1, steps_run: bool = True) -> Iterator[LiveNotebook]:
+    """Run ``cells`` in a new notebook until its ``widgets`` painted (and, if
+    ``steps_run``, its last cell, STEPS, answers); its kernel is shut down at the end."""
     for old in (lab.root / "out").glob("*"):
         old.unlink()
     name = f"{tmp_path.name}.ipynb"
@@ -229,9 +231,10 @@ def open_notebook(lab: JupyterLab, page: Page, tmp_path: Path,
     notebook = LiveNotebook(lab, page, tmp_path)
     try:
         with explained(notebook):
-            wait_for_widgets(page, len(cells) - 1)
+            wait_for_widgets(page, widgets)
         notebook.check_no_error()
-        notebook.step("return 1")  # the steps cell runs
+        if steps_run:
+            notebook.step("return 1")  # the steps cell runs
         yield notebook
         notebook.step("return 1")  # the kernel still answers
     finally:
@@ -383,7 +386,8 @@ def test_a_takeover_is_shown_and_a_click_reconnects(notebook: LiveNotebook,
 def test_two_widgets_of_one_vm_both_update_and_take_input(jupyter_lab: JupyterLab,
                                                           page: Page, tmp_path: Path,
                                                           tester: Vm) -> None:
-    with open_notebook(jupyter_lab, page, tmp_path, [SETUP, SECOND, STEPS]) as notebook:
+    with open_notebook(jupyter_lab, page, tmp_path, [SETUP, SECOND, STEPS],
+                       widgets=2) as notebook:
         tester.exec(["/bin/rm", "-f", "/tmp/two-widgets"])
         canvases = page.locator(CANVAS)
         assert canvases.count() == 2
@@ -436,3 +440,58 @@ return [sent, screen.stats.frames, screen.status, screen._thread.is_alive(),
     # the kernel goes on: the display it let go of still draws for others
     assert notebook.step("await vm.display.wait_still_async(1.0, timeout=60)\n"
                          "return vm.screenshot().size[0]") == 720
+
+
+def test_a_kernel_interrupt_leaves_the_widget_live(jupyter_lab: JupyterLab, page: Page,
+                                                   tmp_path: Path) -> None:
+    # the interrupted cell catches it, so Run All goes on to the steps cell
+    interrupted = ("try:\n    time.sleep(600)\nexcept KeyboardInterrupt:\n"
+                   "    print('interrupted', screen.status)")
+    cells = [SETUP, interrupted, STEPS]
+    with open_notebook(jupyter_lab, page, tmp_path, cells, steps_run=False) as notebook:
+        page.get_by_text("Python 3 (ipykernel) | Busy").wait_for(timeout=60_000)
+        time.sleep(1.0)  # into the sleep
+        (kernel,) = _kernels(jupyter_lab)
+        _kernels(jupyter_lab, "POST", f"/{kernel['id']}/interrupt")
+        with explained(notebook):
+            page.get_by_text("interrupted live", exact=True).wait_for(timeout=60_000)
+        state = notebook.step("return [screen.status, screen._thread.is_alive(), "
+                              "screen._guest.alive]")
+        assert state == ["live", True, True]
+        page.locator(CANVAS).click()
+        for key in ["Enter", *"echo", "Space", *"after", "Minus", *"interrupt", "Enter"]:
+            page.keyboard.press(key)
+        notebook.wait_canvas_equals(notebook.screenshot("after-interrupt.png"))
+        page.screenshot(path=str(tmp_path / "after-interrupt-page.png"))
+
+
+def test_a_closed_tab_stops_the_encoding(jupyter_lab: JupyterLab, page: Page,
+                                         tmp_path: Path) -> None:
+    frames = "return [screen.stats.frames, vm.display.frame_number]"
+    with open_notebook(jupyter_lab, page, tmp_path, [SETUP, STEPS]) as notebook:
+        # the console changes ten times a second for 90 s, in the background
+        ticker = notebook.step("""\
+done = await vm.exec_async(["/bin/sh", "-c", "for i in $(seq 1 900); do echo tick $i; "
+    "sleep 0.1; done > /dev/tty1 2>&1 < /dev/null & echo $!"])
+return int(done.stdout)""")
+        try:
+            first = notebook.step(frames)
+            wait_until(lambda: notebook.step(frames)[0] > first[0] + 3,
+                       "frames sent while the tab is open", timeout=30)
+            page.close()  # says nothing to the kernel: the view's teardown does not run
+            previous = notebook.step(frames)
+            deadline = time.monotonic() + 90
+            while True:  # the pacing stops after 30 s without a word from a view
+                time.sleep(3.0)
+                now = notebook.step(frames)
+                if now[0] == previous[0]:
+                    break
+                assert time.monotonic() < deadline, f"still encoding: {previous} -> {now}"
+                previous = now
+            time.sleep(3.0)
+            later = notebook.step(frames)
+            assert later[0] == now[0], (now, later)  # stopped for good ...
+            assert later[1] > now[1], (now, later)  # ... while the display still changes
+            assert notebook.step("return screen.status") == "live"
+        finally:
+            notebook.step(f"await vm.exec_async(['kill', '{ticker}'])")
