@@ -1,5 +1,6 @@
 """The IPython magics: ``%atp``, ``%qmp``/``%%qmp``, ``%qga``/``%%qga``, ``%virtio``,
-``%type``, ``%key``, ``%click``, ``%spice`` (live screen and channels), ``%screenshot``.
+``%type``, ``%key``, ``%click``, ``%spice`` (live screen and channels), ``%screenshot``,
+``%needle`` (a needle editor).
 
 ``AtpMagics`` only routes: each magic parses its line with a plain function from
 :mod:`atp_notebook.notebook.commands` and runs the request through the session's ``Vm``.
@@ -34,6 +35,7 @@ from atp_notebook.notebook.commands.atp import (
     status_table,
     vms_table,
 )
+from atp_notebook.notebook.commands.needle import parse_needle_line, run_needle
 from atp_notebook.notebook.commands.qga import parse_qga_cell, parse_qga_line, run_qga
 from atp_notebook.notebook.commands.qmp import (
     parse_qmp_cell,
@@ -61,6 +63,7 @@ from atp_notebook.notebook.results import NoteResult, Result
 from atp_notebook.notebook.screen_failure import register_mismatch_view, unregister_mismatch_view
 
 if TYPE_CHECKING:
+    from atp_notebook.notebook.needle_editor import NeedleEditor
     from atp_notebook.notebook.widget import DisplayWidget
 
 log = logging.getLogger("atp.notebook")
@@ -327,6 +330,22 @@ class AtpMagics(Magics, Configurable):
             request = parse_screenshot_line(line, self.context.selector())
             with self.context.using(request.vm) as vm:
                 return run_screenshot(request, vm)
+
+    @line_magic
+    def needle(self, line: str) -> NeedleEditor:
+        """A needle editor on the VM's screen now: ``%needle VM NAME [--tags a,b]
+        [--dir DIR]``; draw areas, set the click point, Save writes DIR/NAME.json and .png
+        (DIR: ``$ATP_NEEDLES`` or ./needles). See NeedleEditor for its Python API.
+
+        Example::
+
+            editor = %needle atp-vm1 login-prompt --tags login
+            editor.add_area(0, 0, 200, 16); editor.save()
+        """
+        with errors_shown_briefly():
+            request = parse_needle_line(line, self.context.selector())
+            with self.context.using(request.vm) as vm:
+                return run_needle(request, vm)
 
 
 def load_ipython_extension(ip: InteractiveShell) -> None:
