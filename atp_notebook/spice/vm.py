@@ -39,6 +39,7 @@ from atp_notebook.spice.port import VmPorts
 from atp_notebook.spice.proto import ChannelProtocol, InputsProtocol, LinkSucceeded, MainProtocol
 from atp_notebook.spice.proto.common import ChannelEvent, Ping, SetAck, UnknownMessage
 from atp_notebook.spice.proto.constants import ChannelType, InputsCap, MainCap, MouseMode
+from atp_notebook.spice.proto.cursor import CursorProtocol
 from atp_notebook.spice.proto.display import (
     DisplayOptions,
     DisplayProtocol,
@@ -71,6 +72,7 @@ _PROTOCOLS: dict[ChannelType, type[ChannelProtocol]] = {
     ChannelType.INPUTS: InputsProtocol,
     ChannelType.DISPLAY: DisplayProtocol,
     ChannelType.PORT: PortProtocol,
+    ChannelType.CURSOR: CursorProtocol,
 }
 # events every channel produces; listeners hear the channel-specific ones
 _ROUTINE = (SetAck, Ping, UnknownMessage)
