@@ -12,7 +12,11 @@ the time (``Frame.time``, the moment the kernel had the new picture: the referen
 sides). Phases, one after the other: the widget (the page records, after each paint of the
 view's canvas, the marker it shows and the time); then, the widget closed, the anchor page
 (served by the kernel) requests ``virDomainScreenshot`` (PNG, as libvirt >= 8.10 gives it)
-as fast as each one loads, and records the same after each decoded ``<img>``.
+as fast as each one loads, and records the same after each decoded ``<img>``; then the
+kernel shows a second widget fed by a synthetic display (``SyntheticDisplay``: the same
+marked frames, whole screen, 60 a second, the guest still animating): the widget's ceiling
+when the source is not the limit. ``host_cpu_ms_per_s`` gives every phase's CPU by process
+kind (QEMU, chromium's browser / renderer / gpu-process / utility, JupyterLab, the kernel).
 
 The page's clock (``performance.timeOrigin + now()``) is mapped to the host's ``time.time()``
 (the kernel's) by the round trip through Playwright with the shortest time (its half is the
@@ -27,9 +31,14 @@ Figures:
   of the Spice display: that bias favours the anchor).
 - ``widget_kernel_cpu``: the kernel process's CPU time (user + system) per second of live
   view, ms/s (plain; the anchor phase's own is an extra key).
+- ``widget_fps_ceiling``: the synthetic phase's distinct frames per second (plain).
 
-Targets (issue 14): fps >= 30 and >= 5x the anchor, p50 latency <= 100 ms. A run takes ~2
-min; it takes the lab lock itself unless an ancestor holds it.
+Targets (issue 14): fps >= 30 and >= 5x the anchor, p50 latency <= 100 ms. A run takes ~3
+min (``--quick`` ~1.5: 4 s phases, 8 frames); it takes the lab lock itself unless an
+ancestor holds it. Diagnosis: ``--profile`` (the page's JavaScript, V8's sampler),
+``--trace`` (a Chrome trace of the widget phase summed per thread), ``--gl=swiftshader``
+(SwiftShader instead of ``--disable-gpu``), ``--in-flight=N`` (the widget's max_in_flight),
+``--lossy``, ``--dump`` (the raw samples to /tmp/bench_widget_dump.json).
 """
 
 from __future__ import annotations
@@ -43,20 +52,19 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw
 from playwright.sync_api import Page
 
 from atp_notebook.lab.display_capture import lab_lock, lock_held_by_ancestor
 from atp_notebook.lab.display_vms import DisplayGuest, display_vm
-from atp_notebook.lab.known_images import animation_frames
 from atp_notebook.lab.paths import LabPaths
 from atp_notebook.session import connect
 from bench.jupyter_lab import CHROMIUM_ARGS, chromium, jupyter_lab
 from bench.measure import emit, emit_plain, iterations, percentile
-from bench.widget_kernel import MARKER, MARKER_X, MARKER_Y, marker_colour, marker_id
+from bench.widget_kernel import MARKER_X, MARKER_Y, marked_frames, marker_id
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTING = "auto_glz"
@@ -66,25 +74,38 @@ PHASE_S = float(iterations(20, 4))
 WARMUP_S = 3.0
 RUN_TIMEOUT_S = 240.0
 CLOCK_TRIES = 20
+SYNTHETIC_FPS = 60.0
+PROFILE_FLAG = "--profile"
+TRACE_FLAG = "--trace"
+IN_FLIGHT_FLAG = "--in-flight="
+TRACE_CATEGORIES = ["toplevel", "blink", "cc", "gpu", "viz", "devtools.timeline",
+                    "disabled-by-default-devtools.timeline", "v8"]
+GL_FLAG = "--gl="  # --gl=swiftshader: chromium with SwiftShader (software GL) for --disable-gpu
 
 SETUP = """\
 import pathlib, sys
 sys.path.insert(0, {root!r})
 from bench.widget_kernel import KernelSide
-side = KernelSide({vm!r}, pathlib.Path("out"), lossy={lossy!r})
+side = KernelSide({vm!r}, pathlib.Path("out"), lossy={lossy!r}, frames={frames!r},
+                  synthetic_fps={fps!r}, in_flight={in_flight!r})
 screen = side.widget()
 screen"""
 PHASES = """\
 await side.run_phases()
 print("phases done")"""
 
+# the newest view not recorded yet (the synthetic phase's widget comes after the first)
+LAST_CANVAS = ("[...document.querySelectorAll('.atp-display canvas')]"
+               ".filter((c) => !('benchRecorded' in c.dataset)).at(-1)")
 PAINTED = """() =>
-  Number(document.querySelector('.atp-display canvas')?.dataset.painted) > 0
+  Number(LAST_CANVAS?.dataset.painted) > 0
   || document.querySelector(".jp-OutputArea-output[data-mime-type="
-                            + "'application/vnd.jupyter.error']") !== null"""
+                            + "'application/vnd.jupyter.error']") !== null""".replace(
+    "LAST_CANVAS", LAST_CANVAS)
 # after each paint of the view's canvas (the view sets data-painted once it drew a frame)
 RECORDER = """() => {
-  const canvas = document.querySelector('.atp-display canvas');
+  const canvas = LAST_CANVAS;
+  canvas.dataset.benchRecorded = "";
   const ctx = canvas.getContext('2d');
   window.samples = [];
   window.running = false;
@@ -93,23 +114,31 @@ RECORDER = """() => {
     const d = ctx.getImageData(MARKER_X, MARKER_Y, 1, 1).data;
     window.samples.push([performance.timeOrigin + performance.now(), d[0], d[1], d[2]]);
   }).observe(canvas, {attributes: true, attributeFilter: ['data-painted']});
-}""".replace("MARKER_X", str(MARKER_X)).replace("MARKER_Y", str(MARKER_Y))
+}""".replace("MARKER_X", str(MARKER_X)).replace("MARKER_Y", str(MARKER_Y)).replace(
+    "LAST_CANVAS", LAST_CANVAS)
 HOST_CPU: dict[str, dict[str, float]] = {}  # phase -> process kind -> CPU ms per s
 VIEWS: dict[str, Any] = {}  # phase -> what the view says of itself (data-*)
-VIEW_STATE = "() => ({...document.querySelector('.atp-display canvas')?.dataset})"
+VIEW_STATE = ("() => ({...[...document.querySelectorAll('.atp-display canvas')]"
+              ".filter((c) => 'benchRecorded' in c.dataset).at(-1)?.dataset})")
 PAGE_CLOCK = "() => performance.timeOrigin + performance.now()"
 
 
-def marked_frames(count: int) -> list[Image.Image]:
-    """``count`` photo-like 1024x768 frames, frame i's marker numbering it i + 1."""
-    frames = []
-    for i, frame in enumerate(animation_frames(count, kind="photo")):
-        marked = frame.copy()
-        ImageDraw.Draw(marked).rectangle(
-            (MARKER.left, MARKER.top, MARKER.right - 1, MARKER.bottom - 1),
-            fill=marker_colour(i + 1))
-        frames.append(marked)
-    return frames
+def in_flight() -> int:
+    """The widget's max_in_flight: 2 (its default), or ``--in-flight=N``."""
+    given = [a.removeprefix(IN_FLIGHT_FLAG) for a in sys.argv[1:]
+             if a.startswith(IN_FLIGHT_FLAG)]
+    return int(given[-1]) if given else 2
+
+
+def chromium_args() -> list[str]:
+    """The browser's flags: the browser tests' own, or with ``--gl=swiftshader`` SwiftShader
+    instead of ``--disable-gpu``."""
+    gl = next((a.removeprefix(GL_FLAG) for a in sys.argv[1:] if a.startswith(GL_FLAG)), "")
+    if not gl:
+        return list(CHROMIUM_ARGS)
+    return [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + [
+        "--use-gl=angle", f"--use-angle={gl}", "--enable-unsafe-swiftshader",
+        "--ignore-gpu-blocklist"]
 
 
 def clock_offset(page: Page) -> tuple[float, float]:
@@ -142,7 +171,12 @@ def process_cpu() -> dict[str, float]:
 
 
 def _kind(cmdline: bytes) -> str:
-    for needle, kind in ((b"qemu-system", "qemu"), (b"chrom", "chromium"),
+    if b"chrom" in cmdline:  # by process type: browser, renderer, gpu-process, utility
+        # chromium rewrites its children's argv as one string: split on spaces too
+        ptype = next((a.split(b"=", 1)[1] for a in cmdline.replace(b"\0", b" ").split()
+                      if a.startswith(b"--type=")), b"browser")
+        return f"chromium.{ptype.decode(errors='replace')}"
+    for needle, kind in ((b"qemu-system", "qemu"),
                          (b"ipykernel", "kernel"), (b"jupyterlab", "jupyter")):
         if needle in cmdline:
             return kind
@@ -170,12 +204,74 @@ def recorded(page: Page, out: Path, name: str, offset: float) -> list[tuple[floa
     page.evaluate("() => { window.samples = []; window.running = true; }")
     (out / f"{name}-start").touch()
     cpu = process_cpu()
-    time.sleep(PHASE_S)
+    with profiled(page, PROFILE_FLAG in sys.argv[1:]), \
+            traced(page, name == "widget" and TRACE_FLAG in sys.argv[1:]):
+        time.sleep(PHASE_S)
     HOST_CPU[name] = cpu_used(cpu, process_cpu(), PHASE_S)
     samples = page.evaluate("() => { window.running = false; return window.samples; }")
     VIEWS[name] = page.evaluate(VIEW_STATE)
     (out / f"{name}-end").touch()
     return [(t / 1000 - offset, marker_id(r, g, b)) for t, r, g, b in samples]
+
+
+@contextlib.contextmanager
+def profiled(page: Page, wanted: bool) -> Iterator[None]:
+    """With ``wanted``: the page's JavaScript (V8's sampling profiler over CDP), the
+    functions with the most self time printed to stderr."""
+    if not wanted:
+        yield
+        return
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Profiler.enable")
+    cdp.send("Profiler.setSamplingInterval", {"interval": 500})
+    cdp.send("Profiler.start")
+    try:
+        yield
+    finally:
+        profile = cdp.send("Profiler.stop")["profile"]
+        nodes = {n["id"]: n for n in profile["nodes"]}
+        self_us: collections.Counter[str] = collections.Counter()
+        for node_id, delta in zip(profile["samples"], profile["timeDeltas"], strict=True):
+            frame = nodes[node_id]["callFrame"]
+            where = frame["url"].rsplit("/", 1)[-1][:40]
+            self_us[f"{frame['functionName'] or '(anon)'} {where}:{frame['lineNumber']}"] += delta
+        total = sum(self_us.values()) or 1
+        for name, us in self_us.most_common(25):
+            print(f"  {us / 1000:8.1f} ms {100 * us / total:5.1f} %  {name}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def traced(page: Page, wanted: bool) -> Iterator[None]:
+    """With ``wanted``: a Chrome trace of the phase, summed per thread (busy ms per s: its
+    top-level tasks) and its costliest event names (inclusive), printed to stderr."""
+    if not wanted:
+        yield
+        return
+    browser = page.context.browser
+    assert browser is not None
+    browser.start_tracing(page=page, categories=TRACE_CATEGORIES)
+    began = time.monotonic()
+    try:
+        yield
+    finally:
+        events = json.loads(browser.stop_tracing())["traceEvents"]
+        seconds = time.monotonic() - began
+        names = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
+                 if e.get("ph") == "M" and e.get("name") == "thread_name"}
+        busy: collections.Counter[str] = collections.Counter()
+        by_name: dict[str, collections.Counter[str]] = collections.defaultdict(
+            collections.Counter)
+        for e in events:
+            if e.get("ph") != "X" or "dur" not in e:
+                continue
+            thread = f"{e['pid']}/{names.get((e['pid'], e['tid']), e['tid'])}"
+            if e["name"] in ("ThreadControllerImpl::RunTask", "ThreadPool_RunTask"):
+                busy[thread] += e["dur"]
+            by_name[thread][e["name"]] += e["dur"]
+        for thread, us in busy.most_common(10):
+            top = ", ".join(f"{n} {d / 1000 / seconds:.0f}" for n, d in
+                            by_name[thread].most_common(9)[1:])
+            print(f"  {thread}: busy {us / 1000 / seconds:.0f} ms/s; {top}", file=sys.stderr)
 
 
 def shown(samples: list[tuple[float, int]]) -> list[tuple[float, int]]:
@@ -223,9 +319,10 @@ def run(lossy: bool, root: Path) -> dict[str, Any]:
             out.mkdir()
             with guest.animate(frames) as animation, \
                     jupyter_lab(root, {"ATP_CONFIG": str(paths.config_file)}) as lab, \
-                    chromium() as browser:
-                lab.write_notebook("bench.ipynb", [SETUP.format(root=str(ROOT), vm=dvm.name,
-                                                                lossy=lossy), PHASES])
+                    chromium(chromium_args()) as browser:
+                lab.write_notebook("bench.ipynb", [SETUP.format(
+                    root=str(ROOT), vm=dvm.name, lossy=lossy, frames=FRAMES,
+                    fps=SYNTHETIC_FPS, in_flight=in_flight()), PHASES])
                 page = browser.new_page(viewport={"width": 1280, "height": 1000})
                 page.goto(lab.url("lab/tree/bench.ipynb"))
                 page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
@@ -244,9 +341,21 @@ def run(lossy: bool, root: Path) -> dict[str, Any]:
                 time.sleep(WARMUP_S)
                 anchor_offset, anchor_error = clock_offset(anchor_page)
                 anchor = recorded(anchor_page, out, "anchor", anchor_offset)
+                anchor_page.close()
+                # the kernel shows a widget of a synthetic display: the widget's ceiling
+                try:
+                    page.wait_for_function(PAINTED, timeout=60_000)
+                except Exception:
+                    page.screenshot(path="/tmp/bench_widget_failure.png")
+                    raise
+                page.evaluate(RECORDER)
+                time.sleep(WARMUP_S)
+                offset, error = clock_offset(page)
+                synthetic = recorded(page, out, "synthetic", offset)
                 wait_for_file(out / "kernel.json", "the kernel's record")
             kernel = json.loads((out / "kernel.json").read_text())
             return {"kernel": kernel, "widget": widget, "anchor": anchor,
+                    "synthetic": synthetic,
                     "clock_error_ms": max(error, anchor_error) * 1000,
                     "guest_frames": animation.written, "lossy": lossy,
                     "views": VIEWS}
@@ -254,27 +363,33 @@ def run(lossy: bool, root: Path) -> dict[str, Any]:
         session.close()
 
 
+def side_figures(phase: dict[str, Any], samples: list[tuple[float, int]],
+                 seen: list[tuple[float, int]], source_frames: int) -> dict[str, Any]:
+    seconds = phase["ended"] - phase["began"]
+    events = shown(samples)
+    source_fps = source_frames / seconds
+    lat, unmatched = latencies(events, seen, FRAMES / max(source_fps, 1.0))
+    return {"fps": len(events) / seconds, "paints_per_s": len(samples) / seconds,
+            "latency": lat, "unmatched": unmatched, "display_fps": source_fps,
+            "cpu_ms_per_s": phase["cpu_seconds"] * 1000 / seconds, "seconds": seconds}
+
+
 def report(result: dict[str, Any]) -> None:
     kernel = result["kernel"]
     seen = [(float(t), int(k)) for t, k in kernel["seen"]]
     phases = kernel["phases"]
-    figures = {}
-    for side in ("widget", "anchor"):
-        phase = phases[side]
-        seconds = phase["ended"] - phase["began"]
-        samples = result[side]
-        events = shown(samples)
-        display_fps = phase["display_frames"] / seconds
-        period = FRAMES / max(display_fps, 1.0)
-        lat, unmatched = latencies(events, seen, period)
-        figures[side] = {"fps": len(events) / seconds, "paints_per_s": len(samples) / seconds,
-                         "latency": lat, "unmatched": unmatched, "display_fps": display_fps,
-                         "cpu_ms_per_s": phase["cpu_seconds"] * 1000 / seconds,
-                         "seconds": seconds}
+    figures = {side: side_figures(phases[side], result[side], seen,
+                                  phases[side]["display_frames"])
+               for side in ("widget", "anchor")}
+    # no latency there: at 60 fps the 16 markers come round every 0.27 s, too often to tell
+    # which showing a painted frame was
+    synthetic = side_figures(phases["synthetic"], result["synthetic"], [],
+                             phases["synthetic"]["source_frames"])
     ours, anchor, widget = figures["widget"], figures["anchor"], phases["widget"]
     frames = max(widget.get("widget_frames", 0), 1)
     mode = "lossy (MJPEG streams)" if result["lossy"] else "lossless (the default)"
-    common = {"display": mode, "host_cpu_ms_per_s": HOST_CPU, "chromium_args": list(CHROMIUM_ARGS),
+    common = {"display": mode, "max_in_flight": in_flight(), "host_cpu_ms_per_s": HOST_CPU,
+              "chromium_args": chromium_args(),
               "clock_error_ms": round(result["clock_error_ms"], 3),
               "seconds": round(ours["seconds"], 2)}
     emit("widget_fps", ours["fps"], anchor["fps"], "fps",
@@ -299,6 +414,18 @@ def report(result: dict[str, Any]) -> None:
              n=len(ours["latency"]), anchor_n=len(anchor["latency"]),
              unmatched=ours["unmatched"], anchor_unmatched=anchor["unmatched"], p=label,
              **common)
+    sent = max(phases["synthetic"].get("widget_frames", 0), 1)
+    emit_plain("widget_fps_ceiling", synthetic["fps"], "fps",
+               ours_is=f"distinct frames the canvas showed per second, the widget fed by a "
+                       f"synthetic display changing its whole screen {SYNTHETIC_FPS:g} times "
+                       "a second in the kernel (the guest still animating)",
+               source_fps=round(synthetic["display_fps"], 2),
+               paints_per_s=round(synthetic["paints_per_s"], 2),
+               kernel_cpu_ms_per_s=round(synthetic["cpu_ms_per_s"], 1),
+               kb_per_frame=round(phases["synthetic"].get("widget_bytes", 0) / sent / 1024, 1),
+               encode_ms_per_frame=round(
+                   phases["synthetic"].get("encode_seconds", 0) * 1000 / sent, 2),
+               **common)
     emit_plain("widget_kernel_cpu", ours["cpu_ms_per_s"], "ms",
                ours_is="the kernel process's CPU time per second of live view (ms/s)",
                anchor_phase_ms_per_s=round(anchor["cpu_ms_per_s"], 1),

@@ -28,11 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import libvirt
+import numpy as np
+from IPython.display import display
+from PIL import Image, ImageDraw
 
+from atp_notebook.lab.known_images import animation_frames, framebuffer_bytes
+from atp_notebook.listeners import ListenerHandle
 from atp_notebook.notebook.widget import DisplayWidget
-from atp_notebook.session import connect
+from atp_notebook.session import Vm, connect
 from atp_notebook.spice.display.live import Frame
-from atp_notebook.spice.display.surfaces import Box
+from atp_notebook.spice.display.surfaces import Box, Pixels
 from atp_notebook.spice.proto.display import DisplayOptions
 
 # the marker: a flat block at the top left, read at its centre (away from JPEG's edges)
@@ -54,6 +59,66 @@ def marker_id(red: int, green: int, blue: int) -> int:
     def level(value: int) -> int:
         return min(range(4), key=lambda i: abs(LEVELS[i] - value))
     return level(red) << 4 | level(green) << 2 | level(blue)
+
+
+def marked_frames(count: int) -> list[Image.Image]:
+    """``count`` photo-like 1024x768 frames, frame i's marker numbering it i + 1."""
+    frames = []
+    for i, frame in enumerate(animation_frames(count, kind="photo")):
+        marked = frame.copy()
+        ImageDraw.Draw(marked).rectangle(
+            (MARKER.left, MARKER.top, MARKER.right - 1, MARKER.bottom - 1),
+            fill=marker_colour(i + 1))
+        frames.append(marked)
+    return frames
+
+
+class SyntheticDisplay:
+    """A display whose whole screen changes ``fps`` times a second (the marked frames over
+    and over) from a thread of its own: the widget's ceiling when the source is not the
+    limit (a TCG guest writes a full screen at 8-17 fps here). ``seen`` gets (time.time(),
+    marker id) of each frame, as :class:`KernelSide` records the real display's."""
+
+    def __init__(self, count: int, fps: float, seen: list[tuple[float, int]]) -> None:
+        self.frames = [np.frombuffer(framebuffer_bytes(f), dtype=np.uint8).reshape(
+            f.height, f.width, 4) for f in marked_frames(count)]
+        self.interval = 1.0 / fps
+        self.seen = seen
+        self.current = self.frames[-1]
+        self.stop = threading.Event()
+
+    def add_listener(self, listener: Any, timeout: float) -> ListenerHandle:
+        threading.Thread(target=self._play, args=(listener,), daemon=True).start()
+        return ListenerHandle(self.stop.set)
+
+    def pixels(self, timeout: float) -> Pixels:
+        return self.current.copy()
+
+    def _play(self, listener: Any) -> None:
+        number, due = 0, time.monotonic()
+        height, width = self.current.shape[:2]
+        while not self.stop.is_set():
+            due = max(due + self.interval, time.monotonic())  # late: no catching up
+            self.stop.wait(max(due - time.monotonic(), 0.0))
+            self.current = self.frames[number % len(self.frames)]
+            number += 1
+            self.seen.append((time.time(), number % len(self.frames) or len(self.frames)))
+            listener(Frame(number, (Box(0, 0, width, height),), time.monotonic(),
+                           (width, height)))
+
+
+class SyntheticVm:
+    """``vm`` with :class:`SyntheticDisplay` as its display (input still goes to ``vm``)."""
+
+    def __init__(self, vm: Vm, source: SyntheticDisplay) -> None:
+        self._vm = vm
+        self._source = source
+
+    def display_channel(self, channel: int) -> SyntheticDisplay:
+        return self._source
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._vm, name)
 
 
 def cpu_seconds() -> float:
@@ -79,9 +144,10 @@ function next() {
 }
 img.onload = async () => {
   try { await img.decode(); } catch (e) {}
+  // shown from here on; reading the marker back (12 ms a picture here) is the probe's cost
+  const t = performance.timeOrigin + performance.now();
   ctx.drawImage(img, MARKER_X, MARKER_Y, 1, 1, 0, 0, 1, 1);
   const d = ctx.getImageData(0, 0, 1, 1).data;
-  const t = performance.timeOrigin + performance.now();
   if (window.running) window.samples.push([t, d[0], d[1], d[2]]);
   next();
 };
@@ -122,8 +188,12 @@ class _Screenshots(BaseHTTPRequestHandler):
 class KernelSide:
     """The bench's kernel: the VM's display, the frame log, the anchor's server."""
 
-    def __init__(self, vm_name: str, out: Path, lossy: bool = False) -> None:
+    def __init__(self, vm_name: str, out: Path, lossy: bool = False, frames: int = 16,
+                 synthetic_fps: float = 60.0, in_flight: int = 2) -> None:
         self.out = out
+        self.in_flight = in_flight
+        self.frames = frames
+        self.synthetic_fps = synthetic_fps
         self.session = connect()
         self.vm = self.session.vm(vm_name)
         options = DisplayOptions.lossy() if lossy else None
@@ -152,7 +222,7 @@ class KernelSide:
                                                               int(pixel[0]))))
 
     def widget(self) -> DisplayWidget:
-        self.screen = DisplayWidget(self.vm)
+        self.screen = DisplayWidget(self.vm, max_in_flight=self.in_flight)
         return self.screen
 
     async def _wait_for(self, name: str) -> None:
@@ -181,15 +251,24 @@ class KernelSide:
         return phase
 
     async def run_phases(self) -> None:
-        """widget, then (the widget closed) anchor; then ``kernel.json``."""
+        """widget, then (the widget closed) anchor, then a widget of a synthetic display
+        (shown in this cell's output); then ``kernel.json``."""
         phases = {"widget": await self._phase("widget")}
         if self.screen is not None:
             self.screen.close()
             self.screen = None
         (self.out / "widget-closed").touch()
         phases["anchor"] = await self._phase("anchor")
+        synthetic_seen: list[tuple[float, int]] = []
+        source = SyntheticDisplay(self.frames, self.synthetic_fps, synthetic_seen)
+        self.screen = DisplayWidget(SyntheticVm(self.vm, source),  # type: ignore[arg-type]
+                                    max_in_flight=self.in_flight)
+        display(self.screen)  # type: ignore[no-untyped-call]
+        phases["synthetic"] = await self._phase("synthetic")
+        phases["synthetic"]["source_frames"] = len(synthetic_seen)
+        self.screen.close()
         self._listener.close()
         self.server.shutdown()
-        (self.out / "kernel.json").write_text(json.dumps({"phases": phases,
-                                                          "seen": self.seen}))
+        (self.out / "kernel.json").write_text(json.dumps(
+            {"phases": phases, "seen": self.seen, "synthetic_seen": synthetic_seen}))
         self.session.close()

@@ -54,16 +54,18 @@ HOSTLESS: dict[str, set[str]] = {
     "screen": {"screen_change_to_assert.p50", "screen_change_to_assert.from_guest_write.p50",
                "screen_match.area_200x100_m50", "screen_match.area_200x100_m50.colour",
                "screen_ocr.console_line"},
-    "widget": {"widget_fps", "widget_latency.p50", "widget_latency.p95", "widget_kernel_cpu"},
+    "widget": {"widget_fps", "widget_latency.p50", "widget_latency.p95", "widget_kernel_cpu",
+               "widget_fps_ceiling"},
     "port": {"port_echo_1mb.p50"},
 }
 # figures with no like-for-like anchor: printed with anchor and ratio null
 PLAIN = {"atp_lab_status", "libvirt_open.local", "display_rss.open_1024x768",
-         "widget_kernel_cpu"} | {
+         "widget_kernel_cpu", "widget_fps_ceiling"} | {
     f"spice_socket_connect.{k}" for k in SPICE_KINDS}
 PLAIN_PREFIXES = ("pool_handout.",)
 # units other than ms, by the name's first part
-UNITS = {"pool_handout": "us", "display_rss": "MiB", "widget_fps": "fps"}
+UNITS = {"pool_handout": "us", "display_rss": "MiB", "widget_fps": "fps",
+         "widget_fps_ceiling": "fps"}
 
 
 def expected_names(module: str, paths: LabPaths) -> set[str]:
