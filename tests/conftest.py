@@ -17,6 +17,10 @@ from atp_notebook.lab.paths import LabPaths
 from atp_notebook.lab.status import LabStatus, lab_status
 from atp_notebook.session import Session, connect
 
+# a test failing with ScreenMismatch leaves its pictures in --screen-evidence DIR (or beside
+# --junitxml's report); without either option the plugin writes nothing
+pytest_plugins = ["atp_notebook.screen.pytest_plugin"]
+
 # Hypothesis keeps its example database (and caches) in ./.hypothesis of the directory
 # pytest starts in, i.e. inside the repository; keep them in the user's cache instead. This
 # only sets a path: nothing is created until a test with @given runs.
