@@ -417,13 +417,18 @@ return {"threads": sorted(t.name for t in threading.enumerate()
         "frames": len(vm.spice_input.spice.displays.frame_listeners(0))}"""
     before = notebook.step(counts)
     assert before["spice"] >= 1 and before["frames"] >= 1 and before["threads"]
-    # the console scrolls (frames in flight to the browser) while the widget closes
-    closed = notebook.step("""\
+    # the console scrolls (frames in flight to the browser) while the widget closes; for a
+    # few seconds only, and stopped at the end either way: a screen still moving would
+    # fail the tests after this one
+    scroller = notebook.step("""\
 changed = asyncio.ensure_future(vm.display.wait_for_change_async(timeout=30))
 # in the background, its output away from the agent's pipes: the agent answers at once
-await vm.exec_async(["/bin/sh", "-c", "for i in $(seq 1 20000); do echo scrolling $i; "
-                     "done > /dev/tty1 2>&1 < /dev/null &"])
+started = await vm.exec_async(["/bin/sh", "-c", "for i in $(seq 1 200); do echo scrolling "
+                               "$i; sleep 0.05; done > /dev/tty1 2>&1 < /dev/null & echo $!"])
 await changed
+return int(started.stdout)""")
+    try:
+        closed = notebook.step("""\
 await asyncio.sleep(0.3)
 sent = screen.stats.frames
 screen.close()
@@ -431,6 +436,8 @@ screen._thread.join(15)
 await asyncio.sleep(1.0)
 return [sent, screen.stats.frames, screen.status, screen._thread.is_alive(),
         screen._guest.alive]""")
+    finally:
+        notebook.step(f"await vm.exec_async(['kill', '{scroller}'])")
     sent, after, status, encoder_alive, input_alive = closed
     assert sent >= 1 and after == sent  # not one frame after the close
     assert status == "closed" and not encoder_alive and not input_alive
