@@ -3,11 +3,13 @@ oversized, truncated and cache-missing cursors refused."""
 
 from __future__ import annotations
 
+import random
 import struct
 
 import pytest
 
 from atp_notebook.errors import LocalProtocolError, RemoteProtocolError
+from atp_notebook.spice.cursor_image import decode_cursor
 from atp_notebook.spice.proto.channel import ConnectionClosed
 from atp_notebook.spice.proto.constants import ChannelType
 from atp_notebook.spice.proto.cursor import (
@@ -119,9 +121,13 @@ def test_state_follows_events() -> None:
     state = chan.cursor_state
     assert (state.position, state.visible, state.shape, state.hotspot) == (
         (1, 2), False, ALPHA_SHAPE, (1, 0))
+    assert not state.shown
+    chan.receive_data(set_(cursor_struct(0, data=ALPHA_2X2)))
+    assert state.shown
     chan.receive_data(set_(NO_CURSOR, x=5, y=6, visible=1))
     assert (state.position, state.visible, state.shape, state.hotspot) == ((5, 6), True,
                                                                             None, None)
+    assert not state.shown  # what the lab's server sends for a guest without a cursor
     chan.receive_data(frame(104, struct.pack("<hh", -3, 4)) + frame(106, b"\2\0\3\0"))
     assert (state.position, state.trail_length, state.trail_frequency) == ((-3, 4), 2, 3)
     chan.receive_data(frame(105))
@@ -237,3 +243,36 @@ def test_unknown_types_fragments_and_close() -> None:
 def test_the_protocol_is_for_cursor_channels_only() -> None:
     with pytest.raises(LocalProtocolError, match="CursorProtocol is for CURSOR channels"):
         CursorProtocol(ChannelType.PORT, 0)
+
+
+def test_mutated_messages_raise_only_remote_protocol_errors() -> None:
+    """Seeded mutations of valid messages (cut, flipped bytes, another type): each is
+    parsed or refused with RemoteProtocolError, never another exception, and every shape
+    the core accepts decodes to RGBA."""
+    rng = random.Random(16)
+    valid = [init(cursor_struct(CursorFlags.CACHE_ME, kind=kind, width=w, height=h,
+                                data=bytes(cursor_data_size(kind, w, h))))
+             for kind in CursorType for (w, h) in ((3, 2), (16, 16))]
+    valid += [set_(cursor_struct(CursorFlags.FROM_CACHE)), frame(104, b"\1\0\2\0"),
+              frame(106, b"\1\0\2\0"), frame(107, bytes(8))]
+    outcomes = {"parsed": 0, "refused": 0}
+    for _ in range(2000):
+        body = bytearray(rng.choice(valid)[MINI.size:])
+        msg_type = 101 + rng.randrange(8)
+        for _ in range(rng.randrange(1, 4)):
+            if body and rng.random() < 0.5:
+                body[rng.randrange(len(body))] = rng.randrange(256)
+            elif body:
+                del body[rng.randrange(len(body)):]
+        chan = channel(init(NO_CURSOR))
+        try:
+            chan.receive_data(frame(msg_type, bytes(body)))
+            outcomes["parsed"] += 1
+            if chan.cursor_state.shape is not None:  # what the core accepts decodes
+                image = decode_cursor(chan.cursor_state.shape)
+                assert image.rgba.shape[:2] == (chan.cursor_state.shape.height,
+                                                chan.cursor_state.shape.width)
+        except RemoteProtocolError:
+            outcomes["refused"] += 1
+    assert outcomes["parsed"] > 0
+    assert outcomes["refused"] > 0

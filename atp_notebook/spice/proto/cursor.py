@@ -191,7 +191,11 @@ class CursorInvalAll(ChannelEvent):
 
 @dataclass(slots=True)
 class CursorState:
-    """What the pointer looks like now, kept up to date by :class:`CursorProtocol`."""
+    """What the pointer looks like now, kept up to date by :class:`CursorProtocol`.
+
+    ``visible`` is the server's flag alone: the lab's spice-server (a VGA guest that never
+    defined a cursor) sends INIT with visible = 1 and flags NONE, so "a pointer is shown"
+    is ``visible and shape is not None`` (spice-gtk hides it in that case too)."""
 
     shape: CursorShape | None = None
     position: tuple[int, int] = (0, 0)
@@ -202,6 +206,10 @@ class CursorState:
     @property
     def hotspot(self) -> tuple[int, int] | None:
         return None if self.shape is None else self.shape.hotspot
+
+    @property
+    def shown(self) -> bool:
+        return self.visible and self.shape is not None
 
 
 class CursorCache:
