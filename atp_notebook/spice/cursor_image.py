@@ -20,15 +20,18 @@ Example::
 
     image = decode_cursor(cursor.cursor_state.shape)
     image.rgba.shape                    # (64, 64, 4), uint8
-    shot = composite_cursor(frame, image, cursor.cursor_state.position)
+    shot = composite_cursor(frame, image, cursor.cursor_state.position, order="bgr")
+    image.to_pil().save("cursor.png")
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from atp_notebook.spice.proto.cursor import (
     PALETTE_ENTRIES,
@@ -58,6 +61,10 @@ class CursorImage:
     @property
     def height(self) -> int:
         return int(self.rgba.shape[0])
+
+    def to_pil(self) -> Image.Image:
+        """The shape as a PIL RGBA image (inverting pixels opaque black)."""
+        return Image.fromarray(self.rgba, "RGBA")
 
 
 def _bits(data: bytes, height: int, width: int, *, row_padded: bool) -> BoolArray:
@@ -155,11 +162,12 @@ def decode_cursor(shape: CursorShape, *, premultiplied: bool = False) -> CursorI
     return _decode_colour(shape)
 
 
-def composite_cursor(picture: U8Array, image: CursorImage,
-                     position: tuple[int, int]) -> U8Array:
+def composite_cursor(picture: U8Array, image: CursorImage, position: tuple[int, int],
+                     order: Literal["rgb", "bgr"] = "rgb") -> U8Array:
     """A copy of ``picture`` ((height, width, 3 or 4) uint8) with the cursor drawn with its
     hot spot at ``position``: alpha-blended, inverting pixels inverted, clipped at the
-    picture's edges (a cursor partly or wholly off-screen is fine)."""
+    picture's edges (a cursor partly or wholly off-screen is fine). ``order`` is the
+    picture's channel order: display surfaces and screenshots are BGR(X)."""
     out = picture.copy()
     left = position[0] - image.hotspot[0]
     top = position[1] - image.hotspot[1]
@@ -169,10 +177,11 @@ def composite_cursor(picture: U8Array, image: CursorImage,
     if y0 >= y1 or x0 >= x1:
         return out
     src = image.rgba[y0 - top:y1 - top, x0 - left:x1 - left]
+    colour = src[..., 2::-1] if order == "bgr" else src[..., :3]
     invert = image.invert[y0 - top:y1 - top, x0 - left:x1 - left]
     region = out[y0:y1, x0:x1, :3]
     alpha = src[..., 3:4].astype(np.uint16)
-    blended = (src[..., :3] * alpha + region * (255 - alpha) + 127) // 255
+    blended = (colour * alpha + region * (255 - alpha) + 127) // 255
     blended = np.where(invert[..., None], 255 - region, blended)
     out[y0:y1, x0:x1, :3] = blended.astype(np.uint8)
     return out

@@ -142,3 +142,16 @@ def test_composite_keeps_a_picture_s_alpha_channel() -> None:
     image = CursorImage(np.full((1, 1, 4), 255, np.uint8), np.zeros((1, 1), bool), (0, 0))
     out = composite_cursor(picture, image, (1, 1))
     assert out[1, 1].tolist() == [255, 255, 255, 7]
+
+
+def test_composite_onto_a_bgr_picture_swaps_the_cursor_s_colours() -> None:
+    image = CursorImage(np.array([[RED]], np.uint8), np.zeros((1, 1), bool), (0, 0))
+    out = composite_cursor(PICTURE, image, (0, 0), order="bgr")
+    assert out[0, 0].tolist() == [0, 0, 255]
+
+
+def test_the_shape_as_a_pil_image() -> None:
+    data = u32s(0xFFFF0000, 0x00000000)
+    pil = decode_cursor(shape(CursorType.ALPHA, 2, 1, data)).to_pil()
+    assert (pil.mode, pil.size) == ("RGBA", (2, 1))
+    assert [pil.getpixel((0, 0)), pil.getpixel((1, 0))] == [RED, T]
