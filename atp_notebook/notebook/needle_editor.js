@@ -137,8 +137,13 @@ function render({ model, el }) {
   tagsInput.value = model.get("tags");
   tagsInput.oninput = () => { model.set("tags", tagsInput.value); model.save_changes(); };
   saveButton.onclick = () => {
+    // the state goes with the message: ipywidgets may hold back trait updates (its message
+    // throttle) while a custom message goes at once, so Save could overtake the last edit
+    model.set("name", nameInput.value);
+    model.set("tags", tagsInput.value);
     model.save_changes();
-    model.send({ type: "save" });
+    model.send({ type: "save", state: { name: nameInput.value, tags: tagsInput.value,
+                                        areas: model.get("areas"), click: model.get("click") } });
   };
 
   const onAreas = () => { listAreas(); draw(); };

@@ -5,8 +5,8 @@ screenshot on a ``<canvas>``; drag on it to draw an area of the type the selecto
 (match, exclude, ocr), click without dragging to set the click point; the areas are listed
 under it, each removable; a name field, a tags field and a Save button that writes the
 needle's JSON and PNG (:meth:`Needle.save`) into ``directory``. The browser only edits the
-synced traits (``areas``, ``click``, ``name``, ``tags``); Save sends one message and the
-kernel writes the files, so the Python API does the same thing without a browser:
+synced traits (``areas``, ``click``, ``name``, ``tags``); Save sends one message with them
+and the kernel writes the files, so the Python API does the same thing without a browser:
 :meth:`add_area`, :meth:`set_click_point`, :meth:`save` (nbval and tests drive it that way).
 
 ``directory`` defaults to the session's needle folder (``$ATP_NEEDLES``, else ``./needles``,
@@ -195,12 +195,22 @@ class NeedleEditor(anywidget.AnyWidget):
         if not isinstance(content, dict) or content.get("type") != "save":
             return
         try:
+            self._take_state(content.get("state"))
             self.save()
         except AtpError as exc:  # shown in the widget: a click has no cell to fail
             self.status = f"not saved: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
-        except OSError as exc:
+        except (OSError, traitlets.TraitError) as exc:
             self.status = f"not saved: {exc}"
         log.info("needle editor: %s", self.status)
+
+    def _take_state(self, state: object) -> None:
+        """The view's state as it was when Save was pressed (see needle_editor.js)."""
+        if not isinstance(state, dict):
+            return
+        with self.hold_sync():  # one update back to the views, not four
+            for key in ("name", "tags", "areas", "click"):
+                if key in state:
+                    setattr(self, key, state[key])  # traitlets checks the types
 
 
 def _as_picture(image: Screen) -> Image.Image:

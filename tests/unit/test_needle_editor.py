@@ -157,3 +157,18 @@ def test_bad_needle_lines(line: str, fragment: str) -> None:
     with pytest.raises(UsageError, match=fragment) as caught:
         parse_needle_line(line)
     assert "hint:" in str(caught.value)
+
+
+def test_the_save_message_carries_the_views_last_state(tmp_path: Path) -> None:
+    # the view sends its state with Save: a trait update held back by ipywidgets' throttle
+    # must not make Save write what the kernel had before
+    editor = NeedleEditor(screen(), tags="old", directory=tmp_path)
+    editor._on_message(editor, {"type": "save", "state": {
+        "name": "late", "tags": "t1, t2", "click": [10, 20],
+        "areas": [{"x": 0, "y": 16, "width": 180, "height": 16, "type": "match",
+                   "match": 96, "margin": 50}]}}, [])
+    assert editor.status == f"saved {tmp_path / 'late.json'}"
+    saved = load_needles(tmp_path).named("late")
+    assert saved.tags == ("t1", "t2") and saved.areas[0].click_point is not None
+    editor._on_message(editor, {"type": "save", "state": {"areas": "not a list"}}, [])
+    assert editor.status.startswith("not saved:")
