@@ -456,7 +456,9 @@ def test_a_kernel_interrupt_leaves_the_widget_live(jupyter_lab: JupyterLab, page
                    "    print('interrupted', screen.status)")
     cells = [SETUP, interrupted, STEPS]
     with open_notebook(jupyter_lab, page, tmp_path, cells, steps_run=False) as notebook:
-        page.get_by_text("Python 3 (ipykernel) | Busy").wait_for(timeout=60_000)
+        # the server's view of the kernel (the status bar's text came and went)
+        wait_until(lambda: [k["execution_state"] for k in _kernels(jupyter_lab)] == ["busy"],
+                   "the kernel busy in the sleeping cell", timeout=60, interval=0.2)
         time.sleep(1.0)  # into the sleep
         (kernel,) = _kernels(jupyter_lab)
         _kernels(jupyter_lab, "POST", f"/{kernel['id']}/interrupt")
