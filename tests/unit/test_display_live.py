@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +26,13 @@ from atp_notebook.errors import (
     RemoteProtocolError,
 )
 from atp_notebook.spice.codecs.images import ImageState, decode_image
-from atp_notebook.spice.display.live import WORKER_NICENESS, Frame, LiveDisplay, region_box
+from atp_notebook.spice.display.live import (
+    GIL_SWITCH_INTERVAL_S,
+    WORKER_NICENESS,
+    Frame,
+    LiveDisplay,
+    region_box,
+)
 from atp_notebook.spice.display.raster import image_pixels
 from atp_notebook.spice.display.renderer import DisplayRenderer
 from atp_notebook.spice.display.surfaces import Box
@@ -263,3 +270,15 @@ def test_the_worker_draws_nicer_than_the_loop(loop: asyncio.AbstractEventLoop) -
         assert os.getpriority(os.PRIO_PROCESS, 0) == ours  # the caller's own is unchanged
     finally:
         harness.live.close()
+
+
+def test_a_live_display_shortens_the_gil_hand_over(loop: asyncio.AbstractEventLoop) -> None:
+    """A key press waiting for the GIL behind the drawing waits at most this long."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)  # CPython's default
+    try:
+        harness = Harness(loop)
+        harness.live.close()
+        assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S
+    finally:
+        sys.setswitchinterval(before)
