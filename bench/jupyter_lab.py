@@ -1,9 +1,10 @@
-"""JupyterLab on loopback and Debian's chromium for the benches that need a real browser.
+"""JupyterLab on loopback and Debian's chromium, for the benches and the browser tests.
 
-The same setup as tests/browser/conftest.py (which the tests use as fixtures): JupyterLab from
-this venv, its settings, workspaces and runtime files in a temporary directory, a free
-loopback port and a random token; ``/usr/bin/chromium`` driven by Playwright (never a
-downloaded browser).
+JupyterLab from this venv (so its ``python3`` kernel is this venv's), its settings,
+workspaces and runtime files in the served directory, so nothing of the machine's own
+Jupyter setup takes part; a free loopback port and a random token. ``/usr/bin/chromium``
+driven by Playwright (scripts/setup.sh installs it; never a downloaded browser). The tests'
+fixtures (tests/browser/conftest.py) wrap these two context managers.
 
 Example::
 
@@ -44,6 +45,8 @@ LAB_SETTINGS = {
 
 @dataclass
 class Lab:
+    """A running JupyterLab: its ``root`` directory, ``port``, ``token`` and log file."""
+
     root: Path
     port: int
     token: str
@@ -63,6 +66,21 @@ class Lab:
                       for i, source in enumerate(cells)],
         }
         path = self.root / name
+        path.write_text(json.dumps(notebook, indent=1))
+        return path
+
+    def copy_notebook(self, source: Path, extra_cells: Sequence[str]) -> Path:
+        """``source`` in the served directory, its stored outputs dropped (what shows is
+        what this run made), then ``extra_cells`` appended: a test's own checks, run after
+        the notebook's cells by the same kernel."""
+        notebook = json.loads(source.read_text())
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "code":
+                cell["outputs"], cell["execution_count"] = [], None
+        notebook["cells"] += [{"cell_type": "code", "id": f"test-{i}", "metadata": {},
+                               "execution_count": None, "outputs": [], "source": text}
+                              for i, text in enumerate(extra_cells)]
+        path = self.root / source.name
         path.write_text(json.dumps(notebook, indent=1))
         return path
 
