@@ -97,7 +97,7 @@ def test_the_domain_xml_carries_the_setting(name: str, tmp_path: Path) -> None:
 def test_settings_libvirt_would_refuse_are_invalid_arguments(kwargs: dict[str, str],
                                                             fragment: str) -> None:
     with pytest.raises(InvalidArgument, match=fragment):
-        DisplaySetting("x", **kwargs)
+        DisplaySetting("x", **kwargs)  # type: ignore[arg-type]  # every key names a str field
 
 
 def test_a_cpuset_confines_the_whole_qemu_process_and_bad_ones_are_refused(
