@@ -363,8 +363,6 @@ class VmPorts:
         # events of a channel linked to learn its name, until a port claims it
         self._early: dict[int, list[ChannelEvent]] = {}
         self._lock = asyncio.Lock()
-        # for the connection's life: it owns this object
-        connection.add_listener(self._route)
 
     def get(self, name: str) -> SpicePort:
         """The SpicePort for ``name`` (the same object every time; not opened here)."""
@@ -389,7 +387,9 @@ class VmPorts:
         if self._owners.get(channel_id) is port:
             del self._owners[channel_id]
 
-    def _route(self, event: SpiceVmEvent) -> None:
+    def route(self, event: SpiceVmEvent) -> None:
+        """An event of the connection (on the atp loop; the connection calls this for each
+        one, before its listeners): a port channel's message goes to the port holding it."""
         if not isinstance(event, ChannelMessage | ChannelEnded) or \
                 event.channel_type is not ChannelType.PORT:
             return

@@ -269,6 +269,7 @@ class SpiceVmConnection:
     # --- what the channels tell us --------------------------------------------------------
 
     def _emit(self, event: SpiceVmEvent) -> None:
+        self.ports.route(event)  # port channels' data goes to their SpicePorts, always
         if len(self.listeners):
             self.listeners.emit(event)
 
