@@ -15,6 +15,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.testing.globalipapp import start_ipython
 
 from atp_notebook.lab.paths import LabPaths
+from atp_notebook.session import Session, Vm
+from tests.integration.waiting import BOOT_S
 
 EXTENSION = "atp_notebook"
 # IPython's testing helper carries no annotations: a typed view of it
@@ -43,3 +45,17 @@ def ip(lab_paths: LabPaths) -> Iterator[InteractiveShell]:
     yield shell
     shell.run_line_magic("unload_ext", EXTENSION)
     _forget_settings(shell)
+
+
+@pytest.fixture
+def vm1_left_running(session: Session) -> Iterator[Vm]:
+    """atp-vm1 for a test that resets or stops it: left running with its agent answering,
+    which every later test expects."""
+    vm = session.vm("atp-vm1")
+    vm.wait_for_agent(BOOT_S)
+    try:
+        yield vm
+    finally:
+        if vm.state() != "running":
+            vm.domain().create()
+        vm.wait_for_agent(BOOT_S)

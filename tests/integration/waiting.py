@@ -27,3 +27,13 @@ def wait_for_guest_file(vm: Vm, path: str, timeout: float = 30.0) -> bytes:
                f"{path} in the guest", timeout, interval=0.2)
     time.sleep(0.3)  # let the writer (the guest's shell) finish
     return vm.read_file(path)
+
+
+# a TCG guest boots and starts its agent in ~10 s; a busy CI host is slower
+BOOT_S = 120.0
+
+
+def boot_id(vm: Vm) -> bytes:
+    """The guest kernel's id of this boot: a new one after every reboot (uptime is no proof:
+    a guest reset twice in a row may not have been up as long the first time)."""
+    return vm.read_file("/proc/sys/kernel/random/boot_id").strip()
