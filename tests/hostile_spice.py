@@ -458,15 +458,23 @@ class HostileSpiceServer:
             self._received(link, DisplayMsgc.INIT) and self._received(link, Msgc.ACK_SYNC)),
             self.step_timeout, "DISPLAY_INIT and ACK_SYNC")
         first = self.display_links()[0] is link
-        for step in self.scenario if first else self.scenario_after:
+        if await self._play(link, self.scenario if first else self.scenario_after,
+                            acked=True) and first:
+            self.scenario_done.set()
+
+    async def _play(self, link: Link, steps: Sequence[Step], *, acked: bool) -> bool:
+        """Play ``steps`` on ``link``; ``acked``: like spice-server, no more than twice the
+        ACK window ahead of the client's ACKs (a vmc channel has none: TCP holds it back).
+        False when the client went away in the middle of a Send."""
+        for step in steps:
             if link.closed.is_set():
                 break
             if isinstance(step, Send):
                 for _ in range(step.count):
-                    if not await self._window_open(link):
-                        return
+                    if acked and not await self._window_open(link):
+                        return False
                     link.send(step.msg_type, step.body)
-                    await link.writer.drain()
+                    await link.writer.drain()  # blocks while the client does not read
                     await self._notify()  # a test may wait for what was sent
             elif isinstance(step, Raw):
                 link.writer.write(step.data)
@@ -480,8 +488,7 @@ class HostileSpiceServer:
                 break
             else:
                 await self._trickle(link, step)
-        if first:
-            self.scenario_done.set()
+        return True
 
     async def _serve_port(self, link: Link, reader: asyncio.StreamReader) -> None:
         """spice-server's port channel: no SET_ACK (a vmc channel has no acks), PORT_INIT
@@ -494,24 +501,9 @@ class HostileSpiceServer:
         try:
             first = next(x for x in self.links if (x.channel_type, x.channel_id) == (
                 link.channel_type, link.channel_id)) is link
-            for step in self.port_scripts.get(self.ports[link.channel_id], ()) if first else ():
-                if link.closed.is_set():
-                    break
-                if isinstance(step, Send):
-                    for _ in range(step.count):
-                        link.send(step.msg_type, step.body)
-                        await link.writer.drain()  # blocks while the client does not read
-                        await self._notify()
-                elif isinstance(step, Raw):
-                    link.writer.write(step.data)
-                    await link.writer.drain()
-                elif isinstance(step, Pause):
-                    await asyncio.sleep(step.seconds)
-                elif isinstance(step, Gate):
-                    await asyncio.wait_for(self._gate.wait(), self.step_timeout)
-                elif isinstance(step, Close):
-                    link.writer.close()
-                    break
+            if first:
+                await self._play(link, self.port_scripts.get(self.ports[link.channel_id], ()),
+                                 acked=False)
             await reading
         finally:
             reading.cancel()
