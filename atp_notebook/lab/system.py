@@ -39,6 +39,10 @@ LAB_PACKAGES: tuple[str, ...] = (
     "cpio",
     "iproute2",
     "openssl",
+    # the guest's own C programs (lab/guest_programs.py), compiled static
+    "gcc",
+    "libc6-dev",
+    "linux-libc-dev",
 )
 
 APT_TIMEOUT_S = 1200.0
