@@ -28,6 +28,7 @@ from atp_notebook.errors import ConfigError, InvalidArgument, NoLibvirtHost, Unk
 from atp_notebook.loop import AtpLoop, get_loop
 from atp_notebook.screen.needle import NeedleSet, load_needles
 from atp_notebook.screen.vm_screen import VmScreen
+from atp_notebook.spice.audio import VmAudio
 from atp_notebook.spice.display_facade import VmDisplay
 from atp_notebook.spice.facade import VmSpice
 from atp_notebook.spice.port import OPEN_TIMEOUT_S as PORT_OPEN_TIMEOUT_S
@@ -331,6 +332,12 @@ class Vm:
         """The VM's SpiceVmConnection, connected (Main and the channels its configuration
         lists); use its coroutines on the atp loop."""
         return self.spice_input.connection()
+
+    @property
+    def audio(self) -> VmAudio:
+        """The guest's sound through Spice: ``vm.audio.capture(2.0)`` (Playback),
+        ``vm.audio.send("a.wav")`` (Record); each channel opens on first use."""
+        return VmAudio(self.session.manager, self.name)
 
     @property
     def display(self) -> VmDisplay:

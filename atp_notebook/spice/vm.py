@@ -47,7 +47,9 @@ from atp_notebook.spice.proto.display import (
     SurfaceCreated,
 )
 from atp_notebook.spice.proto.main import MainInit, MouseModeChanged
+from atp_notebook.spice.proto.playback import PLAYBACK_CLIENT_CAPS, PlaybackProtocol
 from atp_notebook.spice.proto.port import PortProtocol
+from atp_notebook.spice.proto.record import RECORD_CLIENT_CAPS, RecordProtocol
 from atp_notebook.spice.vm_displays import VmDisplays
 from atp_notebook.spice.vm_events import (
     ChannelEnded,
@@ -64,6 +66,8 @@ Resolver = Callable[[], Awaitable[SpiceEndpoint]]
 _CLIENT_CAPS: dict[ChannelType, tuple[int, ...]] = {
     ChannelType.MAIN: (MainCap.NAME_AND_UUID, MainCap.AGENT_CONNECTED_TOKENS),
     ChannelType.INPUTS: (InputsCap.KEY_SCANCODE,),
+    ChannelType.PLAYBACK: tuple(PLAYBACK_CLIENT_CAPS),
+    ChannelType.RECORD: tuple(RECORD_CLIENT_CAPS),
 }
 
 # The channel types this client speaks so far; the others are named in a clear error.
@@ -73,6 +77,8 @@ _PROTOCOLS: dict[ChannelType, type[ChannelProtocol]] = {
     ChannelType.DISPLAY: DisplayProtocol,
     ChannelType.PORT: PortProtocol,
     ChannelType.CURSOR: CursorProtocol,
+    ChannelType.PLAYBACK: PlaybackProtocol,
+    ChannelType.RECORD: RecordProtocol,
 }
 # events every channel produces; listeners hear the channel-specific ones
 _ROUTINE = (SetAck, Ping, UnknownMessage)
