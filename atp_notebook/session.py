@@ -29,6 +29,7 @@ from atp_notebook.loop import AtpLoop, get_loop
 from atp_notebook.screen.needle import NeedleSet, load_needles
 from atp_notebook.screen.vm_screen import VmScreen
 from atp_notebook.spice.audio import VmAudio
+from atp_notebook.spice.cursor_facade import VmCursor
 from atp_notebook.spice.display_facade import VmDisplay
 from atp_notebook.spice.facade import VmSpice
 from atp_notebook.spice.port import OPEN_TIMEOUT_S as PORT_OPEN_TIMEOUT_S
@@ -338,6 +339,12 @@ class Vm:
         """The guest's sound through Spice: ``vm.audio.capture(2.0)`` (Playback),
         ``vm.audio.send("a.wav")`` (Record); each channel opens on first use."""
         return VmAudio(self.session.manager, self.name)
+
+    @property
+    def cursor(self) -> VmCursor:
+        """The guest pointer through the Spice cursor channel of the first head:
+        ``vm.cursor.state()`` (shape, hot spot, position, visible), ``wait_for_cursor``."""
+        return VmCursor(self.session.manager, self.name)
 
     @property
     def display(self) -> VmDisplay:

@@ -12,6 +12,9 @@ Main's session id, or gets BAD_CONNECTION_ID. After the link:
 - Port (``ports``: names of port channels 0, 1, ...): no SET_ACK (vmc channels have no acks),
   PORT_INIT, the port's ``port_scripts`` steps on its first link, then an echo of the data
   the client sends; :meth:`HostileSpiceServer.port_event` sends the guest's PORT_EVENTs.
+- Cursor (listed only with ``cursor``): SET_ACK, then the steps of that link (the first
+  link plays ``cursor[0]``, a relink ``cursor[1]``, ...), then it reads until the client
+  closes.
 - Inputs: SET_ACK, INPUTS_INIT; every message the client sends is kept, the keys among
   them in order (:meth:`key_messages`).
 - Display: SET_ACK, then once DISPLAY_INIT (and the ACK_SYNC: the client has taken the
@@ -91,7 +94,8 @@ SERVER_COMMON_CAPS = (CommonCap.PROTOCOL_AUTH_SELECTION, CommonCap.AUTH_SPICE,
 SERVER_CHANNEL_CAPS: dict[int, tuple[int, ...]] = {
     ChannelType.INPUTS: (InputsCap.KEY_SCANCODE,),
 }
-SERVED = (ChannelType.MAIN, ChannelType.DISPLAY, ChannelType.INPUTS, ChannelType.PORT)
+SERVED = (ChannelType.MAIN, ChannelType.DISPLAY, ChannelType.INPUTS, ChannelType.PORT,
+          ChannelType.CURSOR)
 KEY_MESSAGES = (InputsMsgc.KEY_DOWN, InputsMsgc.KEY_UP, InputsMsgc.KEY_SCANCODE)
 MAX_LINK_MESS = 4096  # a real link message is 18 bytes + a few caps words
 STEP_TIMEOUT_S = 10.0  # every wait of the server on its client is bounded
@@ -204,7 +208,11 @@ class HostileSpiceServer:
     def __init__(self, display: Sequence[Step] = (), *, display_after: Sequence[Step] = (),
                  session_id: int = 0x5EC1D, password: str = "", ack_window: int = 20,
                  step_timeout: float = STEP_TIMEOUT_S, ports: Sequence[str] = (),
-                 port_scripts: dict[str, Sequence[Step]] | None = None) -> None:
+                 port_scripts: dict[str, Sequence[Step]] | None = None,
+                 cursor: Sequence[Sequence[Step]] = ()) -> None:
+        # cursor: the steps of cursor channel 0's first link, second link, ...; the channel
+        # is listed only when given (after the steps, it reads until the client closes)
+        self.cursor_scripts = tuple(tuple(steps) for steps in cursor)
         # ports: port channels 0, 1, ... of these names; each echoes the data it gets and
         # first plays its port_scripts entry (on its first link only), as a display does
         self.ports = tuple(ports)
@@ -409,6 +417,10 @@ class HostileSpiceServer:
         try:
             if link.channel_type == ChannelType.DISPLAY:
                 await self._play_display(link)
+            elif link.channel_type == ChannelType.CURSOR:
+                nth = sum(x.channel_type == ChannelType.CURSOR for x in self.links) - 1
+                if nth < len(self.cursor_scripts):
+                    await self._play(link, self.cursor_scripts[nth], acked=True)
             await reading
         finally:
             reading.cancel()
@@ -439,7 +451,8 @@ class HostileSpiceServer:
             link.acks += 1
         elif link.channel_type == ChannelType.MAIN and message.msg_type == MainMsgc.ATTACH_CHANNELS:
             listed = [(ChannelType.MAIN, 0), (ChannelType.DISPLAY, 0), (ChannelType.INPUTS, 0),
-                      *((ChannelType.PORT, i) for i in range(len(self.ports)))]
+                      *((ChannelType.PORT, i) for i in range(len(self.ports))),
+                      *(((ChannelType.CURSOR, 0),) if self.cursor_scripts else ())]
             link.send(MainMsg.CHANNELS_LIST, CHANNELS_COUNT.pack(len(listed)) + b"".join(
                 CHANNEL_ID.pack(t, i) for t, i in listed))
         elif link.channel_type == ChannelType.PORT and message.msg_type == SPICEVMC_DATA:

@@ -31,6 +31,7 @@ from PIL import Image
 from atp_notebook.bridge import atp_async, atp_blocking, on_atp_loop
 from atp_notebook.listeners import ListenerHandle
 from atp_notebook.loop import get_loop
+from atp_notebook.spice.cursor_facade import VmCursor, draw_cursor
 from atp_notebook.spice.display.live import (
     DisplayStats,
     Frame,
@@ -88,9 +89,16 @@ class VmDisplay:
         return self
 
     async def _screenshot(self, region: Region | None = None,
-                          timeout: float = DEFAULT_TIMEOUT_S) -> Image.Image:
-        """The screen as drawn from Spice (or ``region`` of it), a PIL RGB image."""
-        return to_image(await self._pixels(region, timeout))
+                          timeout: float = DEFAULT_TIMEOUT_S, *,
+                          cursor: bool = False) -> Image.Image:
+        """The screen as drawn from Spice (or ``region`` of it), a PIL RGB image; with
+        ``cursor`` the guest pointer drawn in (its cursor channel opened if needed)."""
+        pixels = await self._pixels(region, timeout)
+        if cursor:
+            pointer = await VmCursor(self.manager, self.vm_id, self.channel_id)._state(timeout)
+            box = region_box(region)
+            pixels = draw_cursor(pixels, pointer, (0, 0) if box is None else box[:2])
+        return to_image(pixels)
 
     async def _pixels(self, region: Region | None = None,
                       timeout: float = DEFAULT_TIMEOUT_S) -> Pixels:
