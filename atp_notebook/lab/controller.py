@@ -147,8 +147,7 @@ def _bring_up(
                 report.started.append(vm.name)
             doms.append(dom)
         _ensure_sasl_vm(paths, guest, report, undo, restart="spice" in certs_changed)
-        domains.wait_for_agents(doms, paths, agent_timeout,
-                                {SASL_VM.name: partial(sasl_vm.agent_answers, paths)})
+        domains.wait_for_agents(doms, paths, agent_timeout, [sasl_vm.booting_guest(paths)])
     finally:
         conn.close()
     report.config = write_config(paths)

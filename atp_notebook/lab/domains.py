@@ -10,9 +10,8 @@ import json
 import logging
 import secrets
 import subprocess
-import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
@@ -20,6 +19,8 @@ import libvirt
 import libvirt_qemu
 
 from atp_notebook.errors import LabError
+from atp_notebook.lab import boot_watch
+from atp_notebook.lab.boot_watch import BootingGuest
 from atp_notebook.lab.files import write_atomic
 from atp_notebook.lab.guest import GuestImage
 from atp_notebook.lab.paths import AGENT_PORT_NAME, LOOPBACK, TEST_PORT_NAME, LabPaths, VmSpec
@@ -198,34 +199,24 @@ def agent_answers(dom: libvirt.virDomain, timeout_s: int = 2) -> bool:
     return True
 
 
+def booting_guest(dom: libvirt.virDomain, paths: LabPaths) -> BootingGuest:
+    """A domain as :func:`boot_watch.wait_for_agents` sees it: probe, console, reset."""
+    return BootingGuest(dom.name(), partial(agent_answers, dom),
+                        paths.console_log(dom.name()), partial(dom.reset, 0))
+
+
 def wait_for_agents(
     doms: list[libvirt.virDomain],
     paths: LabPaths,
     timeout: float,
-    others: Mapping[str, Callable[[], bool]] | None = None,
+    others: Sequence[BootingGuest] = (),
 ) -> None:
-    """Wait until every domain's guest agent answers ``guest-ping``.
+    """Wait until every domain's guest agent answers ``guest-ping`` (hung guests are reset).
 
-    ``others`` adds VMs that are no libvirt domains (the SASL VM), by name and probe, so
-    all guests boot in parallel against one deadline and one error names every silent one.
+    ``others`` adds VMs that are no libvirt domains (the SASL VM), so all guests boot in
+    parallel against one deadline and one error names every silent one.
     """
-    waiting: dict[str, Callable[[], bool]] = {d.name(): partial(agent_answers, d) for d in doms}
-    waiting.update(others or {})
-    deadline = time.monotonic() + timeout
-    while waiting and time.monotonic() < deadline:
-        for name, answers in list(waiting.items()):
-            if answers():
-                log.info("%s: guest agent answers", name)
-                del waiting[name]
-        if waiting:
-            time.sleep(0.5)
-    if waiting:
-        names = ", ".join(sorted(waiting))
-        logs = ", ".join(str(paths.console_log(n)) for n in sorted(waiting))
-        raise LabError(
-            f"the guest agent of {names} did not answer within {timeout:.0f} s",
-            hint=f"the guest's serial console log is in {logs}",
-        )
+    boot_watch.wait_for_agents([booting_guest(d, paths) for d in doms] + list(others), timeout)
 
 
 def destroy_and_undefine(conn: libvirt.virConnect, name: str) -> bool:

@@ -34,10 +34,12 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from atp_notebook.errors import LabError
 from atp_notebook.lab import daemons
+from atp_notebook.lab.boot_watch import BootingGuest
 from atp_notebook.lab.domains import spice_password
 from atp_notebook.lab.files import ensure_mode, write_if_changed
 from atp_notebook.lab.guest import GuestImage
@@ -264,6 +266,29 @@ def agent_answers(paths: LabPaths, timeout: float = PROBE_TIMEOUT_S) -> bool:
     except (OSError, ValueError):
         return False
     return False
+
+
+def reset(paths: LabPaths, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """A hardware reset through the VM's QMP socket (for a guest that hung while booting)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(SaslVmFiles.at(paths).qmp_socket))
+        reader = sock.makefile("rb")
+        reader.readline()  # the greeting
+        for command in ("qmp_capabilities", "system_reset"):
+            sock.sendall(json.dumps({"execute": command}).encode() + b"\n")
+            while True:  # events may come before the answer
+                answer = json.loads(reader.readline() or b"{}")
+                if "return" in answer or "error" in answer or not answer:
+                    break
+            if "return" not in answer:
+                raise LabError(f"{SASL_VM.name}: QMP {command} failed: {answer}")
+
+
+def booting_guest(paths: LabPaths) -> BootingGuest:
+    """The SASL VM as boot_watch waits for it."""
+    return BootingGuest(SASL_VM.name, partial(agent_answers, paths),
+                        SaslVmFiles.at(paths).console_log, partial(reset, paths))
 
 
 def tls_answers(paths: LabPaths, timeout: float = PROBE_TIMEOUT_S) -> bool:

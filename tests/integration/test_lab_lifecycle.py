@@ -19,7 +19,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from atp_notebook.lab import daemons, domains, sasl_vm
+from atp_notebook.lab import boot_watch, daemons, domains, sasl_vm
 from atp_notebook.lab.paths import LAB_VMS, LOOPBACK, SSH_PORT, LabPaths
 from atp_notebook.lab.status import LabStatus
 
@@ -207,3 +207,26 @@ def test_down_stops_everything_it_started_and_lab_tests_then_fail_in_ci(
     assert up.returncode == 0, up.stderr
     print(up.stdout.strip())  # the time of a cold up (packages and guest image kept), for -s
     assert atp_lab("status").returncode == 0
+
+
+@pytest.mark.parametrize("vm_name", ["atp-vm2", "atp-sasl"])
+def test_a_hung_boot_is_reset_by_the_lab_and_the_guest_boots_again(
+    lab_restored: LabStatus, lab_paths: LabPaths, vm_name: str
+) -> None:
+    # what boot_watch does to a guest that hangs while booting, on the real VMs: the libvirt
+    # domain through virDomainReset, the SASL VM (no libvirt domain) through its QMP socket
+    console = lab_paths.console_log(vm_name)
+    boots_before = console.read_text(errors="replace").count("atp-guest: init on kernel")
+    conn = domains.open_libvirt()
+    try:
+        if vm_name == "atp-sasl":
+            guest = sasl_vm.booting_guest(lab_paths)
+        else:
+            guest = domains.booting_guest(conn.lookupByName(vm_name), lab_paths)
+        assert guest.reset is not None
+        guest.reset()
+        boot_watch.wait_for_agents([guest], timeout=180.0)
+    finally:
+        conn.close()
+    assert console.read_text(errors="replace").count("atp-guest: init on kernel") \
+        == boots_before + 1
