@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from atp_notebook.bridge import atp_async, atp_blocking, within
+from atp_notebook.byte_stream import BUFFER_LIMIT, IO_TIMEOUT_S, ByteStream, ByteStreamReads
 from atp_notebook.errors import (
     ChannelClosed,
     InvalidArgument,
@@ -51,14 +52,11 @@ from atp_notebook.spice.proto.constants import ChannelType
 from atp_notebook.spice.proto.main import ChannelsList
 from atp_notebook.spice.proto.port import PortData, PortEvent, PortEventKind, PortProtocol
 from atp_notebook.spice.vm_events import ChannelEnded, ChannelMessage, SpiceVmEvent
-from atp_notebook.virt.receive_buffer import BUFFER_LIMIT, ReceiveBuffer
 
 if TYPE_CHECKING:
     from atp_notebook.spice.vm import SpiceVmConnection
 
-IO_TIMEOUT_S = 10.0
 OPEN_TIMEOUT_S = 15.0
-MAX_LINE = 64 * 1024
 # one send() is queued and drained in slices of this size: a large send holds no second
 # copy of the caller's data, and the reader runs between slices
 SEND_SLICE = 256 * 1024
@@ -71,7 +69,7 @@ class PortState(enum.StrEnum):
     CLOSED = "closed"  # closed by us; may be opened again
 
 
-class SpicePort:
+class SpicePort(ByteStreamReads):
     """One named Spice port channel of a VM as a byte stream (see the module docstring).
 
     Get it from ``vm.port(name)`` (opened) or ``connection.ports.get(name)`` (not opened).
@@ -90,16 +88,14 @@ class SpicePort:
             raise InvalidArgument(f"buffer_limit must be positive, not {buffer_limit}")
         self.connection = connection
         self.name = name
-        self.buffer_limit = buffer_limit
         self.log = logging.getLogger(f"atp.spice.{connection.vm_id}.port.{name}")
         self.listeners: Listeners[PortEvent] = Listeners(self.log)
         self._state = PortState.IDLE
         self._channel: SpiceChannel | None = None
         self._channel_id: int | None = None
-        self._buffer = ReceiveBuffer(buffer_limit)
-        self._changed = asyncio.Event()  # data, a guest event or the channel's end
+        self._incoming = ByteStream(buffer_limit)  # recv, recv_exactly, readline read it
+        self._changed = asyncio.Event()  # a guest event, or the channel opened or ended
         self._open_lock = asyncio.Lock()
-        self._read_lock = asyncio.Lock()
         self._write_lock = asyncio.Lock()
         self.paused = 0  # times reading stopped because the buffer was full
 
@@ -118,7 +114,7 @@ class SpicePort:
     @property
     def buffered(self) -> int:
         """Bytes received and not read yet."""
-        return len(self._buffer)
+        return len(self._incoming)
 
     @property
     def guest_opened(self) -> bool:
@@ -154,20 +150,6 @@ class SpicePort:
                 protocol.send_data(view[start:start + SEND_SLICE])
                 await channel.send()
 
-    async def _recv(self, max_bytes: int = 65536, timeout: float = IO_TIMEOUT_S) -> bytes:
-        """What has arrived, up to ``max_bytes``; waits for at least one byte.
-        Example: ``port.recv(timeout=2)``."""
-        return await self._read(lambda: self._buffer.read(max_bytes), timeout, "recv")
-
-    async def _recv_exactly(self, n: int, timeout: float = IO_TIMEOUT_S) -> bytes:
-        """Exactly ``n`` bytes. Example: ``port.recv_exactly(4, timeout=5)``."""
-        return await self._read(lambda: self._buffer.read_exactly(n), timeout,
-                                f"recv_exactly({n})")
-
-    async def _readline(self, timeout: float = IO_TIMEOUT_S, max_line: int = MAX_LINE) -> bytes:
-        """One line, b"\\n" included. Example: ``port.readline(timeout=5)``."""
-        return await self._read(lambda: self._buffer.read_line(max_line), timeout, "readline")
-
     async def _wait_guest(self, opened: bool = True, timeout: float = IO_TIMEOUT_S) -> None:
         """Until the guest has its side open (``opened``) or closed.
         Example: ``port.wait_guest(opened=False, timeout=5)``."""
@@ -197,8 +179,8 @@ class SpicePort:
             channel, self._channel = self._channel, None
             if self._state is not PortState.IDLE:
                 self._state = PortState.CLOSED
-            self._buffer = ReceiveBuffer(self.buffer_limit)
-            self._buffer.close(ChannelClosed(f"{self!r} was closed", hint="open() it again"))
+            self._incoming.discard(ChannelClosed(f"{self!r} was closed",
+                                                 hint="open() it again"))
             self._changed.set()
             if self._channel_id is not None:
                 self.connection.ports.release(self._channel_id, self)
@@ -209,12 +191,6 @@ class SpicePort:
     open_async = atp_async(_open)
     send = atp_blocking(_send)
     send_async = atp_async(_send)
-    recv = atp_blocking(_recv)
-    recv_async = atp_async(_recv)
-    recv_exactly = atp_blocking(_recv_exactly)
-    recv_exactly_async = atp_async(_recv_exactly)
-    readline = atp_blocking(_readline)
-    readline_async = atp_async(_readline)
     wait_guest = atp_blocking(_wait_guest)
     wait_guest_async = atp_async(_wait_guest)
     send_event = atp_blocking(_send_event)
@@ -250,11 +226,8 @@ class SpicePort:
             return
         ports = self.connection.ports
         channel_id = await ports.channel_id(self.name, timeout)
-        unread = self._buffer.read(len(self._buffer)) if (
-            self._buffer and self._state is PortState.LOST) else None
-        self._buffer = ReceiveBuffer(self.buffer_limit)
-        if unread:
-            self._buffer.feed(unread)  # a lost channel's unread bytes come first
+        # a lost channel's unread bytes come first
+        self._incoming.restart(keep_unread=self._state is PortState.LOST)
         self._channel_id = channel_id
         # from here this port hears its channel (and what it said while it was being named)
         ports.claim(channel_id, self)
@@ -291,17 +264,19 @@ class SpicePort:
         assert self._channel is not None
         return self._channel
 
-    async def _read(self, take: Callable[[], bytes | None], timeout: float, what: str) -> bytes:
-        async with within(timeout, f"{self!r}: {what}", "nothing"), self._read_lock:
-            if self._state is not PortState.LOST or not self._buffer:
-                await self._usable(timeout)  # unread bytes of a lost port come first
-            while True:
-                out = take()  # after a loss: the buffered bytes, then ChannelClosed
-                if out is not None:
-                    self._resume_if_room()
-                    return out
-                self._changed.clear()
-                await self._changed.wait()
+    # the hooks of ByteStreamReads: recv, recv_exactly and readline
+
+    def _stream_label(self) -> str:
+        return repr(self)
+
+    async def _reader_ready(self, timeout: float) -> None:
+        # after a loss the unread bytes are read first, then ChannelClosed: only a port
+        # with nothing left to read is opened again
+        if self._state is not PortState.LOST or not self._incoming:
+            await self._usable(timeout)
+
+    def _consumed(self) -> None:
+        self._resume_if_room()
 
     def _pause(self) -> None:
         """Backpressure: the channel stops reading its socket (also while it is still
@@ -316,25 +291,24 @@ class SpicePort:
 
     def _resume_if_room(self) -> None:
         channel = self._channel
-        if channel is not None and self._buffer.wants_data:
+        if channel is not None and self._incoming.wants_data:
             channel.resume_reading()
 
     def on_channel_event(self, event: ChannelEvent | ChannelEnded) -> None:
         """This port's channel said something, or ended (VmPorts routes it, on the atp
         loop)."""
         if isinstance(event, PortData):
-            if event.data and not self._buffer.closed:
-                self._buffer.feed(event.data)
-                if not self._buffer.wants_data:
+            if event.data and not self._incoming.ended:
+                self._incoming.feed(event.data)
+                if not self._incoming.wants_data:
                     self._pause()
-                self._changed.set()
         elif isinstance(event, PortEvent):
             self._changed.set()
             self.listeners.emit(event)
         elif isinstance(event, ChannelEnded) and self._state is PortState.OPEN:
             self._state = PortState.LOST
             self._channel = None
-            self._buffer.close(ChannelClosed(
+            self._incoming.end(ChannelClosed(
                 f"{self!r}: the port channel ended ({event.error})",
                 hint="call again: the port reopens on its next use"))
             self._changed.set()

@@ -2,8 +2,9 @@
 
 ``virDomainOpenChannel`` attaches a non-blocking libvirt stream to the port's host side. The
 stream is driven by libvirt's event loop (libvirtaio on the atp loop): an event callback drains
-it into a bounded :class:`ReceiveBuffer`, and readers wait on that buffer. Only UNIX-socket
-channels can be opened this way (DESIGN.md §6); a ``pty`` channel fails with a hint.
+it into a bounded :class:`~atp_notebook.byte_stream.ByteStream`, and readers wait on it. Only
+UNIX-socket channels can be opened this way (DESIGN.md §6); a ``pty`` channel fails with a
+hint.
 
 Each operation is one coroutine on the atp loop; its blocking form has the plain name and
 its async form (awaitable from any loop) the ``_async`` name, both made from it
@@ -39,12 +40,12 @@ import contextlib
 import enum
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import libvirt
 
 from atp_notebook.bridge import atp_async, atp_blocking, within
+from atp_notebook.byte_stream import BUFFER_LIMIT, IO_TIMEOUT_S, ByteStream, ByteStreamReads
 from atp_notebook.errors import (
     ChannelClosed,
     HostUnavailable,
@@ -55,12 +56,9 @@ from atp_notebook.listeners import ListenerHandle
 from atp_notebook.loop import AtpLoop, get_loop
 from atp_notebook.virt.handle import DomainHandle
 from atp_notebook.virt.host import HostState, libvirt_error_text
-from atp_notebook.virt.receive_buffer import BUFFER_LIMIT, ReceiveBuffer
 
 T = TypeVar("T")
 
-MAX_LINE = 64 * 1024
-IO_TIMEOUT_S = 10.0
 OPEN_TIMEOUT_S = 15.0
 CLOSE_TIMEOUT_S = 10.0
 # libvirt-python's own stream chunk (virStorageVol.streamBufSize): the largest payload of one
@@ -78,7 +76,7 @@ class SerialState(enum.StrEnum):
     CLOSED = "closed"  # closed by us; may be opened again
 
 
-class VirtioSerial:
+class VirtioSerial(ByteStreamReads):
     """One virtio-serial port of a VM, opened on the host's shared libvirt connection.
 
     ``force=True`` opens with ``VIR_DOMAIN_CHANNEL_FORCE``: another client holding the port
@@ -99,19 +97,16 @@ class VirtioSerial:
         self.handle = handle
         self.name = name
         self.force = force
-        self.buffer_limit = buffer_limit
         self.log = logging.getLogger(f"atp.virt.{handle.name}.serial.{name}")
         self._atp = loop or get_loop()
         self._state = SerialState.IDLE
         self._stream: Any = None  # libvirt.virStream while open or lost
         self._events = 0  # the interest currently registered with libvirt
-        self._buffer = ReceiveBuffer(buffer_limit)
+        self._incoming = ByteStream(buffer_limit)  # recv, recv_exactly, readline read it
         # asyncio primitives bind to a loop on first use (3.10+): creating them here is safe,
         # and they are only ever used on the atp loop
-        self._data_ready = asyncio.Event()
         self._writable: asyncio.Future[None] | None = None  # set while a send waits
         self._open_lock = asyncio.Lock()
-        self._read_lock = asyncio.Lock()
         self._write_lock = asyncio.Lock()
         self._host_listener: ListenerHandle | None = None  # while open
 
@@ -125,7 +120,7 @@ class VirtioSerial:
     @property
     def buffered(self) -> int:
         """Bytes received and not read yet."""
-        return len(self._buffer)
+        return len(self._incoming)
 
     # --- the operations: each is one coroutine on the atp loop, with a blocking form and
     # an async form (awaitable from any loop) made from it ----------------------------
@@ -141,20 +136,6 @@ class VirtioSerial:
         """Send all of ``data``. Example: ``port.send(b"ping\\n")``."""
         await self._write(data, timeout)
 
-    async def _recv(self, max_bytes: int = 65536, timeout: float = IO_TIMEOUT_S) -> bytes:
-        """What has arrived, up to ``max_bytes``; waits for at least one byte.
-        Example: ``port.recv(timeout=2)``."""
-        return await self._read(lambda: self._buffer.read(max_bytes), timeout, "recv")
-
-    async def _recv_exactly(self, n: int, timeout: float = IO_TIMEOUT_S) -> bytes:
-        """Exactly ``n`` bytes. Example: ``port.recv_exactly(4, timeout=5)``."""
-        return await self._read(lambda: self._buffer.read_exactly(n), timeout,
-                                f"recv_exactly({n})")
-
-    async def _readline(self, timeout: float = IO_TIMEOUT_S, max_line: int = MAX_LINE) -> bytes:
-        """One line, b"\\n" included. Example: ``port.readline(timeout=5)``."""
-        return await self._read(lambda: self._buffer.read_line(max_line), timeout, "readline")
-
     async def _close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Close the port (idempotent); waiters get ChannelClosed. Example: ``port.close()``."""
         await self._release(timeout)
@@ -163,12 +144,6 @@ class VirtioSerial:
     open_async = atp_async(_open)
     send = atp_blocking(_send)
     send_async = atp_async(_send)
-    recv = atp_blocking(_recv)
-    recv_async = atp_async(_recv)
-    recv_exactly = atp_blocking(_recv_exactly)
-    recv_exactly_async = atp_async(_recv_exactly)
-    readline = atp_blocking(_readline)
-    readline_async = atp_async(_readline)
     close = atp_blocking(_close)
     close_async = atp_async(_close)
 
@@ -210,7 +185,7 @@ class VirtioSerial:
             self._atp.executor.submit(_end_stream, stream, False)
             raise TransportError(f"{self.handle.name}:{self.name}: cannot watch the stream: "
                                  f"{libvirt_error_text(exc)}") from exc
-        self._buffer = ReceiveBuffer(self.buffer_limit)
+        self._incoming.restart()
         self._stream, self._events = stream, _READ_EVENTS
         self._state = SerialState.OPEN
         self._stop_watching_host()
@@ -250,7 +225,7 @@ class VirtioSerial:
                     sent = self._stream.send(bytes(view[offset:offset + CHUNK]))
                 except libvirt.libvirtError as exc:
                     self._lose(self._failure(exc))
-                    self._buffer.raise_if_closed()
+                    self._incoming.raise_if_ended()
                     raise
                 if sent == -2:  # never seen on the remote driver; other drivers may
                     await self._wait_writable()
@@ -268,18 +243,18 @@ class VirtioSerial:
             self._writable = None
             self._set_interest()  # WRITABLE fires nonstop on libvirt's timer: drop it now
 
-    async def _read(self, take: Callable[[], bytes | None], timeout: float, what: str) -> bytes:
+    # the hooks of ByteStreamReads: recv, recv_exactly and readline
+
+    def _stream_label(self) -> str:
+        return f"{self.handle.name}:{self.name}"
+
+    async def _reader_ready(self, timeout: float) -> None:
+        # a closed port's stream is ended too (_release), so a reader already waiting gets
+        # ChannelClosed from it
         self._check_usable(reading=True)
-        async with within(timeout, f"{self.handle.name}:{self.name}: {what}", "nothing"), \
-                self._read_lock:
-            while True:
-                self._check_usable(reading=True)
-                out = take()
-                if out is not None:
-                    self._set_interest()  # below the limit again: resume reading
-                    return out
-                self._data_ready.clear()
-                await self._data_ready.wait()
+
+    def _consumed(self) -> None:
+        self._set_interest()  # below the limit again: resume reading
 
     def _check_usable(self, *, reading: bool = False) -> None:
         if self._state is SerialState.IDLE:
@@ -289,7 +264,7 @@ class VirtioSerial:
             raise ChannelClosed(f"{self.handle.name}:{self.name} was closed",
                                 hint="open() it again")
         if self._state is SerialState.LOST and not reading:
-            self._buffer.raise_if_closed()  # readers still get the buffered bytes first
+            self._incoming.raise_if_ended()  # readers still get the buffered bytes first
 
     def _on_event(self, stream: Any, events: int, _opaque: object) -> None:
         """libvirt's stream callback, on the atp loop; it must never raise into libvirt."""
@@ -305,8 +280,7 @@ class VirtioSerial:
             self.log.exception("stream event handler failed")
 
     def _drain(self, stream: Any) -> None:
-        got = 0
-        while self._buffer.wants_data:
+        while self._incoming.wants_data:
             try:
                 data = stream.recv(CHUNK)
             except libvirt.libvirtError as exc:
@@ -318,10 +292,7 @@ class VirtioSerial:
                 self._lose(ChannelClosed(f"{self.handle.name}:{self.name}: the VM side closed "
                                          "the port (EOF)"))
                 break
-            self._buffer.feed(data)
-            got += len(data)
-        if got:
-            self._data_ready.set()
+            self._incoming.feed(data)
 
     def _failure(self, exc: libvirt.libvirtError) -> TransportError:
         """A failed stream call: HostUnavailable when the connection died, else ChannelClosed."""
@@ -363,14 +334,14 @@ class VirtioSerial:
         if self._state is not SerialState.OPEN:
             return
         self._state = SerialState.LOST
-        self._buffer.close(reason)
+        self._incoming.end(reason)
         self.log.info("lost: %s", reason.message)
         self._wake_all()
         self._set_interest()
 
     def _wake_all(self) -> None:
         """Wake readers and the writer; they recheck the state (and raise if it ended)."""
-        self._data_ready.set()
+        self._incoming.wake()
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
 
@@ -382,7 +353,7 @@ class VirtioSerial:
             return
         wanted = 0
         if self._state is SerialState.OPEN:
-            if self._buffer.wants_data:
+            if self._incoming.wants_data:
                 wanted |= _READ_EVENTS
             if self._writable is not None:
                 wanted |= libvirt.VIR_STREAM_EVENT_WRITABLE
@@ -397,10 +368,11 @@ class VirtioSerial:
                 self._state = SerialState.CLOSED
             return
         self._stop_watching_host()
-        eof = self._state is SerialState.LOST and isinstance(self._buffer.reason, ChannelClosed)
+        eof = self._state is SerialState.LOST and isinstance(self._incoming.reason,
+                                                              ChannelClosed)
         self._state = SerialState.CLOSED
-        self._buffer = ReceiveBuffer(self.buffer_limit)  # unread bytes are dropped
-        self._buffer.close(ChannelClosed(f"{self.handle.name}:{self.name} was closed"))
+        # unread bytes are dropped
+        self._incoming.discard(ChannelClosed(f"{self.handle.name}:{self.name} was closed"))
         self._wake_all()
         with contextlib.suppress(libvirt.libvirtError):
             stream.eventRemoveCallback()
