@@ -14,6 +14,14 @@ For each match area (os-autoinst ``tinycv_impl.cc search_TEMPLATE``, ``tinycv.pm
    needles, one that passed comes first, then lower error, then a ``workaround`` needle,
    then the name.
 
+``search_ratio`` (0..1, default 0) widens every search window on the way to the whole screen,
+as os-autoinst's ``tinycv.pm search_`` does: an area is searched within
+``margin + search_ratio * (1024 - margin)`` px (``int()``-truncated), so 1 searches 1024 px
+around it. It is an argument of a search, not a key of the needle file (os-autoinst's
+``needle.pm`` reads no such key; its backend passes 0.02 on most checks and 1 on every fifth
+second and at the deadline, ``backend/baseclass.pm check_asserted_screen``). We never shrink
+an area's own margin (os-autoinst would, for a margin over 1024).
+
 Where we differ: exclude areas are a mask of the needle's pixels (ignored wherever the area
 lands) instead of a green rectangle painted over both pictures at fixed places; the closest
 candidate is measured in screen coordinates (os-autoinst compares a window-relative point
@@ -54,14 +62,32 @@ from atp_notebook.screen.needle import (
     _as_bgr,
 )
 
-__all__ = ["AreaMatch", "NeedleMatch", "match_needle", "match_needles", "search_windows",
-           "similarity_of"]
+__all__ = ["FULL_SEARCH_MARGIN", "AreaMatch", "NeedleMatch", "match_needle", "match_needles",
+           "search_margin", "search_windows", "similarity_of"]
 
 # os-autoinst minVec: every place whose squared-difference sum is within this of the lowest
 CANDIDATE_SLACK = 10.0
+# os-autoinst tinycv.pm: the margin a search_ratio of 1 reaches (the whole of a 1024 px screen
+# from any place on it)
+FULL_SEARCH_MARGIN = 1024
 Gray = np.ndarray[Any, np.dtype[np.uint8]]
 # reads the text of a BGR picture (atp_notebook.screen.ocr.read_text)
 TextReader = Callable[[Bgr], str]
+
+
+def search_margin(area: NeedleArea, search_ratio: float = 0.0) -> int:
+    """How far around ``area`` a search with ``search_ratio`` looks (os-autoinst's formula,
+    never below the area's own margin). Example: ``search_margin(area, 0.02)``."""
+    widened = int(area.margin + search_ratio * (FULL_SEARCH_MARGIN - area.margin))
+    return max(area.margin, widened)
+
+
+def _checked_ratio(search_ratio: float) -> float:
+    if isinstance(search_ratio, bool) or not isinstance(search_ratio, int | float) \
+            or not 0.0 <= search_ratio <= 1.0:
+        raise InvalidArgument(f"search_ratio {search_ratio!r} must be a number from 0 (each "
+                              "area's margin) to 1 (the whole screen)")
+    return float(search_ratio)
 
 
 def similarity_of(mse: float) -> float:
@@ -183,14 +209,15 @@ def _needle_area(needle: Needle, index: int, colour: bool) -> tuple[np.ndarray, 
     return cached
 
 
-def _area_match(screen: Bgr, needle: Needle, index: int, colour: bool,
-                threshold: float) -> AreaMatch:
+def _area_match(screen: Bgr, needle: Needle, index: int, *, colour: bool,
+                threshold: float, search_ratio: float) -> AreaMatch:
     area = needle.areas[index]
     template, mask = _needle_area(needle, index, colour)
     height, width = screen.shape[:2]
-    wl, wt = max(area.x - area.margin, 0), max(area.y - area.margin, 0)
-    wr = min(area.x + area.width + area.margin, width)
-    wb = min(area.y + area.height + area.margin, height)
+    margin = search_margin(area, search_ratio)
+    wl, wt = max(area.x - margin, 0), max(area.y - margin, 0)
+    wr = min(area.x + area.width + margin, width)
+    wb = min(area.y + area.height + margin, height)
     window = _prepared(screen, (wl, wt, wr, wb), colour)
     if mask is None:
         scores = cv2.matchTemplate(window, template, cv2.TM_SQDIFF)
@@ -247,13 +274,16 @@ def _normal(text: str) -> str:
 
 
 def match_needle(screen: Bgr | Image.Image, needle: Needle, *, colour: bool | None = None,
-                 threshold: float = 0.0, read_text: TextReader | None = None) -> NeedleMatch:
+                 threshold: float = 0.0, read_text: TextReader | None = None,
+                 search_ratio: float = 0.0) -> NeedleMatch:
     """``needle`` checked against ``screen`` (B,G,R[,X] (h, w, 3|4) uint8, or a PIL image).
 
     ``colour``: None follows the needle's ``colour`` property. ``threshold`` is taken off
     every area's required similarity (os-autoinst's). OCR areas need ``read_text`` and are
-    read only once every match area passed; without it they fail.
+    read only once every match area passed; without it they fail. ``search_ratio`` (0..1)
+    widens each area's search towards the whole screen (:func:`search_margin`).
     """
+    search_ratio = _checked_ratio(search_ratio)
     pixels = screen if isinstance(screen, np.ndarray) else _as_bgr(screen)
     use_colour = needle.colour if colour is None else colour
     height, width = pixels.shape[:2]
@@ -261,7 +291,8 @@ def match_needle(screen: Bgr | Image.Image, needle: Needle, *, colour: bool | No
         return NeedleMatch(needle, (), False, 1.0, use_colour,
                            f"the screen is {width}x{height}, the needle "
                            f"{needle.size[0]}x{needle.size[1]}")
-    areas = [_area_match(pixels, needle, i, use_colour, threshold)
+    areas = [_area_match(pixels, needle, i, colour=use_colour, threshold=threshold,
+                         search_ratio=search_ratio)
              for i, a in enumerate(needle.areas) if a.type == "match"]
     ocr = [i for i, a in enumerate(needle.areas) if a.type == "ocr"]
     reason = None
@@ -277,11 +308,12 @@ def match_needle(screen: Bgr | Image.Image, needle: Needle, *, colour: bool | No
 
 def match_needles(screen: Bgr | Image.Image, needles: Iterable[Needle], *,
                   colour: bool | None = None, threshold: float = 0.0,
-                  read_text: TextReader | None = None) -> list[NeedleMatch]:
+                  read_text: TextReader | None = None,
+                  search_ratio: float = 0.0) -> list[NeedleMatch]:
     """Every needle checked against ``screen``, best first (os-autoinst's order)."""
     pixels = screen if isinstance(screen, np.ndarray) else _as_bgr(screen)
     results = [match_needle(pixels, n, colour=colour, threshold=threshold,
-                            read_text=read_text) for n in needles]
+                            read_text=read_text, search_ratio=search_ratio) for n in needles]
     return sorted(results, key=_rank)
 
 
@@ -289,15 +321,17 @@ def _rank(m: NeedleMatch) -> tuple[bool, float, bool, str]:
     return (not m.ok, m.error, not m.needle.has_property(WORKAROUND_PROPERTY), m.needle.name)
 
 
-def search_windows(needles: Sequence[Needle]) -> list[tuple[int, int, int, int]]:
+def search_windows(needles: Sequence[Needle],
+                   search_ratio: float = 0.0) -> list[tuple[int, int, int, int]]:
     """The screen boxes (left, top, right, bottom) a change must touch to change a match:
-    each match area grown by its margin, each OCR area."""
+    each match area grown by its margin (widened by ``search_ratio``), each OCR area."""
+    search_ratio = _checked_ratio(search_ratio)
     boxes = []
     for needle in needles:
         for a in needle.areas:
             if a.type == "match":
-                boxes.append((a.x - a.margin, a.y - a.margin, a.x + a.width + a.margin,
-                              a.y + a.height + a.margin))
+                m = search_margin(a, search_ratio)
+                boxes.append((a.x - m, a.y - m, a.x + a.width + m, a.y + a.height + m))
             elif a.type == "ocr":
                 boxes.append(a.box)
     return boxes

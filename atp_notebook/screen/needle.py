@@ -14,7 +14,10 @@ where os-autoinst silently skips: a file that is not JSON, an unknown key, an ar
 the PNG, a second unnamed click point or no match/ocr area is a :class:`NeedleError` naming
 the file and the field, and a directory with one bad file loads nothing. One addition, kept
 inside the format: a needle with the property ``"colour"`` is matched colour-aware
-(:mod:`atp_notebook.screen.match`). Pure: files are read, nothing else.
+(:mod:`atp_notebook.screen.match`). A ``"margin": 0`` or ``"match": 0`` stays 0 (os-autoinst's
+Perl ``||`` reads either as its default, 50 and 96). os-autoinst's ``search_ratio`` is no key
+of the file but an argument of a search (``match_needle(..., search_ratio=)``). Pure: files
+are read, nothing else.
 
 Example::
 

@@ -130,13 +130,15 @@ class VmScreen:
             handle.close()
 
     async def _find(self, needles: tuple[Needle, ...], timeout: float, colour: bool | None,
-                    threshold: float) -> tuple[bool, list[NeedleMatch], Pixels | None]:
+                    threshold: float,
+                    search_ratio: float) -> tuple[bool, list[NeedleMatch], Pixels | None]:
+        # a bad search_ratio is refused here, before the display is opened
+        boxes = [Box(*b) for b in search_windows(needles, search_ratio)]
         read_text = self._reader().read if any(n.areas_of("ocr") for n in needles) else None
-        boxes = [Box(*b) for b in search_windows(needles)]
 
         def check(pixels: Pixels) -> tuple[bool, list[NeedleMatch]]:
             found = match_needles(pixels, needles, colour=colour, threshold=threshold,
-                                  read_text=read_text)
+                                  read_text=read_text, search_ratio=search_ratio)
             return found[0].ok, found
 
         passed, matches, pixels = await self._until(boxes, check, timeout)
@@ -145,34 +147,39 @@ class VmScreen:
     # --- operations --------------------------------------------------------------------
 
     async def _assert_screen(self, what: NeedleSpec, timeout: float = DEFAULT_TIMEOUT_S, *,
-                             colour: bool | None = None,
-                             threshold: float = 0.0) -> NeedleMatch:
+                             colour: bool | None = None, threshold: float = 0.0,
+                             search_ratio: float = 0.0) -> NeedleMatch:
         """Wait until one of the needles ``what`` names matches: its NeedleMatch (the best,
         os-autoinst's order); ScreenMismatch with the evidence after ``timeout`` s.
-        ``colour``: None follows each needle's ``colour`` property."""
+        ``colour``: None follows each needle's ``colour`` property; ``search_ratio`` (0..1)
+        widens each area's search towards the whole screen (os-autoinst's; 1: look for an
+        element wherever it moved)."""
         needles = self.needles_for(what)
-        passed, matches, pixels = await self._find(needles, timeout, colour, threshold)
+        passed, matches, pixels = await self._find(needles, timeout, colour, threshold,
+                                                   search_ratio)
         if passed:
             self.log.debug("matched %r", matches[0])
             return matches[0]
         raise self._mismatch(needles, matches, pixels, timeout)
 
     async def _check_screen(self, what: NeedleSpec, timeout: float = 0.0, *,
-                            colour: bool | None = None,
-                            threshold: float = 0.0) -> NeedleMatch | None:
+                            colour: bool | None = None, threshold: float = 0.0,
+                            search_ratio: float = 0.0) -> NeedleMatch | None:
         """Like :meth:`assert_screen` (by default one look), but None when nothing
         matched."""
         needles = self.needles_for(what)
-        passed, matches, _ = await self._find(needles, timeout, colour, threshold)
+        passed, matches, _ = await self._find(needles, timeout, colour, threshold,
+                                              search_ratio)
         return matches[0] if passed else None
 
     async def _assert_and_click(self, what: NeedleSpec, timeout: float = DEFAULT_TIMEOUT_S,
                                 *, button: str = "left", point_id: str | None = None,
-                                colour: bool | None = None,
-                                threshold: float = 0.0) -> NeedleMatch:
+                                colour: bool | None = None, threshold: float = 0.0,
+                                search_ratio: float = 0.0) -> NeedleMatch:
         """:meth:`assert_screen`, then click the match's click point (os-autoinst's: the
         last area's with one, else the last area's centre, where it was found)."""
-        found = await self._assert_screen(what, timeout, colour=colour, threshold=threshold)
+        found = await self._assert_screen(what, timeout, colour=colour, threshold=threshold,
+                                          search_ratio=search_ratio)
         x, y = found.click_point(point_id)
         await self.spice_input._click(x, y, button, OPEN_TIMEOUT_S)
         return found

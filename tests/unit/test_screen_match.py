@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from atp_notebook.screen.match import match_needle, match_needles, similarity_of
+from atp_notebook.errors import InvalidArgument
+from atp_notebook.screen.match import (
+    match_needle,
+    match_needles,
+    search_margin,
+    search_windows,
+    similarity_of,
+)
 from atp_notebook.screen.needle import Needle, NeedleArea, NeedleProperty
 
 SIZE = (320, 240)  # width, height
@@ -223,3 +230,62 @@ def test_of_equal_candidates_the_one_closest_to_the_areas_place_wins(
         shown[:] = np.where(screen(at) != screen(None), screen(at), shown)
     found = match_needle(shown, needle_of(MATCH)).areas[0]
     assert (found.position, found.similarity) == (expected, 1.0)
+
+
+# --- search_ratio: os-autoinst's widening of every search (tinycv.pm search_) -------------
+
+
+@pytest.mark.parametrize(("margin", "ratio", "searched"), [
+    (50, 0.0, 50),
+    (50, 0.02, 69),  # int(50 + 0.02 * 974): os-autoinst's usual check
+    (50, 1.0, 1024),  # its full-screen check
+    (0, 0.5, 512),
+    (2000, 0.5, 2000),  # never narrower than the area's own margin
+])
+def test_search_margin_is_os_autoinsts_formula(margin: int, ratio: float,
+                                                searched: int) -> None:
+    assert search_margin(NeedleArea(*ELEMENT, margin=margin), ratio) == searched
+
+
+@pytest.mark.parametrize(("moved_to", "ratio", "ok"), [
+    ((169, 80), 0.0, False),  # 69 px away: past the margin of 50
+    ((169, 80), 0.02, True),  # within the 69 px a ratio of 0.02 reaches
+    ((170, 80), 0.02, False),
+    ((250, 190), 0.02, False),
+    ((250, 190), 1.0, True),  # the whole screen
+    ((0, 0), 1.0, True),
+])
+def test_a_search_ratio_finds_an_element_moved_past_its_margin(
+        moved_to: tuple[int, int], ratio: float, ok: bool) -> None:
+    found = match_needle(screen(moved_to), needle_of(MATCH), search_ratio=ratio)
+    assert found.ok is ok, found
+    if ok:
+        assert found.areas[0].position == moved_to
+        # at the screen's corner the blur sees no pixel beyond the element: not quite 1
+        assert found.areas[0].similarity > 0.98
+
+
+def test_a_search_ratio_applies_to_every_needle_and_keeps_the_closest_place() -> None:
+    shown = screen((100, 80))
+    found = match_needles(shown, [needle_of(MATCH, name="a"), needle_of(MATCH, name="b")],
+                          search_ratio=1.0)
+    # the element where the needle has it wins over any other place on the screen
+    assert [(m.needle.name, m.ok, m.areas[0].position) for m in found] == [
+        ("a", True, (100, 80)), ("b", True, (100, 80))]
+
+
+def test_the_search_windows_grow_with_the_search_ratio() -> None:
+    needles = [needle_of(MATCH, NeedleArea(10, 10, 20, 10, "ocr"))]
+    x, y, w, h = ELEMENT
+    assert search_windows(needles) == [(x - 50, y - 50, x + w + 50, y + h + 50),
+                                       (10, 10, 30, 20)]
+    assert search_windows(needles, 0.02)[0] == (x - 69, y - 69, x + w + 69, y + h + 69)
+    assert search_windows(needles, 1.0)[1] == (10, 10, 30, 20)  # OCR areas are not searched
+
+
+@pytest.mark.parametrize("bad", [-0.01, 1.5, float("nan"), True, "1"])
+def test_a_search_ratio_outside_0_to_1_is_refused(bad: Any) -> None:
+    with pytest.raises(InvalidArgument, match=r"search_ratio .* must be a number from 0"):
+        match_needle(screen(), needle_of(MATCH), search_ratio=bad)
+    with pytest.raises(InvalidArgument, match="search_ratio"):
+        search_windows([needle_of(MATCH)], bad)

@@ -220,6 +220,35 @@ def test_bad_needle_specs_are_refused_before_anything_is_read(what: Any, message
     assert display.copies == 0
 
 
+def test_a_search_ratio_widens_the_search_and_the_damage_that_rechecks() -> None:
+    x, y, w, h = ELEMENT
+    moved = screen(element=False)
+    moved[10:10 + h, 250:250 + w] = screen()[y:y + h, x:x + w]  # 150 px right, 70 up
+    display = FakeDisplay(moved)
+    assert run(vm_screen(display)._check_screen(NEEDLE)) is None  # past its margin of 20
+    found = run(vm_screen(display)._check_screen(NEEDLE, search_ratio=1.0))
+    assert found is not None and found.areas[0].position == (250, 10)
+
+    async def damage_far_away_counts() -> int:
+        waiting = asyncio.ensure_future(vm_screen(display)._assert_screen(
+            NEEDLE, timeout=30, search_ratio=1.0))
+        display.pixels = screen(element=False)
+        display.copies = 0
+        await until(lambda: display.copies == 1, "the first check")
+        display.draw(moved, Box(250, 10, 310, 50))  # far outside the margin of 20
+        await waiting
+        return display.copies
+
+    assert run(damage_far_away_counts()) == 2
+
+
+def test_a_bad_search_ratio_is_refused_before_anything_is_read() -> None:
+    display = FakeDisplay(screen())
+    with pytest.raises(InvalidArgument, match="search_ratio 2 must be a number from 0"):
+        run(vm_screen(display)._assert_screen(NEEDLE, timeout=1, search_ratio=2))
+    assert display.copies == 0
+
+
 def test_bad_text_waits_are_refused() -> None:
     display = FakeDisplay(screen())
     with pytest.raises(InvalidArgument, match="the text to wait for is empty"):
