@@ -4,8 +4,9 @@ screenshot polled into an ``<img>`` — in the same run, same browser, same anim
 
 Setup: a display VM (``auto_glz``, the server's default; ``--lossy``: the ``streaming`` VM
 and ``DisplayOptions.lossy()``, MJPEG streams), its guest writing 1024x768 photo-like frames
-to fb0 as fast as TCG lets it (``DisplayGuest.animate``), each frame with a *marker*: a flat
-128x128 block at the top left whose colour numbers the frame (bench/widget_kernel.py).
+to fb0 as fast as TCG lets it (``DisplayGuest.animate``, one C process: ``atp-fb-play``),
+each frame with a *marker*: a flat 128x128 block at the top left whose colour numbers the
+frame (bench/widget_kernel.py).
 JupyterLab on loopback, Debian's chromium (Playwright), a notebook whose kernel shows
 ``DisplayWidget(vm)`` and records, for every frame its Spice display draws, the marker and
 the time (``Frame.time``, the moment the kernel had the new picture: the reference of both
@@ -38,7 +39,10 @@ min (``--quick`` ~1.5: 4 s phases, 8 frames); it takes the lab lock itself unles
 ancestor holds it. Diagnosis: ``--profile`` (the page's JavaScript, V8's sampler),
 ``--trace`` (a Chrome trace of the widget phase summed per thread), ``--gl=swiftshader``
 (SwiftShader instead of ``--disable-gpu``), ``--in-flight=N`` (the widget's max_in_flight),
-``--lossy``, ``--dump`` (the raw samples to /tmp/bench_widget_dump.json).
+``--lossy``, ``--dd`` (the guest animates with a ``dd`` per frame, ``atp-fb-animate``, as
+before ``atp-fb-play``), ``--dump`` (the raw samples to /tmp/bench_widget_dump.json), ``--pin`` (the
+display VM's QEMU on the host's last CPU, this process and what it starts — JupyterLab, the
+kernel, chromium — on the others: bench/cpu_placement.py's split).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from atp_notebook.lab.display_capture import lab_lock, lock_held_by_ancestor
 from atp_notebook.lab.display_vms import DisplayGuest, display_vm
 from atp_notebook.lab.paths import LabPaths
 from atp_notebook.session import connect
+from bench.cpu_placement import CpuSplit, cpu_list
 from bench.jupyter_lab import CHROMIUM_ARGS, chromium, jupyter_lab
 from bench.measure import emit, emit_plain, iterations, percentile
 from bench.widget_kernel import MARKER_X, MARKER_Y, marked_frames, marker_id
@@ -78,6 +83,8 @@ SYNTHETIC_FPS = 60.0
 PROFILE_FLAG = "--profile"
 TRACE_FLAG = "--trace"
 IN_FLIGHT_FLAG = "--in-flight="
+PIN_FLAG = "--pin"
+DD_FLAG = "--dd"
 TRACE_CATEGORIES = ["toplevel", "blink", "cc", "gpu", "viz", "devtools.timeline",
                     "disabled-by-default-devtools.timeline", "v8"]
 GL_FLAG = "--gl="  # --gl=swiftshader: chromium with SwiftShader (software GL) for --disable-gpu
@@ -118,6 +125,7 @@ RECORDER = """() => {
     "LAST_CANVAS", LAST_CANVAS)
 HOST_CPU: dict[str, dict[str, float]] = {}  # phase -> process kind -> CPU ms per s
 VIEWS: dict[str, Any] = {}  # phase -> what the view says of itself (data-*)
+PINNED: dict[str, str] = {}  # with --pin: the CPUs of the display VM and of the bench
 VIEW_STATE = ("() => ({...[...document.querySelectorAll('.atp-display canvas')]"
               ".filter((c) => 'benchRecorded' in c.dataset).at(-1)?.dataset})")
 PAGE_CLOCK = "() => performance.timeOrigin + performance.now()"
@@ -305,19 +313,24 @@ def latencies(events: list[tuple[float, int]], seen: list[tuple[float, int]],
 
 
 def run(lossy: bool, root: Path) -> dict[str, Any]:
+    split = CpuSplit.of(os.sched_getaffinity(0)) if PIN_FLAG in sys.argv[1:] else None
+    if split is not None:  # before any thread, JupyterLab or chromium starts: they inherit it
+        os.sched_setaffinity(0, split.rest)
+        PINNED.update(display_vm=cpu_list(split.display), bench=cpu_list(split.rest))
     paths = LabPaths.default()
     session = connect(paths.config_file)
     held = lock_held_by_ancestor()
     try:
         with contextlib.nullcontext() if held else lab_lock(), \
-                display_vm(LOSSY_SETTING if lossy else SETTING) as dvm:
+                display_vm(LOSSY_SETTING if lossy else SETTING,
+                           cpuset=None if split is None else split.display_cpuset) as dvm:
             guest = DisplayGuest(session.vm(dvm.name))
             guest.framebuffers_on()
             guest.show(None, 0)
             frames = marked_frames(FRAMES)
             out = root / "out"
             out.mkdir()
-            with guest.animate(frames) as animation, \
+            with guest.animate(frames, one_process=DD_FLAG not in sys.argv[1:]) as animation, \
                     jupyter_lab(root, {"ATP_CONFIG": str(paths.config_file)}) as lab, \
                     chromium(chromium_args()) as browser:
                 lab.write_notebook("bench.ipynb", [SETUP.format(
@@ -389,6 +402,7 @@ def report(result: dict[str, Any]) -> None:
     frames = max(widget.get("widget_frames", 0), 1)
     mode = "lossy (MJPEG streams)" if result["lossy"] else "lossless (the default)"
     common = {"display": mode, "max_in_flight": in_flight(), "host_cpu_ms_per_s": HOST_CPU,
+              "pinned": PINNED or None,
               "chromium_args": chromium_args(),
               "clock_error_ms": round(result["clock_error_ms"], 3),
               "seconds": round(ours["seconds"], 2)}

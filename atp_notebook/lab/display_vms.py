@@ -400,12 +400,14 @@ class DisplayGuest:
                         timeout=self.timeout).check()
 
     def start_animation(self, frames: Sequence[Image.Image], fb: int = 0, row: int = 0,
-                        max_frames: int = 0) -> Animation:
+                        max_frames: int = 0, *, one_process: bool = False) -> Animation:
         """Start writing ``frames`` to ``/dev/fb<fb>`` from row ``row``, one after the other
         and over again, as fast as the guest can (``atp-fb-animate``: one write() each, so
         one dirty rectangle and one draw per frame); :meth:`Animation.stop` ends it. The
         frames are full-width bands of equal height (the whole 1024x768 screen, or fewer
         rows), uploaded once; ``max_frames`` > 0 stops the guest by itself after that many.
+        ``one_process``: the same from one C process (``atp-fb-play``, guest_src/), not a
+        ``dd`` per frame (whose process start and read cost as much as the write, under TCG).
         """
         if not frames:
             raise InvalidArgument("an animation needs at least one frame")
@@ -418,7 +420,8 @@ class DisplayGuest:
         if row < 0 or max_frames < 0:
             raise InvalidArgument(f"animation row {row} and max_frames {max_frames} must "
                                   "not be negative")
-        argv = ["/usr/bin/atp-fb-animate", self._frames_path(frames), str(len(frames)),
+        command = "/usr/bin/atp-fb-play" if one_process else "/usr/bin/atp-fb-animate"
+        argv = [command, self._frames_path(frames), str(len(frames)),
                 str(fb), str(row), str(max_frames)]
         pid = int(self.agent.command("guest-exec", path=argv[0], arg=argv[1:],
                                      capture_output=True)["pid"])
@@ -426,10 +429,10 @@ class DisplayGuest:
 
     @contextmanager
     def animate(self, frames: Sequence[Image.Image], fb: int = 0, row: int = 0,
-                max_frames: int = 0) -> Iterator[Animation]:
+                max_frames: int = 0, *, one_process: bool = False) -> Iterator[Animation]:
         """:meth:`start_animation` for the ``with`` block, stopped at its end (after errors
         too); afterwards ``/dev/fb<fb>`` shows ``frames[-1]`` at ``row``."""
-        animation = self.start_animation(frames, fb, row, max_frames)
+        animation = self.start_animation(frames, fb, row, max_frames, one_process=one_process)
         try:
             yield animation
         finally:

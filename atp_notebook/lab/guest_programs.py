@@ -62,6 +62,7 @@ class GuestProgram:
 
 GUEST_PROGRAMS: tuple[GuestProgram, ...] = (
     GuestProgram("atp-cursor", "atp-cursor.c"),
+    GuestProgram("atp-fb-play", "atp-fb-play.c"),  # display_vms.DisplayGuest's animator
 )
 
 
