@@ -299,8 +299,9 @@ class AtpMagics(Magics, Configurable):
         (30, up to 60), JPEG quality Q (1..100) while it moves and exact once still; click
         into it to type and point. The result can be assigned and shown again; the display
         opens first (up to ``AtpMagics.timeout``), so a head that cannot be shown fails here.
-        ``%spice --channels VM`` is the channel table (type, id, state, plain/TLS, bytes
-        in/out, messages, pings, link time, RTT).
+        ``%spice --channels VM`` is the channel table: every channel the server offers and
+        its state (not opened, connecting, open, closed, failed and why), plain/TLS, bytes
+        in/out, messages, pings, link time, RTT.
 
         Example::
 
@@ -313,7 +314,7 @@ class AtpMagics(Magics, Configurable):
             with self.context.using(request.vm) as vm:
                 if isinstance(request, SpiceDisplay):
                     return run_display(request, vm, self.timeout)
-                return run_channels(request, vm)
+                return run_channels(request, vm, self.timeout)
 
     @line_magic
     def screenshot(self, line: str) -> Result:

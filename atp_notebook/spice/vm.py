@@ -22,8 +22,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from atp_notebook.bridge import within
 from atp_notebook.errors import (
     AtpError,
     ChannelClosed,
@@ -46,7 +47,7 @@ from atp_notebook.spice.proto.display import (
     ModeChanged,
     SurfaceCreated,
 )
-from atp_notebook.spice.proto.main import MainInit, MouseModeChanged
+from atp_notebook.spice.proto.main import ChannelsList, MainInit, MouseModeChanged
 from atp_notebook.spice.proto.playback import PLAYBACK_CLIENT_CAPS, PlaybackProtocol
 from atp_notebook.spice.proto.port import PortProtocol
 from atp_notebook.spice.proto.record import RECORD_CLIENT_CAPS, RecordProtocol
@@ -100,6 +101,17 @@ class ChannelInfo:
     rtt_ms: float | None  # the kernel's smoothed RTT of the channel's TCP connection, to 1 µs
     min_rtt_ms: float | None = None  # its lowest RTT: without the server's delayed ACKs
     name: str | None = None  # a port channel's name (PORT_INIT)
+    error: str | None = None  # why a failed channel failed
+
+
+# channel_states(): a channel's state in words
+_STATE_WORDS = {
+    ChannelStatus.IDLE: "not opened",
+    ChannelStatus.LINKING: "connecting",
+    ChannelStatus.OPEN: "open",
+    ChannelStatus.CLOSED: "closed",
+    ChannelStatus.FAILED: "failed",
+}
 
 
 class SpiceVmConnection:
@@ -130,6 +142,8 @@ class SpiceVmConnection:
         self._init_seen = asyncio.Event()
         self._mouse_mode_seen = asyncio.Event()  # set at every MAIN_INIT and MOUSE_MODE
         self._screen_seen = asyncio.Event()  # set when the primary surface is known
+        self._list_seen = asyncio.Event()  # set when Main's CHANNELS_LIST arrived
+        self._closed_by_us: set[tuple[ChannelType, int]] = set()  # for channel_states()
         self._lock = asyncio.Lock()
         self._autostart: asyncio.Task[None] | None = None
         self._closing = False  # close() under way: the autostart opens nothing more
@@ -207,9 +221,12 @@ class SpiceVmConnection:
         endpoint = await self.resolve_endpoint()
         channel = self._new_channel(endpoint, channel_type, channel_id, protocol_class)
         self._channels[(channel_type, channel_id)] = channel
+        self._closed_by_us.discard((channel_type, channel_id))
         try:
             await channel.open(timeout)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, Exception) and channel.error is None:
+                channel.error = exc  # channel_states() says why it failed
             if self._resolve is not None:
                 self._endpoint = None  # resolved again next time: the VM may have moved
             raise
@@ -221,6 +238,7 @@ class SpiceVmConnection:
         if main is not None and main.status is ChannelStatus.OPEN:
             return
         self._init_seen.clear()
+        self._list_seen.clear()
         await self._open(ChannelType.MAIN, 0, MainProtocol, timeout)
         try:
             # MainProtocol answers MAIN_INIT with ATTACH_CHANNELS by itself
@@ -284,6 +302,8 @@ class SpiceVmConnection:
             self.main_init = event
             self.session_id = event.session_id
             self._init_seen.set()
+        if isinstance(event, ChannelsList):
+            self._list_seen.set()
         if isinstance(event, MainInit | MouseModeChanged):
             self._mouse_mode_seen.set()
         if channel.channel_type is ChannelType.DISPLAY:
@@ -395,6 +415,7 @@ class SpiceVmConnection:
     async def close_channel(self, channel_type: ChannelType, channel_id: int = 0) -> None:
         channel = self._channels.pop((channel_type, channel_id), None)
         if channel is not None:
+            self._closed_by_us.add((channel_type, channel_id))
             await channel.close()
             if channel_type is ChannelType.DISPLAY:
                 self.displays.ended(channel)
@@ -423,6 +444,7 @@ class SpiceVmConnection:
     async def _close_channels(self) -> None:
         self._loss_reported = True  # our own close is no loss to report
         channels, self._channels = list(self._channels.values()), {}
+        self._closed_by_us.update((c.channel_type, c.channel_id) for c in channels)
         # Main last: closing it ends the session the others belong to
         channels.sort(key=lambda c: c.channel_type is ChannelType.MAIN)
         for channel in channels:
@@ -430,18 +452,81 @@ class SpiceVmConnection:
         self.displays.close()
 
     def channels(self) -> list[ChannelInfo]:
-        out = []
-        for (channel_type, channel_id), channel in sorted(self._channels.items()):
-            metrics = channel.protocol.metrics if channel.protocol is not None else None
-            tcp = channel.tcp_info()  # None unless open
-            out.append(ChannelInfo(
-                channel_type.name.lower(), channel_id, channel.status.describe(),
-                channel.secure,
-                metrics.bytes_in if metrics else 0, metrics.bytes_out if metrics else 0,
-                metrics.messages_in if metrics else 0, metrics.pings if metrics else 0,
-                round(channel.link_seconds * 1000, 2) if channel.link_seconds else None,
-                tcp.rtt_ms if tcp is not None else None,
-                tcp.min_rtt_ms if tcp is not None else None,
-                channel.protocol.name if isinstance(channel.protocol, PortProtocol) else None,
-            ))
-        return out
+        """The channels this client holds (open, linking, or ended by the server), by
+        type and id; see :meth:`channel_states` for every channel the server offers."""
+        return [_info(channel, channel.status.describe())
+                for _, channel in sorted(self._channels.items())]
+
+    async def channel_states(self, timeout: float = OPEN_TIMEOUT_S, *,
+                             name_ports: bool = True) -> list[ChannelInfo]:
+        """Every channel the server offers (Main's CHANNELS_LIST: Main is opened and the
+        list waited for) and every one this client has, by type and id, with its state:
+        ``not opened``, ``connecting``, ``open``, ``closed`` (by us) or ``failed``
+        (``error`` says why). With ``name_ports`` the port channels not named yet are linked
+        for a moment to learn their names (``ports.names()``).
+
+        Example::
+
+            [(c.type, c.id, c.status) for c in await vm.channel_states()]
+            # [('main', 0, 'open'), ('display', 0, 'not opened'), ('inputs', 0, 'open'), ...]
+        """
+        async with within(timeout, f"{self.vm_id}: the Spice channel list", "not complete"):
+            main = await self.main(timeout)
+            if main.channels is None:
+                await self._list_seen.wait()  # the answer to ATTACH_CHANNELS after MAIN_INIT
+            port_names: dict[int, str] = {}
+            if name_ports:
+                closed = set(self._closed_by_us)
+                try:
+                    port_names = {i: n for n, i in (await self.ports.names(timeout)).items()}
+                except AtpError as exc:  # a broken port costs its name, not the table
+                    self.log.warning("%s: the port names are not all known: %s", self.vm_id,
+                                     exc.message)
+                self._closed_by_us = closed  # linked to be named: not "closed" by the user
+        rows: dict[tuple[int, int], ChannelInfo] = {}
+        for listed in main.channels or ():
+            key = (int(listed.channel_type), listed.channel_id)
+            state = "closed" if key in self._closed_by_us else "not opened"
+            rows[key] = ChannelInfo(_type_name(listed.channel_type), listed.channel_id,
+                                    state, False, 0, 0, 0, 0, None, None,
+                                    name=port_names.get(listed.channel_id)
+                                    if listed.channel_type == ChannelType.PORT else None)
+        for (channel_type, channel_id), channel in self._channels.items():
+            info = _info(channel, _STATE_WORDS[channel.status])
+            if info.name is None and channel_type is ChannelType.PORT:
+                info = replace(info, name=port_names.get(channel_id))
+            rows[(int(channel_type), channel_id)] = info
+        return [rows[key] for key in sorted(rows)]
+
+
+def _type_name(channel_type: ChannelType | int) -> str:
+    if isinstance(channel_type, ChannelType):
+        return channel_type.name.lower()
+    try:
+        return ChannelType(channel_type).name.lower()
+    except ValueError:  # a type this client does not know: by its number
+        return f"type {channel_type}"
+
+
+def _info(channel: SpiceChannel, status: str) -> ChannelInfo:
+    """One channel's row: its traffic, link time, RTT and (when failed) its error."""
+    metrics = channel.protocol.metrics if channel.protocol is not None else None
+    tcp = channel.tcp_info()  # None unless open
+    error = None
+    if channel.status is ChannelStatus.FAILED:
+        cause = channel.error
+        error = (cause.message if isinstance(cause, AtpError) else str(cause)) if cause \
+            else "closed by the server"
+        # the row names the channel: its repr leading the message says it twice
+        error = error.removeprefix(f"{channel!r}: ").removeprefix(
+            f"<SpiceChannel {channel.channel_type.name}:{channel.channel_id} open>: ")
+    return ChannelInfo(
+        channel.channel_type.name.lower(), channel.channel_id, status, channel.secure,
+        metrics.bytes_in if metrics else 0, metrics.bytes_out if metrics else 0,
+        metrics.messages_in if metrics else 0, metrics.pings if metrics else 0,
+        round(channel.link_seconds * 1000, 2) if channel.link_seconds else None,
+        tcp.rtt_ms if tcp is not None else None,
+        tcp.min_rtt_ms if tcp is not None else None,
+        channel.protocol.name if isinstance(channel.protocol, PortProtocol) else None,
+        error,
+    )

@@ -11,7 +11,9 @@ Forms::
                                        # the live screen: a DisplayWidget of display
                                        # channel N (0), F frames/s at most (30), JPEG
                                        # quality Q while it moves (1..100)
-    %spice --channels VM               # each channel: type, id, state, security, traffic,
+    %spice --channels VM               # every channel the server offers: type, id (a
+                                       # port's name), state (not opened, connecting,
+                                       # open, closed, failed: why), security, traffic,
                                        # link time and RTT (the kernel's, of its TCP)
 
 Example::
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from atp_notebook.errors import AtpError
+from atp_notebook.loop import get_loop
 from atp_notebook.notebook.commands.words import (
     OptionParser,
     VmRef,
@@ -289,21 +292,27 @@ def run_key(request: SpiceKey, vm: Vm) -> Result:
 
 def channel_rows(infos: Sequence[ChannelInfo]) -> list[list[str]]:
     """The rows of ``%spice --channels``, one per channel under CHANNEL_COLUMNS; "-" where a
-    time is unknown (a channel not open has no RTT)."""
+    time is unknown (a channel not open has no RTT); a failed channel's state says why."""
     def ms(value: float | None, digits: int) -> str:
         return "-" if value is None else f"{value:.{digits}f}"
 
     # RTT to the microsecond: on loopback it is a few tens of µs, which 2 digits would hide;
     # srtt includes the server's delayed ACKs (ms on an idle channel), min rtt does not
     return [[info.type if info.name is None else f"{info.type} {info.name}",  # a port's name
-             str(info.id), info.status, "TLS" if info.secure else "plain",
+             str(info.id), info.status if info.error is None else f"{info.status}: {info.error}",
+             "TLS" if info.secure else "plain",
              str(info.bytes_in), str(info.bytes_out), str(info.messages_in), str(info.pings),
              ms(info.link_ms, 2), ms(info.rtt_ms, 3), ms(info.min_rtt_ms, 3)]
             for info in infos]
 
 
-def run_channels(request: SpiceChannels, vm: Vm) -> Result:
-    infos = vm.spice.channels()
+def run_channels(request: SpiceChannels, vm: Vm, timeout: float) -> Result:
+    """Every channel the VM's Spice server offers and every one open, with its state;
+    ``.value`` is the list of :class:`ChannelInfo`. Main is opened (and the list waited
+    for) within ``timeout`` s; port channels not named yet are linked once for their name."""
+    connection = vm.spice  # connected: Main and the configured channels
+    infos = get_loop().call(connection.channel_states(timeout), timeout + 5.0,
+                            what=f"%spice --channels {request.vm}")
     rows = channel_rows(infos)
     count = len(rows)
     return TableResult(CHANNEL_COLUMNS, rows, infos,
