@@ -132,10 +132,10 @@ PAGE_CLOCK = "() => performance.timeOrigin + performance.now()"
 
 
 def in_flight() -> int:
-    """The widget's max_in_flight: 2 (its default), or ``--in-flight=N``."""
+    """The widget's max_in_flight: 4 (its default), or ``--in-flight=N``."""
     given = [a.removeprefix(IN_FLIGHT_FLAG) for a in sys.argv[1:]
              if a.startswith(IN_FLIGHT_FLAG)]
-    return int(given[-1]) if given else 2
+    return int(given[-1]) if given else 4
 
 
 def chromium_args() -> list[str]:

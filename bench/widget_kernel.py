@@ -189,7 +189,7 @@ class KernelSide:
     """The bench's kernel: the VM's display, the frame log, the anchor's server."""
 
     def __init__(self, vm_name: str, out: Path, lossy: bool = False, frames: int = 16,
-                 synthetic_fps: float = 60.0, in_flight: int = 2) -> None:
+                 synthetic_fps: float = 60.0, in_flight: int = 4) -> None:
         self.out = out
         self.in_flight = in_flight
         self.frames = frames

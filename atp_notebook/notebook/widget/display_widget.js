@@ -1,18 +1,25 @@
 // The display widget's views (anywidget ESM, no build step): the screen is painted once per
-// widget into a backing canvas of the model's (so frames that arrive before any view exists
-// are not lost, and two views of one widget cost one decode), and each view copies the
-// painted tiles into its own <canvas>, with keyboard and pointer captured while focused.
+// widget (two views of one widget cost one decode). With exactly one view, frames are drawn
+// straight into that view's <canvas>; otherwise (none yet, or several) into a backing
+// canvas of the model's, which each view copies the painted tiles from, so frames that
+// arrive before any view exists are not lost. Keyboard and pointer are captured while focused.
 //
 // Messages from the kernel: {type: "frame", n, width, height, tiles: [[x, y, w, h, fmt]]}
 // with one binary buffer per tile (fmt "jpeg" | "png": an image file; "rgba": raw
-// ImageData bytes). Each frame is painted in order and acknowledged with {type: "ack", n}:
-// the kernel sends the next ones only as acknowledgements come back.
+// ImageData bytes). Each frame is painted in order and acknowledged with {type: "ack", n}
+// (cumulative: it covers every frame up to n), the kernel sending the next ones only as
+// acknowledgements come back. A frame painted while two or more later ones wait behind it
+// is not acknowledged on its own (the next acknowledgement covers it): every message to
+// the kernel makes it publish busy and idle, which JupyterLab redraws.
 // Messages to the kernel: hello / bye (a view appears / goes), ack, key {code, down},
 // blur (release every held key and button), pointer {kind: move | down | up | wheel, x, y,
 // button, dy, mode}, special {combo} (the row of keys under the canvas), snapshot {request}
 // (answered by {type: "snapshot", request, name} and a PNG, or an error), reconnect.
 
 const MOVE_INTERVAL_MS = 20; // pointer moves at most 50 a second (jupyter_rfb's figure)
+// acknowledge a painted frame when fewer than this many later ones wait behind it: the
+// kernel then still has frames in flight to send while the browser paints the queued ones
+const ACK_BEHIND = 2;
 const screens = new WeakMap(); // model -> its Screen
 
 function decodeTiles(msg, buffers) {
@@ -23,36 +30,77 @@ function decodeTiles(msg, buffers) {
   }));
 }
 
+// the whole picture of canvas ``from`` into canvas ``to``, sized like it
+function copyCanvas(from, to) {
+  if (to.width !== from.width || to.height !== from.height) {
+    to.width = from.width; // clears it
+    to.height = from.height;
+  }
+  if (from.width && from.height) to.getContext("2d", { alpha: false }).drawImage(from, 0, 0);
+}
+
 class Screen {
   constructor(model) {
     this.model = model;
-    this.canvas = document.createElement("canvas");
-    this.canvas.width = 0;
-    this.canvas.height = 0;
-    this.ctx = this.canvas.getContext("2d", { alpha: false });
-    this.views = new Set(); // callbacks (frame message) of the views shown
+    this.backing = document.createElement("canvas");
+    this.backing.width = 0;
+    this.backing.height = 0;
+    this.target = this.backing; // where frames are painted: see retarget()
+    this.ctx = this.backing.getContext("2d", { alpha: false });
+    this.views = new Map(); // view canvas -> its callback after each frame painted
     this.painting = Promise.resolve();
     this.painted = 0;
     this.lastFrame = 0;
+    this.received = 0; // number of the newest frame message
+    this.acked = 0;
     this.paintMs = 0; // from arrival to drawn, all frames
     this.onMessage = (msg, buffers) => {
       if (msg.type !== "frame") return;
       // decoding starts at once (frames in flight decode side by side); drawing keeps order
       const received = performance.now();
+      this.received = Math.max(this.received, msg.n);
       const decoded = decodeTiles(msg, buffers);
       this.painting = this.painting.then(async () => this.paint(msg, buffers, await decoded,
                                                                received)).catch((err) => {
         console.error("atp display widget: frame", msg.n, err);
-        model.send({ type: "ack", n: msg.n }); // a bad frame must not stop the stream
+        this.ack(msg.n); // a bad frame must not stop the stream
       });
     };
     model.on("msg:custom", this.onMessage);
   }
 
+  // a lone view's canvas is painted directly (no copy of each frame); with none or several
+  // the backing canvas is, and a view that becomes (or stops being) the target takes the
+  // current picture along
+  retarget() {
+    const next = this.views.size === 1 ? this.views.keys().next().value : this.backing;
+    if (next === this.target) return;
+    copyCanvas(this.target, next);
+    this.target = next;
+    this.ctx = next.getContext("2d", { alpha: false });
+  }
+
+  addView(canvas, onFrame) {
+    this.views.set(canvas, onFrame);
+    this.retarget();
+  }
+
+  removeView(canvas) {
+    this.views.delete(canvas);
+    this.retarget();
+  }
+
+  ack(n) {
+    if (n <= this.acked) return;
+    this.acked = n;
+    this.model.send({ type: "ack", n });
+  }
+
   paint(msg, buffers, images, received) {
-    if (this.canvas.width !== msg.width || this.canvas.height !== msg.height) {
-      this.canvas.width = msg.width; // clears it: such a frame holds the whole screen
-      this.canvas.height = msg.height;
+    const canvas = this.target;
+    if (canvas.width !== msg.width || canvas.height !== msg.height) {
+      canvas.width = msg.width; // clears it: such a frame holds the whole screen
+      canvas.height = msg.height;
     }
     msg.tiles.forEach(([x, y, w, h, fmt], i) => {
       if (fmt === "rgba") {
@@ -67,8 +115,8 @@ class Screen {
     this.painted += 1;
     this.lastFrame = msg.n;
     this.paintMs += performance.now() - received;
-    for (const view of this.views) view(msg);
-    this.model.send({ type: "ack", n: msg.n });
+    for (const view of this.views.values()) view(msg);
+    if (this.received - msg.n < ACK_BEHIND) this.ack(msg.n);
   }
 
   close() {
@@ -171,19 +219,20 @@ function render({ model, el }) {
     showStatus();
   }, 1000);
 
+  // after each frame painted (msg) or once (null): copy what changed unless the frame was
+  // painted here directly, and fit the styles to the screen's size
   function copyFromScreen(msg) {
-    const source = screen.canvas;
-    if (canvas.width !== source.width || canvas.height !== source.height) {
-      canvas.width = source.width;
-      canvas.height = source.height;
-      canvas.style.maxWidth = `${source.width + 4}px`;
-      stage.style.maxWidth = canvas.style.maxWidth; // the overlay covers the canvas only
-      ctx.imageSmoothingEnabled = false;
-      if (source.width) ctx.drawImage(source, 0, 0);
-    } else if (msg) {
+    const source = screen.target === canvas ? null : screen.target;
+    if (source && (canvas.width !== source.width || canvas.height !== source.height ||
+                   !msg)) {
+      copyCanvas(source, canvas);
+    } else if (source) {
       for (const [x, y, w, h] of msg.tiles) ctx.drawImage(source, x, y, w, h, x, y, w, h);
-    } else if (source.width) {
-      ctx.drawImage(source, 0, 0);
+    }
+    const width = `${canvas.width + 4}px`;
+    if (canvas.width && canvas.style.maxWidth !== width) {
+      canvas.style.maxWidth = width;
+      stage.style.maxWidth = width; // the overlay covers the canvas only
     }
     if (msg) fpsCount += 1;
     if (!screen.painted) return;
@@ -192,8 +241,8 @@ function render({ model, el }) {
     canvas.dataset.painted = String(screen.painted);
     canvas.dataset.paintMs = screen.paintMs.toFixed(1);
   }
+  screen.addView(canvas, copyFromScreen);
   copyFromScreen(null);
-  screen.views.add(copyFromScreen);
   model.on("change:status", showStatus);
 
   // --- input ------------------------------------------------------------------------
@@ -345,7 +394,7 @@ function render({ model, el }) {
     clearInterval(fpsTimer);
     if (moveTimer !== null) clearTimeout(moveTimer);
     for (const timer of waiting.values()) clearTimeout(timer);
-    screen.views.delete(copyFromScreen);
+    screen.removeView(canvas);
     model.off("change:status", showStatus);
     model.off("msg:custom", onSnapshot);
     if (focused) sendInput({ type: "blur" });

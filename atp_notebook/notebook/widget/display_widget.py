@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
-from atp_notebook.errors import AtpError, InvalidArgument, UnknownVm
+from atp_notebook.errors import AtpError, ChannelClosed, InvalidArgument, UnknownVm
 from atp_notebook.listeners import ListenerHandle
 from atp_notebook.notebook.widget.guest_input import GuestInput, InputOrder
 from atp_notebook.notebook.widget.keys import SPECIAL_KEYS, HeldKeys, combo_key_events
@@ -57,8 +57,8 @@ from atp_notebook.notebook.widget.tiles import (
     lossless_format,
 )
 from atp_notebook.spice.display.live import Frame
-from atp_notebook.spice.display.surfaces import Box
-from atp_notebook.spice.display_facade import to_image
+from atp_notebook.spice.display.surfaces import Box, Pixels
+from atp_notebook.spice.display_facade import VmDisplay, to_image
 from atp_notebook.spice.vm_events import SpiceVmEvent
 
 if TYPE_CHECKING:
@@ -90,7 +90,9 @@ class WidgetStats:
 
 class DisplayWidget(anywidget.AnyWidget):
     """The live screen of ``vm``'s display ``channel`` (0: the first head), at most ``fps``
-    frames a second and ``max_in_flight`` ahead of the browser's acknowledgements, JPEG
+    frames a second and ``max_in_flight`` ahead of the browser's acknowledgements (4: the
+    browser acknowledges a frame only when fewer than two wait behind it, so half as many
+    acknowledgements, each a busy/idle pair JupyterLab redraws, keep the pipe full), JPEG
     tiles at ``quality``, exact tiles as ``lossless`` ("auto": raw RGBA when small, PNG when
     large; or always "rgba" / "png")."""
 
@@ -101,7 +103,7 @@ class DisplayWidget(anywidget.AnyWidget):
 
     def __init__(self, vm: Vm, channel: int = 0, *, fps: float = 30.0,
                  quality: int = JPEG_QUALITY, lossless: str = "auto",
-                 max_in_flight: int = 2) -> None:
+                 max_in_flight: int = 4) -> None:
         if not 1 <= quality <= 100:
             raise InvalidArgument(f"DisplayWidget: quality {quality} is not 1..100")
         lossless_format(Box(0, 0, 1, 1), lossless)  # a bad choice raises here, not later
@@ -240,9 +242,23 @@ class DisplayWidget(anywidget.AnyWidget):
                 with self._cond:  # the next frame from the display tries again
                     self._pacer.acknowledged(plan.number, time.monotonic())
 
+    def _screen_now(self) -> Pixels:
+        """The display's screen as drawn now, never (re)opening the display: a frame read
+        just as another client takes the VM over would otherwise reconnect and take the VM
+        back (the takeover's event ends the stream a moment later). Read under the live
+        display's lock from this thread: no round trip through the atp loop per frame."""
+        display = self._display
+        if not isinstance(display, VmDisplay):  # a stand-in (tests, bench/widget_kernel.py)
+            return display.pixels(timeout=PIXELS_TIMEOUT_S)
+        live = display.spice.displays.lives.get(display.channel_id)
+        if live is None or live.ended:
+            raise ChannelClosed(f"{display.vm_id}: display channel {display.channel_id} is "
+                                "not open (taken over or lost): not reopened for a frame")
+        return live.pixels()
+
     def _send_frame(self, plan: FramePlan) -> None:
         started = time.perf_counter()
-        screen = self._display.pixels(timeout=PIXELS_TIMEOUT_S)
+        screen = self._screen_now()
         height, width = screen.shape[:2]
         boxes = damaged_tiles(plan.boxes, width, height)
         tiles = [encode_tile(screen, box,
@@ -364,7 +380,7 @@ class DisplayWidget(anywidget.AnyWidget):
 
     def _send_snapshot(self, request: str) -> None:
         try:
-            pixels = self._display.pixels(timeout=PIXELS_TIMEOUT_S)
+            pixels = self._screen_now()
         except AtpError as exc:
             self.send({"type": "snapshot", "request": request, "error": exc.message})
             return
