@@ -11,7 +11,12 @@ socket) a call waiting on it raises ``RemoteProtocolError`` (the server sent gar
 ``ChannelClosed``, and the next call links it again; Main, Inputs and Display go on.
 
 Position is the hot spot's place on the screen, as the server sends it; the shape's top
-left corner is at ``position - hotspot``.
+left corner is at ``position - hotspot``. Two spice-server 0.15 facts (``cursor-channel.cpp``
+``process_cmd``, seen in the lab): in client mouse mode the guest's moves are not passed on
+(the client owns the pointer there), and the position a new link's INIT carries is the last
+*move*'s: a client linking after the guest set a cursor (with its position) but before any
+move sees (0, 0) until the next move. ``wait_for_cursor(None)`` waits for a change after the
+call; a change that came before it does not count, so prefer a predicate.
 
 Example::
 
@@ -35,7 +40,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from atp_notebook.bridge import atp_async, atp_blocking, within
-from atp_notebook.errors import AtpError, ChannelClosed, RemoteProtocolError
+from atp_notebook.errors import AtpError, ChannelClosed, OperationTimeout, RemoteProtocolError
 from atp_notebook.spice.aio.channel import ChannelStatus, SpiceChannel
 from atp_notebook.spice.cursor_image import CursorImage, U8Array, composite_cursor, decode_cursor
 from atp_notebook.spice.proto.constants import ChannelType
@@ -216,23 +221,25 @@ class VmCursor:
                                timeout: float = DEFAULT_TIMEOUT_S) -> CursorSnapshot:
         """The first snapshot for which ``predicate`` holds (checked now and after each
         cursor message); without one, the first that differs from the pointer now."""
-        async with within(timeout, f"{self.vm_id}: cursor channel {self.channel_id}",
-                          "no cursor matching the wait"):
-            channel, protocol = await self._initialised(timeout)
-            if predicate is None:
-                first = self._snapshot(protocol)
-                predicate = first.__ne__
-            found: list[CursorSnapshot] = []
+        seen: list[CursorSnapshot] = []  # the last one checked
+        try:
+            async with within(timeout, f"{self.vm_id}: cursor channel {self.channel_id}",
+                              "no cursor matching the wait"):
+                channel, protocol = await self._initialised(timeout)
+                if predicate is None:
+                    predicate = self._snapshot(protocol).__ne__
 
-            def matches() -> bool:
-                snapshot = self._snapshot(protocol)
-                if predicate(snapshot):
-                    found.append(snapshot)
-                    return True
-                return False
+                def matches() -> bool:
+                    seen[:] = [self._snapshot(protocol)]
+                    return predicate(seen[0])
 
-            await self._next_message(channel, matches)
-            return found[-1]
+                await self._next_message(channel, matches)
+                return seen[0]
+        except OperationTimeout as exc:
+            if not seen:
+                raise
+            raise OperationTimeout(f"{exc.message}; the cursor then: {seen[0]!r}",
+                                   hint=exc.hint) from None
 
     async def _close(self) -> None:
         """Close the cursor channel (it opens again on next use)."""

@@ -119,7 +119,9 @@ def test_state_waits_and_hide(tmp_path: Path) -> None:
 def test_waiting_for_a_change_that_never_comes_times_out(tmp_path: Path) -> None:
     for h in harness(tmp_path, [(init(1, 2, alpha_cursor(2, 2, (0, 0))),)]):
         first = h.vm.cursor.state(timeout=TIMEOUT)
-        with pytest.raises(OperationTimeout, match="cursor channel 0: no cursor matching"):
+        with pytest.raises(OperationTimeout, match=r"cursor channel 0: no cursor matching the "
+                           r"wait within 0.5 s; the cursor then: <CursorSnapshot at \(1, 2\) "
+                           r"visible"):
             h.vm.cursor.wait_for_cursor(timeout=0.5)
         assert h.vm.cursor.state(timeout=TIMEOUT) == first  # the channel lives on
 
