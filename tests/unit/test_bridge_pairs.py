@@ -15,6 +15,7 @@ from atp_notebook.bridge import async_twin, atp_async, atp_blocking, definition_
 from atp_notebook.errors import Interrupted, OperationTimeout
 from atp_notebook.loop import get_loop
 from atp_notebook.session import Vm
+from atp_notebook.spice.cursor_facade import VmCursor
 from atp_notebook.spice.display_facade import VmDisplay
 from atp_notebook.spice.facade import VmSpice
 from atp_notebook.spice.port import SpicePort
@@ -32,7 +33,7 @@ NOT_OPERATIONS = {
     (SpicePort, "add_listener"): "registers a callback, no I/O",
     (SpicePort, "on_channel_event"): "VmPorts' routing hook, on the atp loop, no wait",
 }
-CLASSES = [Vm, VmSpice, VmDisplay, GuestAgent, VirtioSerial, Qmp, SpicePort]
+CLASSES = [Vm, VmSpice, VmDisplay, VmCursor, GuestAgent, VirtioSerial, Qmp, SpicePort]
 
 
 def operations(cls: type) -> list[str]:

@@ -3,10 +3,11 @@
 INIT, waits for a move and a hide, garbage ending the cursor channel alone with a
 RemoteProtocolError for the waiting call (Main and Inputs go on; the next call links it
 again), the server closing it mid-message, a cursor larger than the screen drawn into a
-screenshot's pixels, and a wait that times out."""
+screenshot's pixels, a wait that times out, and the async forms."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import struct
 from collections.abc import Iterator, Sequence
@@ -169,3 +170,17 @@ def test_a_cursor_larger_than_the_screen_is_drawn_clipped(tmp_path: Path) -> Non
         drawn = draw_cursor(screen, big)
         assert drawn.shape == screen.shape
         assert (drawn[..., :3] == [0, 0, 255]).all()  # red everywhere (B, G, R)
+
+
+def test_async_forms(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> tuple[CursorSnapshot, CursorSnapshot]:
+        now = await h.vm.cursor.state_async(timeout=TIMEOUT)
+        h.thread.call(h.server.open_gate)
+        moved = await h.vm.cursor.wait_for_cursor_async(lambda c: c.position == (9, 9),
+                                                        timeout=TIMEOUT)
+        return now, moved
+
+    script = (init(3, 4, alpha_cursor(2, 2, (1, 1))), Gate(), move(9, 9))
+    for h in harness(tmp_path, [script]):
+        now, moved = asyncio.run(scenario(h))
+        assert (now.position, moved.position, moved.hotspot) == ((3, 4), (9, 9), (1, 1))
