@@ -20,6 +20,8 @@ the lab's guest image and domain XML (:mod:`.domains`) with these changes:
   command line: the guest keeps the VGA text console for good and QEMU renders it itself
   (the path of BIOS screens: 32-pixel-wide BITMAP strips, research/display.md §1.10).
 - no disk (nothing to snapshot), and a virtio-serial port for uploads (:class:`DisplayGuest`).
+- with ``audio``: an ich6 HDA sound card whose codec plays into Spice's playback channel and
+  records from its record channel (``<sound model='ich6'>`` + ``<audio type='spice'>``).
 - with ``cpuset`` (``"1"``, ``"0-1,3"``): ``<vcpu cpuset=>``, which confines the whole QEMU
   process (vCPU, emulator and I/O threads, spice-server's worker and its encoders) to those
   host CPUs from its start, so a busy guest cannot take CPU time from the rest of the host.
@@ -101,6 +103,9 @@ class DisplaySetting:
     video: str = "qxl"  # one of VIDEO_MODELS
     # Spice port channels: a spiceport chardev on a virtio-serial port of the same name each
     spice_ports: tuple[str, ...] = ()
+    # a sound card (ich6 + hda-duplex) whose output and input are Spice's playback and
+    # record channels
+    audio: bool = False
 
     def __post_init__(self) -> None:
         for value, allowed, what in ((self.image_compression, IMAGE_COMPRESSIONS, "image"),
@@ -133,6 +138,9 @@ DISPLAY_SETTINGS: dict[str, DisplaySetting] = {s.name: s for s in (
 # spiceport chardevs, each on a guest virtio-serial port of its name. Not a display setting.
 PORT_NAMES = ("com.atp.echo", "com.atp.second")
 PORT_SETTING = DisplaySetting("ports", video="vga", spice_ports=PORT_NAMES)
+# The Spice audio channels' VM (issue 16): the VGA text console and an HDA sound card wired
+# to Spice; the guest loads its driver with atp-audio-on (lab/guest_audio.py).
+AUDIO_SETTING = DisplaySetting("audio", video="vga", audio=True)
 
 
 def setting_named(name: str | DisplaySetting) -> DisplaySetting:
@@ -200,6 +208,14 @@ def display_domain_xml(paths: LabPaths, setting: DisplaySetting, port: int,
         port_channel = ET.SubElement(devices, "channel", type="spiceport")
         ET.SubElement(port_channel, "source", channel=name)
         ET.SubElement(port_channel, "target", type="virtio", name=name)
+    if setting.audio:
+        # libvirt 9 adds <audio type='spice'> by itself for Spice graphics; named here so
+        # the card is wired to it whatever the default (QEMU: -audiodev spice, hda-duplex)
+        for unwanted in devices.findall("sound") + devices.findall("audio"):
+            devices.remove(unwanted)
+        sound = ET.SubElement(devices, "sound", model="ich6")
+        ET.SubElement(sound, "audio", id="1")
+        ET.SubElement(devices, "audio", id="1", type="spice")
     return ET.tostring(root, encoding="unicode")
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from atp_notebook.errors import LabError
 from atp_notebook.lab.files import write_atomic
+from atp_notebook.lab.guest_audio import add_guest_audio
 from atp_notebook.lab.guest_programs import add_guest_programs
 from atp_notebook.lab.paths import AGENT_PORT_NAME, TEST_PORT_NAME
 
@@ -430,6 +431,7 @@ def assemble(version: str) -> Tree:
     tree.file("init", render_init(boot, fb).encode(), 0o755)
     for command in INIT_COMMANDS:
         tree.symlink(f"usr/bin/{command}", "/init")
+    add_guest_audio(tree, version)  # aplay, arecord, HDA modules, atp-audio-on
     add_guest_programs(tree)
     return tree
 

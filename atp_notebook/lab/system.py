@@ -28,6 +28,8 @@ LAB_PACKAGES: tuple[str, ...] = (
     "libvirt-clients",
     "qemu-guest-agent",
     "busybox-static",
+    # the guest's aplay/arecord and ALSA configuration (lab/guest_audio.py)
+    "alsa-utils",
     "linux-image-amd64",
     "openssh-server",
     "openssh-client",

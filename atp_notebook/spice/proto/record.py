@@ -111,6 +111,7 @@ class RecordProtocol(ChannelProtocol):
                                                            AudioDataMode.RAW))
         self.send_message(MSGC_RECORD_START_MARK, TIME.pack(time_ms & 0xFFFFFFFF))
         self.marked = True
+        self.audio.mode = AudioDataMode.RAW  # the client chooses the record mode
 
     def send_samples(self, time_ms: int, samples: bytes | bytearray | memoryview) -> int:
         """Queue stereo S16LE ``samples`` (whole frames) as DATA messages of at most
