@@ -2,11 +2,33 @@
 // <canvas> with the areas over it (match blue, exclude gray, ocr yellow, the click point a
 // green cross). Dragging draws an area of the selected type, a click without a drag sets
 // the click point; both only change the model's traits (areas, click), which the kernel
-// reads when Save asks it ({type: "save"}) to write the needle. Coordinates are screen
-// pixels: the canvas may be shown smaller than the screen, so pointer positions are scaled.
+// reads when Save asks it ({type: "save"}) to write the needle. Each match/ocr area's row
+// has its match percentage and margin to edit: a value out of range is marked here and
+// kept as typed, and the kernel refuses it on Save (the status line says why). Coordinates
+// are screen pixels: the canvas may be shown smaller than the screen, so pointer positions
+// are scaled.
 
 const COLOURS = { match: "#2878ff", exclude: "#969696", ocr: "#ffd200" };
 const DRAG_MIN = 3; // a press that moved less than this many screen pixels is a click
+// what an area's number fields accept (the kernel checks the same on Save)
+const LEVELS = {
+  match: { label: " match % ", min: 0, max: 100, whole: false, what: "a percentage 0-100" },
+  margin: { label: " margin ", min: 0, max: Infinity, whole: true,
+            what: "a whole number of pixels >= 0" },
+};
+
+// a typed number, or the text itself when it is none (the kernel names it when refusing)
+function typed(text) {
+  const value = Number(text);
+  return text.trim() !== "" && Number.isFinite(value) ? value : text;
+}
+
+function levelProblem(field, value) {
+  const rule = LEVELS[field];
+  const ok = typeof value === "number" && value >= rule.min && value <= rule.max
+    && (!rule.whole || Number.isInteger(value));
+  return ok ? "" : `${field} ${JSON.stringify(value)}: ${rule.what}`;
+}
 
 function element(tag, props = {}, children = []) {
   const node = Object.assign(document.createElement(tag), props);
@@ -26,6 +48,8 @@ function render({ model, el }) {
   const nameInput = element("input", { className: "atp-needle-name", placeholder: "name" });
   const tagsInput = element("input", { className: "atp-needle-tags",
                                        placeholder: "tags, comma-separated" });
+  const propertiesInput = element("input", { className: "atp-needle-properties",
+                                             placeholder: "e.g. colour, workaround" });
   const saveButton = element("button", { className: "atp-needle-save", textContent: "Save" });
   const list = element("ol", { className: "atp-needle-areas" });
   const clickLine = element("div", { className: "atp-needle-click" });
@@ -33,7 +57,8 @@ function render({ model, el }) {
   const bar = element("div", {}, [
     element("label", { textContent: "area type " }, [typeSelect]), " ",
     element("label", { textContent: " name " }, [nameInput]), " ",
-    element("label", { textContent: " tags " }, [tagsInput]), " ", saveButton]);
+    element("label", { textContent: " tags " }, [tagsInput]), " ",
+    element("label", { textContent: " properties " }, [propertiesInput]), " ", saveButton]);
   el.append(bar, canvas, list, clickLine, status);
 
   function loadPicture() {
@@ -87,17 +112,60 @@ function render({ model, el }) {
             Math.round((event.clientY - rect.top) * canvas.height / rect.height)];
   }
 
+  function levelInput(i, field) {
+    const input = element("input", { className: `atp-needle-${field}`, type: "number",
+                                     min: String(LEVELS[field].min),
+                                     step: LEVELS[field].whole ? "1" : "any" });
+    if (Number.isFinite(LEVELS[field].max)) input.max = String(LEVELS[field].max);
+    input.style.width = "5em";
+    input.oninput = () => {
+      const areas = model.get("areas").map((a, j) => (j === i
+        ? { ...a, [field]: typed(input.value) } : a));
+      model.set("areas", areas);
+      model.save_changes();
+    };
+    return input;
+  }
+
+  function showLevels(areas) {
+    list.querySelectorAll("li").forEach((item, i) => {
+      for (const field of Object.keys(LEVELS)) {
+        const input = item.querySelector(`.atp-needle-${field}`);
+        if (!input) continue;
+        const value = areas[i][field];
+        // never rewrite the field being typed in: its text may not be a number yet
+        if (document.activeElement !== input) input.value = String(value);
+        const problem = levelProblem(field, value);
+        input.classList.toggle("atp-invalid", problem !== "");
+        input.style.outline = problem ? "2px solid #e00" : "";
+        input.title = problem;
+      }
+    });
+  }
+
+  let listed = null; // the areas' types and places the list shows
   function listAreas() {
-    list.replaceChildren(...model.get("areas").map((area, i) => {
-      const remove = element("button", { textContent: "remove",
-                                         className: "atp-needle-remove" });
-      remove.onclick = () => {
-        model.set("areas", model.get("areas").filter((_, j) => j !== i));
-        model.save_changes();
-      };
-      return element("li", {}, [
-        `${area.type} ${area.width}x${area.height} at ${area.x},${area.y} `, remove]);
-    }));
+    const areas = model.get("areas");
+    const shape = JSON.stringify(areas.map((a) => [a.type, a.x, a.y, a.width, a.height]));
+    if (shape !== listed) { // rows are rebuilt only when areas come or go, not per keystroke
+      listed = shape;
+      list.replaceChildren(...areas.map((area, i) => {
+        const remove = element("button", { textContent: "remove",
+                                           className: "atp-needle-remove" });
+        remove.onclick = () => {
+          model.set("areas", model.get("areas").filter((_, j) => j !== i));
+          model.save_changes();
+        };
+        // os-autoinst reads no match or margin of an exclude area
+        const levels = area.type === "exclude" ? [] : Object.keys(LEVELS).map(
+          (field) => element("label", { textContent: LEVELS[field].label },
+                             [levelInput(i, field)]));
+        return element("li", {}, [
+          `${area.type} ${area.width}x${area.height} at ${area.x},${area.y} `, ...levels, " ",
+          remove]);
+      }));
+    }
+    showLevels(areas);
     const click = model.get("click");
     clickLine.textContent = click.length === 2
       ? `click point: ${click[0]},${click[1]}` : "click point: none (click on the screen)";
@@ -136,25 +204,38 @@ function render({ model, el }) {
   nameInput.oninput = () => { model.set("name", nameInput.value); model.save_changes(); };
   tagsInput.value = model.get("tags");
   tagsInput.oninput = () => { model.set("tags", tagsInput.value); model.save_changes(); };
+  propertiesInput.value = model.get("properties");
+  propertiesInput.oninput = () => {
+    model.set("properties", propertiesInput.value);
+    model.save_changes();
+  };
   saveButton.onclick = () => {
     // the state goes with the message: ipywidgets may hold back trait updates (its message
     // throttle) while a custom message goes at once, so Save could overtake the last edit
     model.set("name", nameInput.value);
     model.set("tags", tagsInput.value);
+    model.set("properties", propertiesInput.value);
     model.save_changes();
     model.send({ type: "save", state: { name: nameInput.value, tags: tagsInput.value,
+                                        properties: propertiesInput.value,
                                         areas: model.get("areas"), click: model.get("click") } });
   };
 
   const onAreas = () => { listAreas(); draw(); };
   const onName = () => { if (nameInput.value !== model.get("name")) nameInput.value = model.get("name"); };
   const onTags = () => { if (tagsInput.value !== model.get("tags")) tagsInput.value = model.get("tags"); };
+  const onProperties = () => {
+    if (propertiesInput.value !== model.get("properties")) {
+      propertiesInput.value = model.get("properties");
+    }
+  };
   const onStatus = () => { status.textContent = model.get("status"); };
   model.on("change:areas", onAreas);
   model.on("change:click", onAreas);
   model.on("change:screen_png", loadPicture);
   model.on("change:name", onName);
   model.on("change:tags", onTags);
+  model.on("change:properties", onProperties);
   model.on("change:status", onStatus);
   listAreas();
   onStatus();
@@ -165,6 +246,7 @@ function render({ model, el }) {
     model.off("change:screen_png", loadPicture);
     model.off("change:name", onName);
     model.off("change:tags", onTags);
+    model.off("change:properties", onProperties);
     model.off("change:status", onStatus);
   };
 }

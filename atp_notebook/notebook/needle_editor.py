@@ -3,11 +3,15 @@
 An anywidget (its ESM is ``needle_editor.js`` beside this file; nothing to build): the
 screenshot on a ``<canvas>``; drag on it to draw an area of the type the selector says
 (match, exclude, ocr), click without dragging to set the click point; the areas are listed
-under it, each removable; a name field, a tags field and a Save button that writes the
-needle's JSON and PNG (:meth:`Needle.save`) into ``directory``. The browser only edits the
-synced traits (``areas``, ``click``, ``name``, ``tags``); Save sends one message with them
-and the kernel writes the files, so the Python API does the same thing without a browser:
-:meth:`add_area`, :meth:`set_click_point`, :meth:`save` (nbval and tests drive it that way).
+under it, each with its match percentage and margin to edit (match and ocr areas) and
+removable; a name field, tags and properties fields (comma-separated; a property may be
+``name=value``) and a Save button that writes the needle's JSON and PNG
+(:meth:`Needle.save`) into ``directory``. The browser only edits the synced traits
+(``areas``, ``click``, ``name``, ``tags``, ``properties``) and marks a value out of range;
+Save sends one message with them and the kernel checks and writes the files (a match outside
+0-100 or a negative margin is refused in the status line, nothing written), so the Python
+API does the same thing without a browser: :meth:`add_area`, :meth:`set_area`,
+:meth:`set_click_point`, :meth:`save` (nbval and tests drive it that way).
 
 ``directory`` defaults to the session's needle folder (``$ATP_NEEDLES``, else ``./needles``,
 as ``Session.needle_set`` loads); a needle saved from an editor made on a VM is also put
@@ -15,9 +19,10 @@ into ``session.needles`` once that is loaded, so ``vm.assert_screen(tag)`` finds
 
 Example::
 
-    editor = NeedleEditor(vm, name="login-prompt", tags=["login"])
+    editor = NeedleEditor(vm, name="login-prompt", tags=["login"], properties=["colour"])
     editor                                          # draw in the browser, or:
     editor.add_area(0, 0, 200, 16)                  # x, y, width, height; type="match"
+    editor.set_area(0, match=90, margin=10)         # percent, pixels
     editor.add_area(0, 384, 720, 16, type="exclude")
     editor.set_click_point(100, 8)                  # screen coordinates, in a match area
     path = editor.save()                            # needles/login-prompt.json (+ .png)
@@ -47,6 +52,7 @@ from atp_notebook.screen.needle import (
     ClickPoint,
     Needle,
     NeedleArea,
+    NeedleProperty,
     NeedleSet,
 )
 
@@ -71,6 +77,34 @@ def _tag_list(tags: str | list[str] | tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(t.strip() for t in words if t.strip()))
 
 
+def _property_list(text: str) -> list[NeedleProperty]:
+    """``"workaround, colour, bug=bsc#1"``: names, or ``name=value`` pairs."""
+    found = []
+    for word in _tag_list(text):
+        name, equals, value = word.partition("=")
+        if not name.strip():
+            raise InvalidArgument(f"property {word!r} has no name",
+                                  hint="properties are names or name=value, comma-separated")
+        found.append(NeedleProperty(name.strip(), value.strip() if equals else None))
+    return found
+
+
+def _property_text(properties: str | list[str] | tuple[str, ...]) -> str:
+    return ", ".join(_tag_list(properties))
+
+
+def _checked_levels(where: str, match: object, margin: object) -> tuple[float, int]:
+    """An area's match percentage and margin as typed (the browser may send anything)."""
+    if isinstance(match, bool) or not isinstance(match, int | float) \
+            or not 0 <= match <= 100:
+        raise InvalidArgument(f"{where}: match {match!r} is not a percentage 0-100")
+    if isinstance(margin, bool) or not isinstance(margin, int | float) \
+            or not float(margin).is_integer() or margin < 0:
+        raise InvalidArgument(f"{where}: margin {margin!r} is not a whole number of pixels "
+                              ">= 0")
+    return float(match), int(margin)
+
+
 class NeedleEditor(anywidget.AnyWidget):
     """Draw a needle's areas on a screenshot (of ``source``: a Vm, a PIL image or a
     B,G,R[,X] array) and save it in os-autoinst's format."""
@@ -85,12 +119,14 @@ class NeedleEditor(anywidget.AnyWidget):
     area_type = traitlets.Unicode("match").tag(sync=True)
     name = traitlets.Unicode("").tag(sync=True)
     tags = traitlets.Unicode("").tag(sync=True)  # comma-separated, as typed
+    properties = traitlets.Unicode("").tag(sync=True)  # comma-separated names or name=value
     directory = traitlets.Unicode("").tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, source: Vm | Screen, name: str = "",
                  tags: str | list[str] | tuple[str, ...] = (),
-                 directory: str | Path | None = None) -> None:
+                 directory: str | Path | None = None,
+                 properties: str | list[str] | tuple[str, ...] = ()) -> None:
         if isinstance(source, Image.Image | np.ndarray):
             image, self.vm = source, None
         else:
@@ -101,6 +137,7 @@ class NeedleEditor(anywidget.AnyWidget):
         super().__init__(screen_png=png.getvalue(), screen_width=picture.width,
                          screen_height=picture.height, name=name,
                          tags=", ".join(_tag_list(tags)),
+                         properties=_property_text(properties),
                          directory=str(directory if directory is not None
                                        else default_needle_dir()))
         self.screen = picture
@@ -122,13 +159,25 @@ class NeedleEditor(anywidget.AnyWidget):
                 or y + height > self.screen_height:
             raise InvalidArgument(f"area {width}x{height} at {x},{y} is not inside the "
                                   f"{self.screen_width}x{self.screen_height} screenshot")
-        if not 0 <= match <= 100 or margin < 0:
-            raise InvalidArgument(f"match {match!r} (a percentage 0-100) or margin "
-                                  f"{margin!r} (pixels, >= 0) out of range")
+        match, margin = _checked_levels("the new area", match, margin)
         self.areas = [*self.areas, {"x": int(x), "y": int(y), "width": int(width),
                                     "height": int(height), "type": type,
-                                    "match": float(match), "margin": int(margin)}]
+                                    "match": match, "margin": margin}]
         return len(self.areas) - 1
+
+    def set_area(self, index: int, *, match: float | None = None,
+                 margin: int | None = None) -> None:
+        """Change area ``index``'s match percentage (0-100) and/or margin (pixels >= 0),
+        as the fields of its row in the browser do."""
+        if not 0 <= index < len(self.areas):
+            raise InvalidArgument(f"no area {index}: there are {len(self.areas)}")
+        area = self.areas[index]
+        levels = _checked_levels(f"area {index}",
+                                 area.get("match", DEFAULT_MATCH) if match is None else match,
+                                 area.get("margin", DEFAULT_MARGIN) if margin is None
+                                 else margin)
+        changed = {**area, "match": levels[0], "margin": levels[1]}
+        self.areas = [changed if i == index else a for i, a in enumerate(self.areas)]
 
     def remove_area(self, index: int) -> None:
         if not 0 <= index < len(self.areas):
@@ -153,12 +202,11 @@ class NeedleEditor(anywidget.AnyWidget):
         if not tags:
             raise InvalidArgument(f"needle {name!r} has no tag",
                                   hint="assert_screen finds needles by tag: add at least one")
-        areas = [NeedleArea(int(a["x"]), int(a["y"]), int(a["width"]), int(a["height"]),
-                 str(a["type"]), float(a.get("match", DEFAULT_MATCH)),
-                 int(a.get("margin", DEFAULT_MARGIN))) for a in self.areas]
+        areas = [_area(i, a) for i, a in enumerate(self.areas)]
         if self.click:
             areas = self._with_click_point(areas, *self.click)
-        return Needle.from_screen(name, self.screen, areas, tags)
+        return Needle.from_screen(name, self.screen, areas, tags,
+                                  _property_list(self.properties))
 
     def _with_click_point(self, areas: list[NeedleArea], x: float,
                           y: float) -> list[NeedleArea]:
@@ -208,9 +256,28 @@ class NeedleEditor(anywidget.AnyWidget):
         if not isinstance(state, dict):
             return
         with self.hold_sync():  # one update back to the views, not four
-            for key in ("name", "tags", "areas", "click"):
+            for key in ("name", "tags", "properties", "areas", "click"):
                 if key in state:
                     setattr(self, key, state[key])  # traitlets checks the types
+
+
+def _area(index: int, raw: dict[str, Any]) -> NeedleArea:
+    """Area ``index`` as the view or :meth:`NeedleEditor.add_area` left it, checked."""
+    where = f"area {index}"
+    box: list[int] = []
+    for key in ("x", "y", "width", "height"):
+        value = raw.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not float(value).is_integer():
+            raise InvalidArgument(f"{where}: {key} is a whole number, not {value!r}")
+        box.append(int(value))
+    kind = raw.get("type", "match")
+    if kind not in AREA_TYPES:
+        raise InvalidArgument(f"{where}: type {kind!r} is not one of {', '.join(AREA_TYPES)}")
+    match, margin = _checked_levels(where, raw.get("match", DEFAULT_MATCH),
+                                     raw.get("margin", DEFAULT_MARGIN))
+    x, y, width, height = box
+    return NeedleArea(x, y, width, height, str(kind), match, margin)
 
 
 def _as_picture(image: Screen) -> Image.Image:

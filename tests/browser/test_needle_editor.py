@@ -2,8 +2,11 @@
 areas drawn with the mouse on its canvas (a match area, an exclude area chosen with the type
 selector, a third one removed again from the list), a click inside the match area for the
 click point, the name typed, then Save: the kernel writes os-autoinst JSON + PNG with
-exactly those areas, and the status line says where. The editor works on a picture here (no
-VM: the lab's VMs are not needed, so no lab lock)."""
+exactly those areas, and the status line says where. The match area's match percentage and
+margin and the needle's properties are typed in their fields: a match of 150 or a negative
+margin is marked in the field and refused on Save (the status says which, nothing is
+written); once corrected they are saved in the JSON. The editor works on a picture here (no
+VM); run it under the lab lock all the same (JupyterLab and chromium load the host)."""
 
 from __future__ import annotations
 
@@ -59,13 +62,32 @@ def test_areas_drawn_with_the_mouse_are_saved_as_a_needle(jupyter_lab: JupyterLa
     page.locator(".atp-needle-remove").nth(2).click()  # the ocr one goes again
     page.mouse.click(at[0] + 150 * at[2], at[1] + 100 * at[2])  # the click point
     page.locator(".atp-needle-name").fill("drawn")
+    saved = jupyter_lab.root / SAVED
+
+    # the exclude area's row has no match or margin: only the match area's fields
+    match_field, margin_field = page.locator(".atp-needle-match"), page.locator(
+        ".atp-needle-margin")
+    assert (match_field.count(), margin_field.count()) == (1, 1)
+    assert (match_field.input_value(), margin_field.input_value()) == ("96", "50")  # defaults
+    for field, bad, good, refusal in (
+            ("match", "150", "90", "area 0: match 150 is not a percentage 0-100"),
+            ("margin", "-5", "10", "area 0: margin -5 is not a whole number")):
+        page.locator(f".atp-needle-{field}").fill(bad)
+        page.locator(f".atp-needle-{field}.atp-invalid").wait_for()  # marked as typed
+        page.locator(".atp-needle-save").click()
+        page.locator(".atp-needle-status").filter(has_text=refusal).wait_for(
+            timeout=TIMEOUT_S * 1000)
+        assert not saved.exists()
+        page.locator(f".atp-needle-{field}").fill(good)
+        page.locator(".atp-invalid").wait_for(state="detached")
+    page.locator(".atp-needle-properties").fill("colour, bug=bsc#1")
+    refused = page.locator(".atp-needle-status").inner_text()  # until this Save's answer
     page.locator(".atp-needle-save").click()
 
-    saved = jupyter_lab.root / SAVED
     deadline = time.monotonic() + TIMEOUT_S
     while not saved.exists():
         status = page.locator(".atp-needle-status").inner_text()
-        assert "not saved" not in status, status
+        assert "not saved" not in status or status == refused, status
         assert time.monotonic() < deadline, f"no {SAVED} within {TIMEOUT_S:g} s: {status!r}"
         time.sleep(0.2)
     page.get_by_text(f"saved {SAVED}").wait_for(timeout=10_000)
@@ -83,4 +105,6 @@ def test_areas_drawn_with_the_mouse_are_saved_as_a_needle(jupyter_lab: JupyterLa
         (100, 50, 200, 100, 320, 200, 100, 60, 50, 50), strict=True)]
     assert all(near), data
     assert (match["type"], exclude["type"]) == ("match", "exclude")
+    assert (match["match"], match["margin"]) == (90, 10)
+    assert data["properties"] == ["colour", {"name": "bug", "value": "bsc#1"}]
     assert (jupyter_lab.root / "needles-out/drawn.png").is_file()

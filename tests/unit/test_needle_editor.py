@@ -172,3 +172,59 @@ def test_the_save_message_carries_the_views_last_state(tmp_path: Path) -> None:
     assert saved.tags == ("t1", "t2") and saved.areas[0].click_point is not None
     editor._on_message(editor, {"type": "save", "state": {"areas": "not a list"}}, [])
     assert editor.status.startswith("not saved:")
+
+
+def test_match_margin_and_properties_are_saved_as_set(tmp_path: Path) -> None:
+    editor = NeedleEditor(screen(), name="levels", tags="t", directory=tmp_path,
+                          properties=["colour", "workaround"])
+    editor.add_area(0, 16, 180, 16)
+    editor.add_area(290, 90, 60, 60, type="ocr")
+    editor.set_area(0, match=87.5, margin=0)
+    editor.set_area(1, margin=5)  # the match stays
+    editor.properties += ", bug=bsc#1"  # as typed in the properties field
+    data = json.loads(editor.save().read_text())
+    assert [(a["match"], a["margin"]) for a in data["area"]] == [(87.5, 0), (96, 5)]
+    assert data["properties"] == ["colour", "workaround", {"name": "bug", "value": "bsc#1"}]
+    needle = load_needle(tmp_path / "levels.json")
+    assert needle.colour and needle.areas[0].margin == 0
+
+
+@pytest.mark.parametrize(("field", "value", "fragment"), [
+    ("match", 150, "area 0: match 150 is not a percentage 0-100"),
+    ("match", -1, "area 0: match -1 is not a percentage"),
+    ("match", "96", "area 0: match '96' is not a percentage"),  # the view sends numbers
+    ("match", True, "area 0: match True is not a percentage"),
+    ("margin", -5, "area 0: margin -5 is not a whole number of pixels >= 0"),
+    ("margin", 2.5, "area 0: margin 2.5 is not a whole number"),
+    ("margin", "", "area 0: margin '' is not a whole number"),
+    ("x", "0", "area 0: x is a whole number, not '0'"),
+])
+def test_levels_out_of_range_from_the_view_are_refused_and_nothing_written(
+        tmp_path: Path, field: str, value: object, fragment: str) -> None:
+    editor = NeedleEditor(screen(), name="n", tags="t", directory=tmp_path)
+    area = {"x": 0, "y": 16, "width": 180, "height": 16, "type": "match", "match": 96,
+            "margin": 50, field: value}
+    editor._on_message(editor, {"type": "save", "state": {"areas": [area]}}, [])
+    assert editor.status.startswith(f"not saved: {fragment}"), editor.status
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_set_area_checks_what_it_sets() -> None:
+    editor = NeedleEditor(screen(), name="n", tags="t")
+    editor.add_area(0, 16, 180, 16)
+    with pytest.raises(InvalidArgument, match=r"area 0: match 100\.5 is not a percentage"):
+        editor.set_area(0, match=100.5)
+    with pytest.raises(InvalidArgument, match="area 0: margin -1 is not a whole number"):
+        editor.set_area(0, margin=-1)
+    with pytest.raises(InvalidArgument, match="no area 1"):
+        editor.set_area(1, match=50)
+    assert (editor.areas[0]["match"], editor.areas[0]["margin"]) == (96, 50)
+
+
+def test_a_property_needs_a_name(tmp_path: Path) -> None:
+    editor = NeedleEditor(screen(), name="n", tags="t", directory=tmp_path,
+                          properties="colour, =x")
+    editor.add_area(0, 16, 180, 16)
+    with pytest.raises(InvalidArgument, match="property '=x' has no name"):
+        editor.save()
+    assert list(tmp_path.iterdir()) == []
