@@ -114,24 +114,10 @@ def test_a_display_vm_shows_known_images_on_two_heads_and_serves_two_display_cha
             wait_until(lambda: vm.screendump(1).convert("RGB").tobytes() == flat.tobytes(),
                        "head 1 to show the image written to fb1")
 
-            # an animated band on fb1 over the flat image: it moves, then ends on its last frame
-            frames = animation_frames(5, rows=32, kind="flat")
-            on_screen = flat.copy()
-            with guest.animate(frames, fb=1, row=600) as animation:
-                wait_until(lambda: vm.screendump(1).convert("RGB").tobytes()
-                           != on_screen.tobytes(), "the animation to change head 1")
-            assert animation.written is not None and animation.written >= 1
-            on_screen.paste(frames[-1], (0, 600))
-            wait_until(lambda: vm.screendump(1).convert("RGB").tobytes() == on_screen.tobytes(),
-                       "head 1 to show the animation's last frame on the flat image")
-            # a frame limit ends it by itself, and the last frame comes last still
-            limited = guest.start_animation(frames[:3], fb=1, row=0, max_frames=4)
-            assert limited.wait() == 5 and limited.stop() == 5
-            # stopping an animation that had ended left no stop file behind
-            assert guest.run(["/bin/sh", "-c", "ls /run | grep -c atp-fb-animate; true"]
-                             ).split() == ["0"]
-            with pytest.raises(GuestAgentError, match="not 2 frames of whole 4096-byte rows"):
-                guest.start_animation(animation_frames(2, rows=700), row=100).wait()
+            # an animated band on fb1 over the flat image, by atp-fb-animate (a dd per frame)
+            # and by atp-fb-play (one process)
+            for one_process in (False, True):
+                check_animation(vm, guest, flat, one_process)
             with pytest.raises(GuestAgentError, match="framebuffer console is unbound"):
                 guest.console("too late", framebuffer=True)
 
@@ -147,6 +133,33 @@ def test_a_display_vm_shows_known_images_on_two_heads_and_serves_two_display_cha
         assert domains.lookup(conn, "atp-disp-glz") is None
     finally:
         conn.close()
+
+
+def check_animation(vm: Vm, guest: DisplayGuest, flat: Image.Image, one_process: bool) -> None:
+    """An animated band on fb1 over ``flat``: it moves, then ends on its last frame; a frame
+    limit ends it by itself with the last frame last; no stop file is left; frames that do
+    not fit are refused."""
+    guest.show(flat, 1)
+    wait_until(lambda: vm.screendump(1).convert("RGB").tobytes() == flat.tobytes(),
+               "head 1 to show the flat image")
+    frames = animation_frames(5, rows=32, kind="flat")
+    on_screen = flat.copy()
+    with guest.animate(frames, fb=1, row=600, one_process=one_process) as animation:
+        wait_until(lambda: vm.screendump(1).convert("RGB").tobytes() != on_screen.tobytes(),
+                   "the animation to change head 1")
+    assert animation.written is not None and animation.written >= 1
+    on_screen.paste(frames[-1], (0, 600))
+    wait_until(lambda: vm.screendump(1).convert("RGB").tobytes() == on_screen.tobytes(),
+               "head 1 to show the animation's last frame on the flat image")
+    limited = guest.start_animation(frames[:3], fb=1, row=0, max_frames=4,
+                                    one_process=one_process)
+    assert limited.wait() == 5 and limited.stop() == 5
+    # stopping an animation that had ended left no stop file behind
+    assert guest.run(["/bin/sh", "-c", "ls /run | grep -c atp-fb-animate; true"]
+                     ).split() == ["0"]
+    with pytest.raises(GuestAgentError, match="not 2 frames of whole 4096-byte rows"):
+        guest.start_animation(animation_frames(2, rows=700), row=100,
+                              one_process=one_process).wait()
 
 
 def test_the_vm_is_gone_after_an_error_inside() -> None:
