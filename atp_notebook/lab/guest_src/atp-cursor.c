@@ -15,7 +15,7 @@
  *
  * Why "hold": when the last file descriptor of a DRM device closes, the kernel's fbdev
  * emulation restores its own mode and disables every plane but the primary, so the cursor
- * would vanish as this program exits.  The holder keeps one descriptor open; it drops DRM
+ * would vanish as this program exits (seen in the lab: a SET, then a HIDE at once).  The holder keeps one descriptor open; it drops DRM
  * master at once so that each later command can become master (the cursor ioctls need it).
  * The cursor itself outlives the command that set it: the plane holds its framebuffer.
  *
