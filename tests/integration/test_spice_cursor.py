@@ -7,9 +7,9 @@ known 64x64 hardware cursor. Checked: the shape's pixels, hot spot and position 
 ``vm.cursor`` reports them; a move by the guest (in server mouse mode: in client mode
 spice-server does not pass the guest's moves on, the client owns the pointer there);
 ``vm.screenshot(cursor=True)`` with the shape alpha-blended at position - hot spot and the
-rest of the screen unchanged; a hide; and the cursor channel killed under a user leaving
-Main, Inputs and Display working and opening again on its next use. Run it under the lab
-lock.
+rest of the screen unchanged, also for a cursor partly off the screen's edge; a hide; and
+the cursor channel killed under a user leaving Main, Inputs and Display working and
+opening again on its next use. Run it under the lab lock.
 """
 
 from __future__ import annotations
@@ -85,21 +85,42 @@ def test_a_move_by_the_guest(lab: CursorVm) -> None:
     assert moved.image is not None and np.array_equal(moved.image.rgba, known_cursor_rgba())
 
 
+def with_known_cursor(plain: np.ndarray, left: int, top: int) -> np.ndarray:
+    """``plain`` (RGB) with the known shape's opaque pixels at (left, top), clipped; its
+    alpha is 0 or 255 only, so blending is choosing."""
+    want = plain.copy()
+    rgba = known_cursor_rgba()
+    height, width = plain.shape[:2]
+    x0, y0 = max(left, 0), max(top, 0)
+    x1, y1 = min(left + SIZE, width), min(top + SIZE, height)
+    shape = rgba[y0 - top:y1 - top, x0 - left:x1 - left]
+    opaque = shape[..., 3] == 255
+    want[y0:y1, x0:x1][opaque] = shape[..., :3][opaque]
+    return want
+
+
 def test_a_screenshot_with_the_cursor(lab: CursorVm) -> None:
     lab.vm.cursor.wait_for_cursor(cursor_at(MOVED), timeout=TIMEOUT)
     plain = np.asarray(lab.vm.screenshot(timeout=TIMEOUT))
     with_cursor = np.asarray(lab.vm.screenshot(cursor=True, timeout=TIMEOUT))
     assert (plain == BACKGROUND).all()  # a hardware cursor is no part of the surface
-    left, top = 295, 243
-    want = plain.copy()
-    rgba = known_cursor_rgba()
-    opaque = rgba[..., 3] == 255
-    window = want[top:top + SIZE, left:left + SIZE]
-    window[opaque] = rgba[..., :3][opaque]  # alpha is 0 or 255 only
+    want = with_known_cursor(plain, 295, 243)
     assert np.array_equal(with_cursor, want)
     # a region: the same pixels, the cursor placed by the region's origin
     part = np.asarray(lab.vm.screenshot((280, 230, 50, 40), cursor=True, timeout=TIMEOUT))
     assert np.array_equal(part, want[230:270, 280:330])
+
+
+def test_a_cursor_over_the_screen_s_edge_is_clipped(lab: CursorVm) -> None:
+    lab.guest.move(1000, 750)  # the 64x64 shape's top left at (995, 743): partly off-screen
+    edge = lab.vm.cursor.wait_for_cursor(cursor_at((1000, 750)), timeout=TIMEOUT)
+    assert edge.top_left == (995, 743)
+    plain = np.asarray(lab.vm.screenshot(timeout=TIMEOUT))
+    with_cursor = np.asarray(lab.vm.screenshot(cursor=True, timeout=TIMEOUT))
+    assert with_cursor.shape == plain.shape == (768, 1024, 3)
+    assert np.array_equal(with_cursor, with_known_cursor(plain, 995, 743))
+    lab.guest.move(*MOVED)
+    lab.vm.cursor.wait_for_cursor(cursor_at(MOVED), timeout=TIMEOUT)
 
 
 def test_a_killed_cursor_channel_fails_alone_and_reopens_on_next_use(lab: CursorVm) -> None:
