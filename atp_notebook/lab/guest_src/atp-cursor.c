@@ -248,11 +248,11 @@ static int set(int hx, int hy, int x, int y)
     struct mode_map_dumb map;
     struct mode_cursor2 cursor;
     uint32_t *pixels;
-    int fd = open_card();
-    int row, col;
+    int fd, row, col;
 
     if (hx < 0 || hy < 0 || hx >= SIZE || hy >= SIZE)
         usage();
+    fd = open_card();
     memset(&dumb, 0, sizeof dumb);
     dumb.width = SIZE;
     dumb.height = SIZE;
@@ -292,10 +292,10 @@ static int set(int hx, int hy, int x, int y)
 static int move(int x, int y)
 {
     struct mode_cursor2 cursor;
-    int hx, hy;
-    int fd = open_card();
+    int hx, hy, fd;
 
     load_hotspot(&hx, &hy);
+    fd = open_card();
     memset(&cursor, 0, sizeof cursor);
     cursor.flags = CURSOR_MOVE;
     cursor.crtc_id = active_crtc(fd);
