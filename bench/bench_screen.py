@@ -21,6 +21,10 @@ default).
   screen (its needle prepared once, as in a wait), grayscale and colour-aware, against the
   bare OpenCV calls of the same search (cvtColor, GaussianBlur, matchTemplate TM_SQDIFF over
   the 300x200 window, minMaxLoc), interleaved.
+- ``screen_match.area_200x100_full``: the same ``match_needle`` with ``search_ratio=1``
+  (os-autoinst's full-screen search: the area searched 1024 px around, here the whole
+  screen) against ``search_ratio=0`` (the area's margin), interleaved: what searching for
+  an element wherever it moved costs.
 - ``screen_ocr.console_line``: ``TextReader.read`` (tesserocr, the model loaded once) of one
   720x16 VGA console line against ``pytesseract.image_to_string`` of the same prepared
   picture (the ``tesseract`` program per call), interleaved; ``read_ok`` (extra) says both
@@ -193,6 +197,12 @@ def measure_match(screen: np.ndarray, element: Needle) -> None:
              "ms", ours_is=f"match_needle on a 1024x768 screen ({'colour' if colour else 'gray'})",
              anchor_is="cvtColor + GaussianBlur + matchTemplate(TM_SQDIFF) + minMaxLoc on "
                        "the 300x200 window", n=len(ours), p="p50")
+    full, margin = interleave(partial(match_needle, screen, element, search_ratio=1.0),
+                              partial(match_needle, screen, element), iterations(40, 5))
+    emit("screen_match.area_200x100_full", ms(median(full)), ms(median(margin)), "ms",
+         ours_is="match_needle with search_ratio=1 (the whole 1024x768 screen searched)",
+         anchor_is="match_needle within the area's margin of 50 (search_ratio=0)",
+         n=len(full), p="p50")
 
 
 def measure_ocr(line: np.ndarray) -> None:

@@ -20,7 +20,9 @@ as os-autoinst's ``tinycv.pm search_`` does: an area is searched within
 around it. It is an argument of a search, not a key of the needle file (os-autoinst's
 ``needle.pm`` reads no such key; its backend passes 0.02 on most checks and 1 on every fifth
 second and at the deadline, ``backend/baseclass.pm check_asserted_screen``). We never shrink
-an area's own margin (os-autoinst would, for a margin over 1024).
+an area's own margin (os-autoinst would, for a margin over 1024). The default stays 0: we
+check on damage, not on a clock, and a full-screen search costs 11.6x a search within a
+margin of 50 (bench ``screen_match.area_200x100_full``: 18.4 vs 1.6 ms on 1024x768).
 
 Where we differ: exclude areas are a mask of the needle's pixels (ignored wherever the area
 lands) instead of a green rectangle painted over both pictures at fixed places; the closest

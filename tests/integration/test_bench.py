@@ -53,7 +53,7 @@ HOSTLESS: dict[str, set[str]] = {
     | {"display_isolation.frame_interval"},
     "screen": {"screen_change_to_assert.p50", "screen_change_to_assert.from_guest_write.p50",
                "screen_match.area_200x100_m50", "screen_match.area_200x100_m50.colour",
-               "screen_ocr.console_line"},
+               "screen_match.area_200x100_full", "screen_ocr.console_line"},
     "widget": {"widget_fps", "widget_latency.p50", "widget_latency.p95", "widget_kernel_cpu",
                "widget_fps_ceiling"},
     "port": {"port_echo_1mb.p50"},
