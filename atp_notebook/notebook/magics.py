@@ -335,8 +335,9 @@ class AtpMagics(Magics, Configurable):
     @line_magic
     def needle(self, line: str) -> NeedleEditor:
         """A needle editor on the VM's screen now: ``%needle VM NAME [--tags a,b]
-        [--dir DIR]``; draw areas, set the click point, Save writes DIR/NAME.json and .png
-        (DIR: ``$ATP_NEEDLES`` or ./needles). See NeedleEditor for its Python API.
+        [--properties p,name=value] [--dir DIR]``; draw areas, set the click point, each
+        area's match and margin, Save writes DIR/NAME.json and .png (DIR: ``$ATP_NEEDLES``
+        or ./needles). See NeedleEditor for its Python API.
 
         Example::
 

@@ -142,6 +142,8 @@ def test_a_vm_editor_adds_the_needle_to_the_sessions_loaded_needles(tmp_path: Pa
     ("atp-vm1 login", NeedleRequest(VmRef("atp-vm1"), "login")),
     ("atp-vm1 login --tags a,b,a", NeedleRequest(VmRef("atp-vm1"), "login", ("a", "b"))),
     ("atp-vm1 x.y-1 --dir nd", NeedleRequest(VmRef("atp-vm1"), "x.y-1", (), Path("nd"))),
+    ("atp-vm1 n --properties colour,bug=bsc#1 --tags t",
+     NeedleRequest(VmRef("atp-vm1"), "n", ("t",), None, ("colour", "bug=bsc#1"))),
 ])
 def test_needle_lines(line: str, expected: NeedleRequest) -> None:
     assert parse_needle_line(line) == expected

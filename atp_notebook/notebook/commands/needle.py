@@ -2,7 +2,7 @@
 
 Forms::
 
-    %needle VM NAME [--tags a,b] [--dir DIR]
+    %needle VM NAME [--tags a,b] [--properties p,name=value] [--dir DIR]
 
 Shows a :class:`~atp_notebook.notebook.needle_editor.NeedleEditor` on the VM's screen as
 it is now: draw the areas, set the click point, Save writes ``DIR/NAME.json`` and
@@ -12,7 +12,7 @@ Example::
 
     parse_needle_line("atp-vm1 login-prompt --tags login,console")
     # NeedleRequest(vm=VmRef('atp-vm1'), name='login-prompt', tags=('login', 'console'),
-    #               directory=None)
+    #               directory=None, properties=())
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from atp_notebook.notebook.commands.words import OptionParser, VmRef, VmSelector
 from atp_notebook.notebook.needle_editor import NEEDLE_NAME, NeedleEditor
 from atp_notebook.session import Vm
 
-NEEDLE_USAGE = "%needle VM NAME [--tags a,b] [--dir DIR]"
+NEEDLE_USAGE = "%needle VM NAME [--tags a,b] [--properties p,name=value] [--dir DIR]"
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class NeedleRequest:
     name: str
     tags: tuple[str, ...] = ()
     directory: Path | None = None
+    properties: tuple[str, ...] = ()  # names or name=value, as the editor's field takes
 
 
 def parse_needle_line(line: str, vms: VmSelector | None = None) -> NeedleRequest:
@@ -41,15 +42,21 @@ def parse_needle_line(line: str, vms: VmSelector | None = None) -> NeedleRequest
     parser = OptionParser("%needle", NEEDLE_USAGE)
     parser.add_argument("name")
     parser.add_argument("--tags", default="")
+    parser.add_argument("--properties", default="")
     parser.add_argument("--dir", type=Path, dest="directory")
     options = parser.parse(split_args(rest, NEEDLE_USAGE))
     if not NEEDLE_NAME.fullmatch(options.name):
         raise usage(f"%needle: {options.name!r} is not a needle name",
                     "letters, digits, '.', '_' and '-': it names the JSON and PNG files")
-    tags = tuple(dict.fromkeys(t.strip() for t in options.tags.split(",") if t.strip()))
-    return NeedleRequest(vm, options.name, tags, options.directory)
+    tags = _words(options.tags)
+    return NeedleRequest(vm, options.name, tags, options.directory,
+                         _words(options.properties))
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
 
 
 def run_needle(request: NeedleRequest, vm: Vm) -> NeedleEditor:
     return NeedleEditor(vm, name=request.name, tags=request.tags,
-                        directory=request.directory)
+                        directory=request.directory, properties=request.properties)
