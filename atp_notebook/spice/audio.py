@@ -81,6 +81,7 @@ class AudioCapture:
         self._error: AtpError | None = None
         self.frames_seen = 0  # DATA frames heard (the widget and bench poll it)
         self.first_arrival: float | None = None  # time.monotonic() of the first frame
+        self.first_sound: float | None = None  # ... of the first frame that is not silence
 
     def __repr__(self) -> str:
         state = "done" if self._handle is None else "running"
@@ -111,6 +112,8 @@ class AudioCapture:
                 self.frames_seen = self._assembler.frames
                 if self.first_arrival is None:
                     self.first_arrival = arrived
+                if self.first_sound is None and message.data.count(0) != len(message.data):
+                    self.first_sound = arrived
 
     def discard(self) -> None:
         """Stop collecting, keeping nothing (a failed or cancelled capture)."""
