@@ -57,10 +57,11 @@ HOSTLESS: dict[str, set[str]] = {
     "widget": {"widget_fps", "widget_latency.p50", "widget_latency.p95", "widget_kernel_cpu",
                "widget_fps_ceiling"},
     "port": {"port_echo_1mb.p50"},
+    "audio": {"audio_playback_latency.p50", "audio_playback_cpu_per_audio_s"},
 }
 # figures with no like-for-like anchor: printed with anchor and ratio null
 PLAIN = {"atp_lab_status", "libvirt_open.local", "display_rss.open_1024x768",
-         "widget_kernel_cpu", "widget_fps_ceiling"} | {
+         "widget_kernel_cpu", "widget_fps_ceiling", "audio_playback_cpu_per_audio_s"} | {
     f"spice_socket_connect.{k}" for k in SPICE_KINDS}
 PLAIN_PREFIXES = ("pool_handout.",)
 # units other than ms, by the name's first part
