@@ -141,6 +141,21 @@ def test_a_moved_element_is_found_where_it_went(screen_lab: ScreenLab) -> None:
     assert found.click_point() == (moved[0] + 30, moved[1] + 28)
 
 
+def test_an_element_moved_past_its_margin_is_found_with_a_search_ratio(
+        screen_lab: ScreenLab) -> None:
+    far = (100, 120)  # 500 px left, 280 up: far past the margin of 50
+    screen_lab.show(picture(far), "the element moved far")
+    element = screen_lab.needles.named("element")
+    assert screen_lab.vm.check_screen(element) is None
+    # os-autoinst's full-screen search (search_ratio 1): the area searched 1024 px around.
+    # The blur sees one pixel of another background around the element there (similarity
+    # 0.946, measured): a threshold of 0.03 lets that pass, as os-autoinst's would
+    found = screen_lab.vm.assert_screen(element, timeout=10, search_ratio=1.0,
+                                        threshold=0.03)
+    assert found.areas[0].position == far and found.areas[0].similarity > 0.93
+    assert found.click_point() == (far[0] + 30, far[1] + 28)
+
+
 def test_a_change_in_an_exclude_area_is_ignored(screen_lab: ScreenLab) -> None:
     screen_lab.show(picture(spot=True), "a spot in the excluded part")
     found = screen_lab.vm.assert_screen("element", timeout=10)
