@@ -15,6 +15,7 @@ Main's session id, or gets BAD_CONNECTION_ID. After the link:
 - Cursor (listed only with ``cursor``): SET_ACK, then the steps of that link (the first
   link plays ``cursor[0]``, a relink ``cursor[1]``, ...), then it reads until the client
   closes.
+- Playback (``playback``): as Cursor, the steps of each link in turn (not listed).
 - Inputs: SET_ACK, INPUTS_INIT; every message the client sends is kept, the keys among
   them in order (:meth:`key_messages`).
 - Display: SET_ACK, then once DISPLAY_INIT (and the ACK_SYNC: the client has taken the
@@ -95,7 +96,7 @@ SERVER_CHANNEL_CAPS: dict[int, tuple[int, ...]] = {
     ChannelType.INPUTS: (InputsCap.KEY_SCANCODE,),
 }
 SERVED = (ChannelType.MAIN, ChannelType.DISPLAY, ChannelType.INPUTS, ChannelType.PORT,
-          ChannelType.CURSOR)
+          ChannelType.CURSOR, ChannelType.PLAYBACK)
 KEY_MESSAGES = (InputsMsgc.KEY_DOWN, InputsMsgc.KEY_UP, InputsMsgc.KEY_SCANCODE)
 MAX_LINK_MESS = 4096  # a real link message is 18 bytes + a few caps words
 STEP_TIMEOUT_S = 10.0  # every wait of the server on its client is bounded
@@ -209,7 +210,11 @@ class HostileSpiceServer:
                  session_id: int = 0x5EC1D, password: str = "", ack_window: int = 20,
                  step_timeout: float = STEP_TIMEOUT_S, ports: Sequence[str] = (),
                  port_scripts: dict[str, Sequence[Step]] | None = None,
-                 cursor: Sequence[Sequence[Step]] = ()) -> None:
+                 cursor: Sequence[Sequence[Step]] = (),
+                 playback: Sequence[Sequence[Step]] = ()) -> None:
+        # playback: the steps of the playback channel's first link, second link, ... (as
+        # cursor; the channel is not listed in CHANNELS_LIST)
+        self.playback_scripts = tuple(tuple(steps) for steps in playback)
         # cursor: the steps of cursor channel 0's first link, second link, ...; the channel
         # is listed only when given (after the steps, it reads until the client closes)
         self.cursor_scripts = tuple(tuple(steps) for steps in cursor)
@@ -421,6 +426,10 @@ class HostileSpiceServer:
                 nth = sum(x.channel_type == ChannelType.CURSOR for x in self.links) - 1
                 if nth < len(self.cursor_scripts):
                     await self._play(link, self.cursor_scripts[nth], acked=True)
+            elif link.channel_type == ChannelType.PLAYBACK:
+                nth = sum(x.channel_type == ChannelType.PLAYBACK for x in self.links) - 1
+                if nth < len(self.playback_scripts):
+                    await self._play(link, self.playback_scripts[nth], acked=True)
             await reading
         finally:
             reading.cancel()
