@@ -16,8 +16,8 @@ What the server sends (spice-server 0.15 ``sound.cpp``):
   PLAYBACK_CAP_VOLUME. LATENCY (107): u32 ms -- to a client announcing PLAYBACK_CAP_LATENCY.
 
 The client sends nothing of its own on this channel (the base channel's ACK/PONG only).
-Opus: the only maintained binding found (opuslib is unmaintained since 2018) is not a
-dependency of this project, so OPUS is never announced and never accepted.
+Opus: no binding is a dependency (opuslib's last release is from 2018; its fork
+opuslib-next is not evaluated yet), so OPUS is never announced and never accepted.
 
 Example::
 
