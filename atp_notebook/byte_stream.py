@@ -22,8 +22,9 @@ Example::
         async def _reader_ready(self, timeout: float) -> None: pass
         def _consumed(self) -> None: pass        # resume the source if it was paused
 
-    echo = Echo(); echo._incoming.feed(b"ping\\n")
-    echo.readline(timeout=5)                       # b"ping\\n"
+    echo = Echo()
+    echo._incoming.feed(b"ping\\n")               # the source, on the atp loop
+    echo.readline(timeout=5)                       # b"ping\\n", from any thread
 """
 
 from __future__ import annotations
