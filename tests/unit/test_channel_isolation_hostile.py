@@ -1,6 +1,7 @@
 """Fault isolation with hostile bytes, table-driven (issue 16): a small Spice server on
-loopback (tests/hostile_spice.py) serves Main, Inputs, Display, Cursor and a port channel;
-Port and Cursor in turn (:data:`VICTIMS`) send garbage once every channel is open.
+loopback (tests/hostile_spice.py) serves Main, Inputs, Display, Cursor, Playback and a port
+channel; Port, Cursor and Playback in turn (:data:`VICTIMS`) send garbage once every channel
+is open.
 That channel alone fails (``failed`` in ``channel_states()``, its error naming what was
 wrong); Main still answers pings, a key still reaches Inputs, every other channel is the
 same connection as before and still works, and the victim links again on its next use.
@@ -20,6 +21,7 @@ from atp_notebook.session import Vm, connect
 from atp_notebook.spice.aio.channel import ChannelStatus, SpiceChannel
 from atp_notebook.spice.proto.constants import ChannelType, CursorMsg, InputsMsgc
 from atp_notebook.spice.proto.cursor import CURSOR_HEADER, INIT_HEAD, SET_HEAD, CursorType
+from atp_notebook.spice.proto.playback import PLAYBACK_MODE, PLAYBACK_VOLUME
 from atp_notebook.spice.proto.port import SPICEVMC_DATA
 from tests.hostile_spice import Gate, HostileSpiceServer, Raw, Send, ServerThread, Step
 from tests.settling import settled
@@ -27,6 +29,9 @@ from tests.settling import settled
 TIMEOUT = 10.0
 ECHO = "com.atp.echo"
 # a cursor INIT at (5, 5), visible, with a 2x2 ALPHA shape (hot spot 0, 0)
+# a playback channel's greeting: RAW mode, a volume; no sound
+PLAYBACK_HELLO = (Send(PLAYBACK_MODE, struct.pack("<IH", 1, 1)),
+                  Send(PLAYBACK_VOLUME, struct.pack("<BHH", 2, 100, 200)))
 CURSOR_INIT = Send(CursorMsg.INIT, INIT_HEAD.pack(5, 5, 0, 0, 1) + struct.pack("<H", 0)
                    + CURSOR_HEADER.pack(1, CursorType.ALPHA, 2, 2, 0, 0) + bytes(16))
 
@@ -51,6 +56,9 @@ VICTIMS = [
                                               + struct.pack("<H", 0)
                                               + CURSOR_HEADER.pack(2, 99, 4, 4, 0, 0)),
            "99"),
+    # a mode the client never announced (OPUS)
+    Victim("playback", ChannelType.PLAYBACK, Send(PLAYBACK_MODE, struct.pack("<IH", 9, 3)),
+           "OPUS"),
 ]
 
 
@@ -60,10 +68,12 @@ def server_for(victim: Victim) -> HostileSpiceServer:
     hostile = (Gate(), victim.garbage)
     cursor_first = (CURSOR_INIT, *hostile) if victim.channel_type is ChannelType.CURSOR \
         else (CURSOR_INIT,)
+    playback_first = (*PLAYBACK_HELLO, *hostile) \
+        if victim.channel_type is ChannelType.PLAYBACK else PLAYBACK_HELLO
     return HostileSpiceServer(
         ports=(ECHO,),
         port_scripts={ECHO: hostile} if victim.channel_type is ChannelType.PORT else None,
-        cursor=[cursor_first, (CURSOR_INIT,)])
+        cursor=[cursor_first, (CURSOR_INIT,)], playback=[playback_first, PLAYBACK_HELLO])
 
 
 class Harness:
@@ -107,10 +117,17 @@ def use_display(h: Harness) -> None:
     assert channel.status is ChannelStatus.OPEN
 
 
+def use_playback(h: Harness) -> None:
+    with h.vm.audio.start_capture(timeout=TIMEOUT) as capture:
+        assert h.vm.audio.playback.open
+    assert capture.clip is not None  # nothing played: an empty clip, no error
+
+
 USES: dict[ChannelType, Callable[[Harness], None]] = {
     ChannelType.PORT: use_port,
     ChannelType.CURSOR: use_cursor,
     ChannelType.DISPLAY: use_display,
+    ChannelType.PLAYBACK: use_playback,
 }
 
 
@@ -150,7 +167,8 @@ def test_garbage_on_one_channel_ends_it_alone_and_it_reopens(
         assert h.channel(channel_type) is channel  # never lost, never relinked
         USES[channel_type](h)
     assert {t: s for t, (s, _) in h.states().items() if t != kind} == {
-        t: "open" for t in ("main", "display", "inputs", "cursor", "port") if t != kind}
+        t: "open" for t in ("main", "display", "inputs", "cursor", "playback", "port")
+        if t != kind}
 
     USES[victim.channel_type](h)  # its next use links it again
     again = h.channel(victim.channel_type)
