@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy.typing as npt
 
 from atp_notebook.bridge import atp_async, atp_blocking, within
-from atp_notebook.errors import AtpError, ChannelClosed, InvalidArgument
+from atp_notebook.errors import AtpError, ChannelClosed, InvalidArgument, OperationTimeout
 from atp_notebook.listeners import ListenerHandle
 from atp_notebook.spice.audio_clip import AudioClip, ClipAssembler, as_clip, as_stereo
 from atp_notebook.spice.proto.constants import ChannelType
@@ -66,6 +66,15 @@ class AudioChannelState:
     volumes: tuple[int, ...] | None = None  # the guest mixer, 0..65535 per channel
     muted: bool | None = None
     latency_ms: int | None = None  # playback only
+
+
+@dataclass
+class SendProgress:
+    """How far a send got (for its timeout's message)."""
+
+    total: int
+    frames: int = 0
+    waiting: bool = False  # for the guest's RECORD_START
 
 
 class AudioCapture:
@@ -235,10 +244,19 @@ class VmAudio:
         clip = as_clip(audio, rate)
         stereo = as_stereo(clip)
         limit = timeout if timeout is not None else START_TIMEOUT_S + 2 * clip.duration
-        async with within(limit, f"{self.vm_id}: sending {clip.duration:.2f} s of sound"):
-            return await self._send_paced(clip.rate, stereo.astype("<i2").tobytes(), limit)
+        progress = SendProgress(len(stereo))
+        try:
+            async with within(limit, f"{self.vm_id}: sending {clip.duration:.2f} s of sound"):
+                return await self._send_paced(clip.rate, stereo.astype("<i2").tobytes(),
+                                              limit, progress)
+        except OperationTimeout as exc:
+            waiting = (" and the guest is not recording (no RECORD_START): start its "
+                       "arecord first" if progress.waiting else "")
+            raise OperationTimeout(f"{exc.message}: {progress.frames} of {progress.total} "
+                                   f"frames sent{waiting}") from None
 
-    async def _send_paced(self, rate: int, pcm: bytes, timeout: float) -> int:
+    async def _send_paced(self, rate: int, pcm: bytes, timeout: float,
+                          progress: SendProgress) -> int:
         connection = self.spice
         changed = asyncio.Event()
         ended: list[str] = []
@@ -266,7 +284,9 @@ class VmAudio:
                 if start is None:  # the guest does not record (yet, or any more): wait
                     anchor = None
                     changed.clear()
+                    progress.waiting = True
                     await changed.wait()
+                    progress.waiting = False
                     continue
                 if start.frequency != rate:
                     raise InvalidArgument(f"{self.vm_id}: the guest records at "
@@ -283,6 +303,7 @@ class VmAudio:
                 protocol.send_samples(_ms(now), pcm[sent:sent + step])
                 await channel.send()
                 sent += min(step, len(pcm) - sent)
+                progress.frames = sent // 4
         return sent // 4
 
     start_capture = atp_blocking(_start_capture)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from atp_notebook.errors import ChannelClosed, InvalidArgument
+from atp_notebook.errors import ChannelClosed, InvalidArgument, OperationTimeout
 from atp_notebook.lab.display_vms import AUDIO_SETTING, display_vm
 from atp_notebook.lab.guest_audio import AUDIO_DEVICE
 from atp_notebook.lab.paths import LabPaths
@@ -145,4 +145,8 @@ def test_bad_input_is_an_error_of_the_call_only(vm: Vm) -> None:
         vm.audio.send(b"not a wav file", timeout=TIMEOUT)
     with pytest.raises(InvalidArgument, match="capture for 0 s"):
         vm.audio.capture(0)
+    # nothing records in the guest: the send waits for a START that never comes
+    with pytest.raises(OperationTimeout, match="0 of 24000 frames sent and the guest is "
+                                               "not recording"):
+        vm.audio.send(tone(440, 0.5), timeout=3)
     others_live(vm)
