@@ -35,6 +35,8 @@ from atp_notebook.spice.facade import VmSpice
 from atp_notebook.spice.port import OPEN_TIMEOUT_S as PORT_OPEN_TIMEOUT_S
 from atp_notebook.spice.port import SpicePort
 from atp_notebook.spice.vm import SpiceVmConnection
+from atp_notebook.spice.webdav import FolderShare
+from atp_notebook.spice.webdav_channel import webdav_channel
 from atp_notebook.transport import (
     LOOKUP_TIMEOUT_S,
     TransportManager,
@@ -318,6 +320,17 @@ class Vm:
 
     port = atp_blocking(_port)
     port_async = atp_async(_port)
+
+    async def _share_folder(self, path: str | os.PathLike[str], read_only: bool = True,
+                            timeout: float = PORT_OPEN_TIMEOUT_S) -> FolderShare:
+        """Serve a local folder to the guest's spice-webdavd (read-only unless asked):
+        ``with vm.share_folder("/srv/data"): ...``; the guest reads it at
+        http://127.0.0.1:9843/. A path that is not a folder raises InvalidArgument."""
+        channel = webdav_channel(self.spice_input.spice)
+        return await FolderShare(channel, path, read_only=read_only)._start(timeout)
+
+    share_folder = atp_blocking(_share_folder)
+    share_folder_async = atp_async(_share_folder)
 
     # --- Spice (the Spice vm_id is the VM name) -------------------------------------------
 

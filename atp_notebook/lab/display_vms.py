@@ -138,6 +138,10 @@ DISPLAY_SETTINGS: dict[str, DisplaySetting] = {s.name: s for s in (
 # spiceport chardevs, each on a guest virtio-serial port of its name. Not a display setting.
 PORT_NAMES = ("com.atp.echo", "com.atp.second")
 PORT_SETTING = DisplaySetting("ports", video="vga", spice_ports=PORT_NAMES)
+# Folder sharing (issue 16, WebDav): the port spice-webdavd forwards the guest's
+# connections over; the guest starts the daemon with atp-webdavd (lab/guest_webdav.py).
+WEBDAV_PORT_NAME = "org.spice-space.webdav.0"
+WEBDAV_SETTING = DisplaySetting("webdav", video="vga", spice_ports=(WEBDAV_PORT_NAME,))
 # The Spice audio channels' VM (issue 16): the VGA text console and an HDA sound card wired
 # to Spice; the guest loads its driver with atp-audio-on (lab/guest_audio.py).
 AUDIO_SETTING = DisplaySetting("audio", video="vga", audio=True)

@@ -36,6 +36,7 @@ from atp_notebook.errors import LabError
 from atp_notebook.lab.files import write_atomic
 from atp_notebook.lab.guest_audio import add_guest_audio
 from atp_notebook.lab.guest_programs import add_guest_programs
+from atp_notebook.lab.guest_webdav import add_guest_webdav
 from atp_notebook.lab.paths import AGENT_PORT_NAME, TEST_PORT_NAME
 
 log = logging.getLogger(__name__)
@@ -433,6 +434,7 @@ def assemble(version: str) -> Tree:
         tree.symlink(f"usr/bin/{command}", "/init")
     add_guest_audio(tree, version)  # aplay, arecord, HDA modules, atp-audio-on
     add_guest_programs(tree)
+    add_guest_webdav(tree)  # spice-webdavd, atp-webdavd, atp-dav-request
     return tree
 
 

@@ -39,6 +39,8 @@ LAB_PACKAGES: tuple[str, ...] = (
     "kbd",
     "console-data",
     "cpio",
+    # the guest's end of Spice folder sharing (lab/guest_webdav.py); gcc builds its shim
+    "spice-webdavd",
     "iproute2",
     "openssl",
     # the guest's own C programs (lab/guest_programs.py), compiled static

@@ -51,6 +51,7 @@ from atp_notebook.spice.proto.main import ChannelsList, MainInit, MouseModeChang
 from atp_notebook.spice.proto.playback import PLAYBACK_CLIENT_CAPS, PlaybackProtocol
 from atp_notebook.spice.proto.port import PortProtocol
 from atp_notebook.spice.proto.record import RECORD_CLIENT_CAPS, RecordProtocol
+from atp_notebook.spice.proto.webdav_mux import WebdavChannelProtocol
 from atp_notebook.spice.vm_displays import VmDisplays
 from atp_notebook.spice.vm_events import (
     ChannelEnded,
@@ -77,6 +78,7 @@ _PROTOCOLS: dict[ChannelType, type[ChannelProtocol]] = {
     ChannelType.INPUTS: InputsProtocol,
     ChannelType.DISPLAY: DisplayProtocol,
     ChannelType.PORT: PortProtocol,
+    ChannelType.WEBDAV: WebdavChannelProtocol,
     ChannelType.CURSOR: CursorProtocol,
     ChannelType.PLAYBACK: PlaybackProtocol,
     ChannelType.RECORD: RecordProtocol,

@@ -2,8 +2,10 @@
 
 The guest's ``spice-webdavd`` accepts TCP connections on its loopback (port 9843) and
 forwards every one over that single virtio port; the Spice client runs the WebDAV server.
-Both directions are the same stream of frames (spice-gtk ``channel-webdav.c`` and phodav
-``spice-webdavd.c``, read for the layout only)::
+spice-server carries that port on a channel of type WEBDAV with the port channel's
+messages (:class:`WebdavChannelProtocol`). Both directions of its data are one stream of
+frames (spice-gtk ``channel-webdav.c`` and phodav ``spice-webdavd.c``, read for the layout
+only)::
 
     int64 client id (LE) | uint16 size (LE) | size bytes of data
 
@@ -40,6 +42,8 @@ import struct
 from dataclasses import dataclass
 
 from atp_notebook.errors import InvalidArgument, LocalProtocolError, RemoteProtocolError
+from atp_notebook.spice.proto.constants import ChannelType
+from atp_notebook.spice.proto.port import PortProtocol
 
 WEBDAV_PORT_NAME = "org.spice-space.webdav.0"
 FRAME_HEAD = struct.Struct("<qH")  # client id, data size
@@ -47,6 +51,15 @@ MAX_FRAME_DATA = 0xFFFF  # the size is a uint16
 # spice-gtk has no limit; a guest opening hundreds of connections at once is not a WebDAV
 # client (gvfs and davfs2 keep a handful)
 DEFAULT_MAX_CLIENTS = 32
+
+
+class WebdavChannelProtocol(PortProtocol):
+    """The channel carrying the multiplex: spice.proto ``channel WebDAVChannel :
+    PortChannel``. spice-server gives the port named :data:`WEBDAV_PORT_NAME` a channel type
+    of its own (WEBDAV, 11; reds.cpp checks the name) instead of listing it as a PORT; its
+    messages are the port's: PORT_INIT, PORT_EVENT and SPICEVMC_DATA."""
+
+    channel_kind = ChannelType.WEBDAV
 
 
 @dataclass(frozen=True, slots=True)
