@@ -197,7 +197,7 @@ def test_frames_the_framebuffer_cannot_take_never_reach_the_guest(
         frames: tuple[Image.Image, ...], kwargs: dict[str, int], fragment: str) -> None:
     guest, agent, uploads = offline_guest()
     with pytest.raises(InvalidArgument, match=fragment):
-        guest.start_animation(frames, **kwargs)
+        guest.start_animation(frames, row=kwargs.get("row", 0))
     assert agent.commands == [] and uploads == []
 
 
