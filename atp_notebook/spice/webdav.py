@@ -288,6 +288,7 @@ class FolderShare:
         self._send_lock = asyncio.Lock()
         self._listener = self.port.add_listener(self._on_port_event)
         self._serving = asyncio.get_running_loop().create_task(self._serve())
+        self._serving.add_done_callback(self._served)
         self.log.info("sharing %s (%s)", self.folder,
                       "read-only" if self.read_only else "read-write")
         return self
@@ -299,8 +300,12 @@ class FolderShare:
         if serving is None:
             return
         serving.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await serving
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # a bug in the serving loop: logged, the share still ends
+            self.log.exception("the serving loop had failed")
         if self._listener is not None:
             self._listener.close()
         handlers = [c.handler for c in self._connections.values()]
@@ -344,6 +349,10 @@ class FolderShare:
         await self.unshare_async()
 
     # --- the serving loop (on the loop the share was started on) ---------------------------
+
+    def _served(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("%r stopped serving: %r", self, task.exception())
 
     async def _serve(self) -> None:
         while True:

@@ -339,3 +339,20 @@ def test_one_port_serves_one_share_at_a_time(shared: Path) -> None:
         await second._unshare(WAIT)
 
     run(shared, scenario)
+
+
+def test_unshare_ends_a_share_whose_loop_failed(shared: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        port = MemoryPort()
+        share = FolderShare(port, shared)
+        await share._start(WAIT)
+        port.feed(RuntimeError("a bug in the port"))  # no transport error: the loop stops
+        async with asyncio.timeout(WAIT):
+            while share.sharing:
+                await asyncio.sleep(0.01)
+        await share._unshare(WAIT)  # does not raise; the port is closed all the same
+        assert port.closes == 1
+
+    asyncio.run(main())
+    assert "stopped serving" in caplog.text
