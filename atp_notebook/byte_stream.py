@@ -156,6 +156,9 @@ class ByteStreamReads:
         """After a read took bytes: resume a source paused by a full buffer."""
         raise NotImplementedError
 
+    def _end_told(self) -> None:
+        """A read has just raised the end's reason (a source may then open again)."""
+
     async def _recv(self, max_bytes: int = 65536, timeout: float = IO_TIMEOUT_S) -> bytes:
         """What has arrived, up to ``max_bytes``; waits for at least one byte.
         Example: ``port.recv(timeout=2)``."""
@@ -174,7 +177,12 @@ class ByteStreamReads:
         async with within(timeout, f"{self._stream_label()}: {what}", "nothing"), \
                 stream.read_lock:
             await self._reader_ready(timeout)
-            out = await stream.take(take)
+            try:
+                out = await stream.take(take)
+            except TransportError:
+                if stream.ended:
+                    self._end_told()
+                raise
             self._consumed()
             return out
 

@@ -65,7 +65,9 @@ SEND_SLICE = 256 * 1024
 class PortState(enum.StrEnum):
     IDLE = "idle"  # not opened yet
     OPEN = "open"
-    LOST = "lost"  # the channel ended; unread bytes stay; the next call opens it again
+    # the channel ended: readers get the unread bytes, then the loss (once, ChannelClosed);
+    # the call after that (or a send) opens it again
+    LOST = "lost"
     CLOSED = "closed"  # closed by us; may be opened again
 
 
@@ -98,6 +100,7 @@ class SpicePort(ByteStreamReads):
         self._open_lock = asyncio.Lock()
         self._write_lock = asyncio.Lock()
         self.paused = 0  # times reading stopped because the buffer was full
+        self._loss_unreported = False  # lost, and no reader has been told yet
 
     def __repr__(self) -> str:
         return f"<SpicePort {self.connection.vm_id}:{self.name} {self._state}>"
@@ -228,6 +231,7 @@ class SpicePort(ByteStreamReads):
         channel_id = await ports.channel_id(self.name, timeout)
         # a lost channel's unread bytes come first
         self._incoming.restart(keep_unread=self._state is PortState.LOST)
+        self._loss_unreported = False  # a read now reads the new channel
         self._channel_id = channel_id
         # from here this port hears its channel (and what it said while it was being named)
         ports.claim(channel_id, self)
@@ -270,10 +274,17 @@ class SpicePort(ByteStreamReads):
         return repr(self)
 
     async def _reader_ready(self, timeout: float) -> None:
-        # after a loss the unread bytes are read first, then ChannelClosed: only a port
-        # with nothing left to read is opened again
-        if self._state is not PortState.LOST or not self._incoming:
-            await self._usable(timeout)
+        # after a loss the unread bytes are read first, then ChannelClosed once, however
+        # soon after the loss the read came: only the read after that opens the port again
+        if self._state is PortState.LOST and self._incoming:
+            return
+        if self._state is PortState.LOST and self._loss_unreported:
+            self._end_told()
+            self._incoming.raise_if_ended()
+        await self._usable(timeout)
+
+    def _end_told(self) -> None:
+        self._loss_unreported = False
 
     def _consumed(self) -> None:
         self._resume_if_room()
@@ -307,6 +318,7 @@ class SpicePort(ByteStreamReads):
             self.listeners.emit(event)
         elif isinstance(event, ChannelEnded) and self._state is PortState.OPEN:
             self._state = PortState.LOST
+            self._loss_unreported = True
             self._channel = None
             self._incoming.end(ChannelClosed(
                 f"{self!r}: the port channel ended ({event.error})",

@@ -216,6 +216,27 @@ def test_garbage_ends_the_port_alone_and_it_reopens_on_next_use(tmp_path: Path,
         assert port.state is PortState.OPEN and h.port_links(0) == 2
 
 
+def test_a_loss_before_the_read_is_told_to_that_read_and_the_next_read_reopens(
+        tmp_path: Path) -> None:
+    # the loss must not vanish because no reader was waiting when it came: a read after it
+    # used to link the port again at once and wait there (the %spice --channels test saw
+    # "recv: nothing within 10 s" whenever the garbage won the race against its recv)
+    why = "more than the limit"
+    for h in harness(tmp_path, {"com.atp.echo": (Gate(), Raw(GARBAGE[why]))}):
+        port = h.vm.port("com.atp.echo", timeout=TIMEOUT)
+        h.thread.call(h.server.open_gate)
+        assert settled(lambda: port.state.value, "lost") == "lost"  # noqa: B023
+        with pytest.raises(ChannelClosed, match=why):
+            port.recv(10, timeout=TIMEOUT)
+        assert h.port_links(0) == 1  # told, not reopened
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(port.readline, TIMEOUT)  # this read opens it again
+            assert settled(lambda: (h.port_links(0), port.state.value),  # noqa: B023
+                           (2, "open")) == (2, "open")
+            port.send(b"again\n", timeout=TIMEOUT)
+            assert waiting.result(TIMEOUT) == b"again\n"
+
+
 def test_async_forms(echo: Harness) -> None:
     async def scenario() -> bytes:
         port: SpicePort = await echo.vm.port_async("com.atp.second", timeout=TIMEOUT)
