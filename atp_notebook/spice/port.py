@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 from atp_notebook.bridge import atp_async, atp_blocking, within
 from atp_notebook.byte_stream import BUFFER_LIMIT, IO_TIMEOUT_S, ByteStream, ByteStreamReads
 from atp_notebook.errors import (
+    AtpError,
     ChannelClosed,
     InvalidArgument,
     RemoteProtocolError,
@@ -276,6 +277,7 @@ class SpicePort(ByteStreamReads):
     async def _reader_ready(self, timeout: float) -> None:
         # after a loss the unread bytes are read first, then ChannelClosed once, however
         # soon after the loss the read came: only the read after that opens the port again
+        self._note_if_ended()
         if self._state is PortState.LOST and self._incoming:
             return
         if self._state is PortState.LOST and self._loss_unreported:
@@ -317,14 +319,32 @@ class SpicePort(ByteStreamReads):
             self._changed.set()
             self.listeners.emit(event)
         elif isinstance(event, ChannelEnded) and self._state is PortState.OPEN:
-            self._state = PortState.LOST
-            self._loss_unreported = True
-            self._channel = None
-            self._incoming.end(ChannelClosed(
-                f"{self!r}: the port channel ended ({event.error})",
-                hint="call again: the port reopens on its next use"))
-            self._changed.set()
-            self.log.info("lost: %s", event.error)
+            channel = self._channel
+            if channel is not None and channel.status is ChannelStatus.OPEN:
+                return  # a former channel's end, reported after this one opened
+            self._lost(event.error)
+
+    def _lost(self, why: str) -> None:
+        """The channel ended: readers get the unread bytes, then this (once)."""
+        self._state = PortState.LOST
+        self._loss_unreported = True
+        self._channel = None
+        self._incoming.end(ChannelClosed(
+            f"{self!r}: the port channel ended ({why})",
+            hint="call again: the port reopens on its next use"))
+        self._changed.set()
+        self.log.info("lost: %s", why)
+
+    def _note_if_ended(self) -> None:
+        """A channel marks itself failed before its ChannelEnded is routed here (it awaits
+        its socket's close in between): a call in that gap must see the loss, not link
+        again past it."""
+        channel = self._channel
+        if self._state is PortState.OPEN and channel is not None and \
+                channel.status is not ChannelStatus.OPEN:
+            error = channel.error
+            self._lost(error.message if isinstance(error, AtpError) else
+                       str(error) if error is not None else "the VM's connection was closed")
 
 
 class VmPorts:

@@ -20,9 +20,10 @@ from atp_notebook.lab.display_vms import DISPLAY_SETTINGS, PORT_SETTING, display
 from atp_notebook.lab.guest import GuestImage
 from atp_notebook.lab.paths import LabPaths
 from atp_notebook.lab.port_echo import echo_script
+from atp_notebook.loop import run
 from atp_notebook.notebook.commands.spice import channel_rows
 from atp_notebook.session import Session, Vm, connect
-from atp_notebook.spice.aio.channel import READ_CHUNK
+from atp_notebook.spice.aio.channel import READ_CHUNK, ChannelStatus
 from atp_notebook.spice.port import PortState, SpicePort
 from atp_notebook.spice.proto.constants import ChannelType, InputsMsgc
 from atp_notebook.spice.proto.port import (
@@ -235,6 +236,32 @@ def test_a_loss_before_the_read_is_told_to_that_read_and_the_next_read_reopens(
                            (2, "open")) == (2, "open")
             port.send(b"again\n", timeout=TIMEOUT)
             assert waiting.result(TIMEOUT) == b"again\n"
+
+
+def test_a_read_between_the_channel_failing_and_its_end_event_is_told_the_loss(
+        tmp_path: Path) -> None:
+    # a failing channel marks itself failed, then awaits its socket's close, and only then
+    # is its end routed to the port: a read in that gap linked the port again and waited
+    # on the new link (the %spice --channels test, 1 run in ~35)
+    why = "more than the limit"
+    for h in harness(tmp_path, {"com.atp.echo": (Gate(), Raw(GARBAGE[why]))}):
+        port = h.vm.port("com.atp.echo", timeout=TIMEOUT)
+        channel = port.connection.channel(ChannelType.PORT, 0)
+
+        async def read_in_the_gap() -> str:
+            while channel.status is ChannelStatus.OPEN:  # noqa: B023
+                await asyncio.sleep(0)
+            try:
+                await port.recv_async(10, timeout=TIMEOUT)  # noqa: B023
+            except ChannelClosed as exc:
+                return str(exc)
+            return "no error"
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            reading = pool.submit(run, read_in_the_gap(), TIMEOUT)
+            h.thread.call(h.server.open_gate)
+            assert why in reading.result(TIMEOUT)
+        assert h.port_links(0) == 1  # told, not linked again past the loss
 
 
 def test_async_forms(echo: Harness) -> None:
