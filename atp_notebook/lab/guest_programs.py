@@ -69,30 +69,31 @@ GUEST_PROGRAMS: tuple[GuestProgram, ...] = (
 def compile_program(program: GuestProgram, *, cc: str = CC) -> bytes:
     """The static binary of ``program``, compiled now (or earlier in this process with the
     same source and flags: building the image's digest runs on every ``atp-lab up``)."""
-    return _compile(program.name, program.source, program.source_text(), cc,
-                    program.extra_flags)
+    return compile_c(f"guest program {program.name}", program.source,
+                     program.source_text(), CFLAGS, program.extra_flags, cc=cc)
 
 
 @functools.lru_cache(maxsize=16)
-def _compile(name: str, source_name: str, source: bytes, cc: str,
-             extra_flags: tuple[str, ...]) -> bytes:
+def compile_c(label: str, source_name: str, source: bytes, flags: tuple[str, ...],
+              libs: tuple[str, ...] = (), *, cc: str = CC) -> bytes:
+    """``source`` (from ``guest_src/<source_name>``) compiled with ``flags`` and linked with
+    ``libs``; errors are LabErrors starting with ``label``. Cached per process."""
     with tempfile.TemporaryDirectory(prefix="atp-guest-cc-") as tmp:
-        out = Path(tmp) / name
-        argv = [cc, *CFLAGS, "-x", "c", "-o", str(out), "-", *extra_flags]
+        out = Path(tmp) / "out"
+        argv = [cc, *flags, "-x", "c", "-o", str(out), "-", *libs]
         try:
             subprocess.run(argv, input=source, capture_output=True, check=True,
                            timeout=COMPILE_TIMEOUT_S)
         except FileNotFoundError as exc:
-            raise LabError(f"guest program {name}: {cc} is not installed",
-                           hint=PACKAGE_HINT) from exc
+            raise LabError(f"{label}: {cc} is not installed", hint=PACKAGE_HINT) from exc
         except subprocess.TimeoutExpired as exc:
-            raise LabError(f"guest program {name}: {cc} ran longer than "
+            raise LabError(f"{label}: {cc} ran longer than "
                            f"{COMPILE_TIMEOUT_S:.0f} s") from exc
         except subprocess.CalledProcessError as exc:
             # gcc names the file <stdin>; say which one it is
             errors = exc.stderr.decode(errors="replace").strip().replace(
                 "<stdin>", f"guest_src/{source_name}")
-            raise LabError(f"guest program {name}: {cc} failed (source sha256 "
+            raise LabError(f"{label}: {cc} failed (source sha256 "
                            f"{hashlib.sha256(source).hexdigest()[:12]}):\n{errors}",
                            hint=PACKAGE_HINT) from exc
         return out.read_bytes()

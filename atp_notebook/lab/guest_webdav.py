@@ -33,14 +33,12 @@ Example::
 
 from __future__ import annotations
 
-import functools
-import subprocess
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from atp_notebook.errors import LabError
+from atp_notebook.lab.guest_programs import compile_c
 
 if TYPE_CHECKING:
     from atp_notebook.lab.guest import Tree
@@ -53,7 +51,6 @@ PACKAGE_HINT = "apt-get install spice-webdavd gcc"
 # deterministic output, as guest_programs: stripped, no build id, source through stdin
 SHIM_CFLAGS = ("-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-s",
                "-Wl,--build-id=none")
-COMPILE_TIMEOUT_S = 120.0
 DAV_REQUEST_WAIT_S = 4
 
 ATP_WEBDAVD = f"""#!/bin/sh
@@ -131,29 +128,7 @@ def compile_shim(cc: str = "gcc") -> bytes:
     """The shim's shared object, compiled now (once per process: the image's digest is
     computed on every ``atp-lab up``)."""
     ref = resources.files("atp_notebook.lab").joinpath("guest_src", SHIM_SOURCE)
-    return _compile_shim(ref.read_bytes(), cc)
-
-
-@functools.lru_cache(maxsize=4)
-def _compile_shim(source: bytes, cc: str) -> bytes:
-    with tempfile.TemporaryDirectory(prefix="atp-guest-cc-") as tmp:
-        out = Path(tmp) / "shim.so"
-        argv = [cc, *SHIM_CFLAGS, "-x", "c", "-o", str(out), "-"]
-        try:
-            subprocess.run(argv, input=source, capture_output=True, check=True,
-                           timeout=COMPILE_TIMEOUT_S)
-        except FileNotFoundError as exc:
-            raise LabError(f"guest webdav shim: {cc} is not installed",
-                           hint=PACKAGE_HINT) from exc
-        except subprocess.TimeoutExpired as exc:
-            raise LabError(f"guest webdav shim: {cc} ran longer than "
-                           f"{COMPILE_TIMEOUT_S:.0f} s") from exc
-        except subprocess.CalledProcessError as exc:
-            errors = exc.stderr.decode(errors="replace").strip().replace(
-                "<stdin>", f"guest_src/{SHIM_SOURCE}")
-            raise LabError(f"guest webdav shim: {cc} failed:\n{errors}",
-                           hint=PACKAGE_HINT) from exc
-        return out.read_bytes()
+    return compile_c("guest webdav shim", SHIM_SOURCE, ref.read_bytes(), SHIM_CFLAGS, cc=cc)
 
 
 def add_guest_webdav(tree: Tree) -> None:
