@@ -22,7 +22,7 @@ ELF_STATIC_EXEC = 2  # e_type ET_EXEC: linked static without -pie
 
 
 def _uncached(program: GuestProgram) -> bytes:
-    guest_programs._compile.cache_clear()
+    guest_programs.compile_c.cache_clear()
     return compile_program(program)
 
 
