@@ -248,7 +248,8 @@ def open_notebook(lab: JupyterLab, page: Page, tmp_path: Path, cells: list[str],
 def explained(notebook: LiveNotebook) -> Iterator[None]:
     try:
         yield
-    except Exception as exc:  # Playwright's timeouts: the page and the log say why
+    # Playwright's timeouts and our own waits' pytest.fail: the page and the log say why
+    except (Exception, pytest.fail.Exception) as exc:
         notebook.fail(str(exc))
 
 
@@ -457,8 +458,10 @@ def test_a_kernel_interrupt_leaves_the_widget_live(jupyter_lab: JupyterLab, page
     cells = [SETUP, interrupted, STEPS]
     with open_notebook(jupyter_lab, page, tmp_path, cells, steps_run=False) as notebook:
         # the server's view of the kernel (the status bar's text came and went)
-        wait_until(lambda: [k["execution_state"] for k in _kernels(jupyter_lab)] == ["busy"],
-                   "the kernel busy in the sleeping cell", timeout=60, interval=0.2)
+        with explained(notebook):  # a CI run once timed out here: say what the page showed
+            wait_until(lambda: [k["execution_state"] for k in _kernels(jupyter_lab)]
+                       == ["busy"], "the kernel busy in the sleeping cell", timeout=60,
+                       interval=0.2)
         time.sleep(1.0)  # into the sleep
         (kernel,) = _kernels(jupyter_lab)
         _kernels(jupyter_lab, "POST", f"/{kernel['id']}/interrupt")
