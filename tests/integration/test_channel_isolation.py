@@ -49,6 +49,7 @@ from atp_notebook.spice.audio_clip import read_wav, tone
 from atp_notebook.spice.proto.constants import ChannelType
 from atp_notebook.spice.webdav import FolderShare
 from tests.conftest import require_lab
+from tests.integration.waiting import wait_for_guest_file
 
 TIMEOUT = 60.0  # TCG guest
 ECHO = PORT_NAMES[0]
@@ -200,20 +201,12 @@ def typed_command_runs_and_shows(vm: Vm) -> None:
     before = np.asarray(vm.screenshot(timeout=TIMEOUT))
     marker = f"/tmp/atp-isolation-{time.monotonic_ns()}"
     vm.type(f"echo typed >{marker}\n", timeout=TIMEOUT)
-    assert wait_for_file(vm, marker) == b"typed\n"
+    assert wait_for_guest_file(vm, marker, TIMEOUT) == b"typed\n"
     deadline = time.monotonic() + TIMEOUT
     while np.array_equal(np.asarray(vm.screenshot(timeout=TIMEOUT)), before):
         assert time.monotonic() < deadline, "the screen did not change after typing"
         time.sleep(0.2)
 
-
-def wait_for_file(vm: Vm, path: str) -> bytes:
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        done = vm.exec(["/bin/cat", path], timeout=TIMEOUT)
-        if done.exit_code == 0 or time.monotonic() > deadline:
-            return done.stdout
-        time.sleep(0.2)
 
 
 def wait_failed(channel: SpiceChannel) -> None:

@@ -30,6 +30,7 @@ from atp_notebook.session import Vm, connect
 from atp_notebook.spice.cursor_facade import CursorSnapshot
 from atp_notebook.spice.proto.constants import ChannelType
 from tests.conftest import require_lab
+from tests.integration.waiting import wait_for_guest_file
 
 TIMEOUT = 60.0  # TCG guest
 HOTSPOT = (5, 7)
@@ -135,7 +136,7 @@ def test_a_killed_cursor_channel_fails_alone_and_reopens_on_next_use(lab: Cursor
         ("main", "open"), ("inputs", "open"), ("display", "open")}
     marker = f"/tmp/atp-cursor-{time.monotonic_ns()}"
     vm.type(f"echo typed >{marker}\n", timeout=TIMEOUT)
-    assert wait_for_file(vm, marker) == b"typed\n"
+    assert wait_for_guest_file(vm, marker, TIMEOUT) == b"typed\n"
     assert (np.asarray(vm.screenshot(timeout=TIMEOUT)) == BACKGROUND).all()
     # the next call links it again; the server's INIT carries the current cursor
     again = vm.cursor.state(timeout=TIMEOUT)
@@ -151,12 +152,3 @@ def test_a_hide_by_the_guest(lab: CursorVm) -> None:
     plain = np.asarray(lab.vm.screenshot(timeout=TIMEOUT))
     assert np.array_equal(np.asarray(lab.vm.screenshot(cursor=True, timeout=TIMEOUT)), plain)
 
-
-def wait_for_file(vm: Vm, path: str) -> bytes:
-    """The guest file's content once it exists (the shell on tty1 runs what was typed)."""
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        done = vm.exec(["/bin/cat", path], timeout=TIMEOUT)
-        if done.exit_code == 0 or time.monotonic() > deadline:
-            return done.stdout
-        time.sleep(0.2)

@@ -27,6 +27,7 @@ from atp_notebook.spice.port import PortState
 from atp_notebook.spice.proto.constants import ChannelType
 from atp_notebook.spice.proto.port import PortEvent, PortEventKind
 from tests.conftest import require_lab
+from tests.integration.waiting import wait_for_guest_file
 
 TIMEOUT = 60.0  # TCG guest: a 1 MB echo through cat takes a few seconds
 ECHO, SECOND = PORT_NAMES
@@ -96,7 +97,7 @@ def test_a_killed_port_channel_fails_alone_and_reopens_on_next_use(vm: Vm) -> No
             ("main", "open"), ("inputs", "open"), ("display", "open")}
         marker = f"/tmp/atp-port-{time.monotonic_ns()}"
         vm.type(f"echo typed >{marker}\n", timeout=TIMEOUT)
-        assert wait_for_file(vm, marker) == b"typed\n"
+        assert wait_for_guest_file(vm, marker, TIMEOUT) == b"typed\n"
         assert vm.screenshot(timeout=TIMEOUT).size[0] > 0
         # the next call links the port again, and the guest's echo answers through it
         port.send(b"after the kill\n", timeout=TIMEOUT)
@@ -111,12 +112,3 @@ def test_an_unknown_name_lists_the_vms_ports(vm: Vm) -> None:
                                               r"com\.atp\.echo, com\.atp\.second\)"):
         vm.port("com.atp.nope", timeout=TIMEOUT)
 
-
-def wait_for_file(vm: Vm, path: str) -> bytes:
-    """The guest file's content once it exists (the shell on tty1 runs what was typed)."""
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        done = vm.exec(["/bin/cat", path], timeout=TIMEOUT)
-        if done.exit_code == 0 or time.monotonic() > deadline:
-            return done.stdout
-        time.sleep(0.2)

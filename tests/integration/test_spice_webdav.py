@@ -29,6 +29,7 @@ from atp_notebook.loop import get_loop
 from atp_notebook.session import Vm, connect
 from atp_notebook.spice.proto.constants import ChannelType
 from tests.conftest import require_lab
+from tests.integration.waiting import wait_for_guest_file
 
 TIMEOUT = 60.0  # TCG guest: 1 MB through wget and the mux takes a few seconds
 MB = 1_000_000
@@ -111,7 +112,7 @@ def test_a_killed_webdav_channel_fails_alone_and_sharing_works_again(vm: Vm,
             ("main", "open"), ("inputs", "open"), ("display", "open")}
         marker = f"/tmp/atp-webdav-{time.monotonic_ns()}"
         vm.type(f"echo typed >{marker}\n", timeout=TIMEOUT)
-        assert wait_for_file(vm, marker) == b"typed\n"
+        assert wait_for_guest_file(vm, marker, TIMEOUT) == b"typed\n"
         assert vm.screenshot(timeout=TIMEOUT).size[0] > 0
         # the share links the channel again by itself; once the guest's daemon sees it,
         # the guest's next fetch works
@@ -119,12 +120,3 @@ def test_a_killed_webdav_channel_fails_alone_and_sharing_works_again(vm: Vm,
         assert fetch(vm, "random.bin") == want
         assert share.losses >= 1
 
-
-def wait_for_file(vm: Vm, path: str) -> bytes:
-    """The guest file's content once it exists (the shell on tty1 runs what was typed)."""
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        done = vm.exec(["/bin/cat", path], timeout=TIMEOUT)
-        if done.exit_code == 0 or time.monotonic() > deadline:
-            return done.stdout
-        time.sleep(0.2)
