@@ -365,6 +365,7 @@ class FolderShare:
                 # the guest cannot ask for the channel, so it is linked again from here
                 self.losses += 1
                 self.log.warning("the webdav port is gone (%s); linking it again", exc)
+                self._reset_after = None  # the old stream is gone whole
                 self._reset()
                 await asyncio.sleep(RECONNECT_DELAY_S)
                 with contextlib.suppress(TransportError, ProtocolError):
@@ -384,8 +385,11 @@ class FolderShare:
         if left == 0:
             self._reset_after = None
             return None
-        return await self.port.recv_async(MAX_FRAME_DATA if left is None else left,
+        data = await self.port.recv_async(MAX_FRAME_DATA if left is None else left,
                                           IDLE_POLL_S)
+        if left is not None and self._reset_after == left:  # no newer close meanwhile
+            self._reset_after = left - len(data)
+        return data
 
     def _on_port_event(self, event: PortEvent) -> None:
         if event.event == PortEventKind.CLOSED:

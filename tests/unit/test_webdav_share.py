@@ -356,3 +356,20 @@ def test_unshare_ends_a_share_whose_loop_failed(shared: Path,
 
     asyncio.run(main())
     assert "stopped serving" in caplog.text
+
+
+def test_a_daemon_closing_with_frames_unread_resets_after_them(shared: Path) -> None:
+    async def scenario(share: FolderShare, port: MemoryPort) -> None:
+        # the old daemon's last frames, still buffered when its close arrives: a whole
+        # frame and the first 5 bytes of another (it died mid-frame)
+        port.feed(frame(1, b"GET /sub/no"))
+        port.feed(frame(2, b"whatever")[:5])
+        port.event(PortEventKind.CLOSED)
+        port.event(PortEventKind.OPENED)
+        # the new daemon's stream starts on a frame boundary: it parses as such only if
+        # the share reset its mux after the old bytes (it used to read on forever)
+        reply = await port.request(1, http("GET", "/sub/note.txt"))
+        assert body(reply) == b"inside\n"
+        assert 2 not in port.replies
+
+    run(shared, scenario)
