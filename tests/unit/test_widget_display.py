@@ -224,6 +224,7 @@ def test_the_text_form_is_stable(widget: Any) -> None:
 @pytest.mark.parametrize(("options", "message"), [
     ({"quality": 0}, "quality 0 is not 1..100"),
     ({"lossless": "jpeg"}, "use 'auto', 'rgba' or 'png'"),
+    ({"transport": "websocket"}, "transport 'websocket' is not one of auto, comm"),
 ])
 def test_bad_options_are_refused(vm: FakeVm, options: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):

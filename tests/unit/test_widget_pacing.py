@@ -185,3 +185,28 @@ def test_a_display_no_view_ever_shows_stops_the_frames_after_the_blind_limit() -
         assert pacer.next_frame(now) is not None
     pacer.damage([SMALL], SIZE, now=31.0)
     assert pacer.next_frame(31.0) is None
+
+
+def test_with_acknowledgements_on_the_frame_socket_nothing_goes_blind() -> None:
+    # the socket's acknowledgements pass a blocked shell: a silent browser is a slow one
+    pacer = attached(fps=30, max_in_flight=1, stall_s=1.0, blind_fps=4, blind_limit_s=30)
+    pacer.direct_acks = True
+    pacer.damage([SMALL], SIZE, now=1.0)
+    assert pacer.next_frame(1.0) is not None
+    pacer.damage([SMALL], SIZE, now=1.1)
+    assert pacer.wait(1.1) is None
+    assert pacer.next_frame(5.0) is None
+    pacer.acknowledged(2, now=5.0)
+    assert pacer.next_frame(5.0) is not None
+
+
+def test_a_resync_sends_the_whole_screen_exactly_and_forgets_what_was_in_flight() -> None:
+    pacer = attached(fps=30, max_in_flight=2)
+    pacer.damage([BIG], SIZE, now=1.0)
+    assert pacer.next_frame(1.0) == FramePlan(2, (BIG,), False, SIZE)
+    pacer.damage([BIG], SIZE, now=1.1)
+    assert pacer.next_frame(1.1) is not None
+    assert pacer.in_flight == 2
+    pacer.resync(now=1.2)  # a page's frames moved to its socket: those two never come back
+    assert pacer.in_flight == 0
+    assert pacer.next_frame(1.2) == FramePlan(4, (WHOLE,), True, SIZE)

@@ -11,6 +11,13 @@
 // acknowledgements come back. A frame painted while two or more later ones wait behind it
 // is not acknowledged on its own (the next acknowledgement covers it): every message to
 // the kernel makes it publish busy and idle, which JupyterLab redraws.
+// Frames come on the widget's loopback WebSocket when the model names one (frame_socket;
+// frame_socket.py: far cheaper a frame than the comm path) and it opens within
+// SOCKET_OPEN_MS; the same messages, packed: uint32 header length (little-endian), the
+// JSON header with `sizes` (each buffer's length), the buffers. Acknowledgements then go on
+// the socket. A page whose socket fails or closes sends {type: "frames", via: "comm", page}
+// and is fed by comm again. Frames may come both ways at a switch: a frame not newer than
+// the newest received is dropped (numbers are the widget's, whichever the way).
 // Messages to the kernel: hello / bye (a view appears / goes), ack, key {code, down},
 // blur (release every held key and button), pointer {kind: move | down | up | wheel, x, y,
 // button, dy, mode}, special {combo} (the row of keys under the canvas), snapshot {request}
@@ -20,7 +27,21 @@ const MOVE_INTERVAL_MS = 20; // pointer moves at most 50 a second (jupyter_rfb's
 // acknowledge a painted frame when fewer than this many later ones wait behind it: the
 // kernel then still has frames in flight to send while the browser paints the queued ones
 const ACK_BEHIND = 2;
+const SOCKET_OPEN_MS = 3000; // a socket not open by then is given up for the comm
 const screens = new WeakMap(); // model -> its Screen
+
+// one socket message -> [the frame's JSON content, its buffers]
+function unpackFrame(data) {
+  const length = new DataView(data).getUint32(0, true);
+  const msg = JSON.parse(new TextDecoder().decode(new Uint8Array(data, 4, length)));
+  let offset = 4 + length;
+  const buffers = msg.sizes.map((size) => {
+    const view = new Uint8Array(data, offset, size);
+    offset += size;
+    return view;
+  });
+  return [msg, buffers];
+}
 
 function decodeTiles(msg, buffers) {
   return Promise.all(msg.tiles.map(([, , , , fmt], i) => {
@@ -54,8 +75,15 @@ class Screen {
     this.received = 0; // number of the newest frame message
     this.acked = 0;
     this.paintMs = 0; // from arrival to drawn, all frames
+    this.page = Math.random().toString(36).slice(2);
+    this.socket = null; // the frame socket, once open
+    this.transport = "comm";
+    this.closed = false;
     this.onMessage = (msg, buffers) => {
-      if (msg.type !== "frame") return;
+      if (msg.type === "frame") this.onFrame(msg, buffers);
+    };
+    this.onFrame = (msg, buffers) => {
+      if (msg.n <= this.received) return; // sent both ways at a switch: painted already
       // decoding starts at once (frames in flight decode side by side); drawing keeps order
       const received = performance.now();
       this.received = Math.max(this.received, msg.n);
@@ -67,6 +95,41 @@ class Screen {
       });
     };
     model.on("msg:custom", this.onMessage);
+    const url = model.get("frame_socket");
+    if (url) this.openSocket(url);
+  }
+
+  openSocket(url) {
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch (err) { // a page that may not open it (an https page, a bad URL)
+      console.warn("atp display widget: frames by comm:", err);
+      this.byComm();
+      return;
+    }
+    ws.binaryType = "arraybuffer";
+    const giveUp = setTimeout(() => ws.close(), SOCKET_OPEN_MS);
+    ws.onopen = () => {
+      clearTimeout(giveUp);
+      this.socket = ws;
+      this.transport = "socket";
+    };
+    ws.onmessage = (ev) => {
+      if (typeof ev.data === "string") return;
+      const [msg, buffers] = unpackFrame(ev.data);
+      if (msg.type === "frame") this.onFrame(msg, buffers);
+    };
+    ws.onclose = () => { // also after a failed open
+      clearTimeout(giveUp);
+      if (this.socket === ws) this.socket = null;
+      if (!this.closed) this.byComm();
+    };
+  }
+
+  byComm() {
+    this.transport = "comm";
+    this.model.send({ type: "frames", via: "comm", page: this.page });
   }
 
   // a lone view's canvas is painted directly (no copy of each frame); with none or several
@@ -93,7 +156,8 @@ class Screen {
   ack(n) {
     if (n <= this.acked) return;
     this.acked = n;
-    this.model.send({ type: "ack", n });
+    if (this.socket) this.socket.send(JSON.stringify({ type: "ack", n }));
+    else this.model.send({ type: "ack", n });
   }
 
   paint(msg, buffers, images, received) {
@@ -120,6 +184,8 @@ class Screen {
   }
 
   close() {
+    this.closed = true;
+    if (this.socket) this.socket.close();
     this.model.off("msg:custom", this.onMessage);
   }
 }
@@ -240,6 +306,7 @@ function render({ model, el }) {
     canvas.dataset.frame = String(screen.lastFrame);
     canvas.dataset.painted = String(screen.painted);
     canvas.dataset.paintMs = screen.paintMs.toFixed(1);
+    canvas.dataset.transport = screen.transport;
   }
   screen.addView(canvas, copyFromScreen);
   copyFromScreen(null);

@@ -14,6 +14,12 @@ the guest in order through an input thread of the widget's own (guest_input.py),
 kernel's shell thread that hears them never waits for the VM. The snapshot button asks the
 kernel for the exact screen (PNG of ``vm.display``'s pixels, as ``vm.screenshot()``).
 
+Frames travel on a loopback WebSocket of the widget's own when the browser reaches it
+(frame_socket.py: about four times cheaper a frame than Jupyter's comm path, and its
+acknowledgements are heard while a cell blocks the kernel), else as comm messages; a page
+whose socket fails or closes says so and gets them by comm again (``transport="comm"``
+keeps them there).
+
 The status line says where the connection stands (link_state.py): connecting, live, failed,
 taken over by another Spice client, VM gone, closed. Once the connection is lost nothing is
 encoded and no input is sent until a click on the canvas reconnects.
@@ -43,6 +49,7 @@ import traitlets
 
 from atp_notebook.errors import AtpError, ChannelClosed, InvalidArgument, UnknownVm
 from atp_notebook.listeners import ListenerHandle
+from atp_notebook.notebook.widget.frame_socket import FrameEndpoint, frame_server, pack_frame
 from atp_notebook.notebook.widget.guest_input import GuestInput, InputOrder
 from atp_notebook.notebook.widget.keys import SPECIAL_KEYS, HeldKeys, combo_key_events
 from atp_notebook.notebook.widget.link_state import LinkState
@@ -74,6 +81,7 @@ STATE_TIMEOUT_S = 5.0
 # then was taken over by another client
 VM_GONE_WAIT_S = 2.0
 VM_STATE_INTERVAL_S = 0.25
+TRANSPORTS = ("auto", "comm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,18 +102,23 @@ class DisplayWidget(anywidget.AnyWidget):
     browser acknowledges a frame only when fewer than two wait behind it, so half as many
     acknowledgements, each a busy/idle pair JupyterLab redraws, keep the pipe full), JPEG
     tiles at ``quality``, exact tiles as ``lossless`` ("auto": raw RGBA when small, PNG when
-    large; or always "rgba" / "png")."""
+    large; or always "rgba" / "png"), frames on the widget's loopback socket when the
+    browser reaches it (``transport="auto"``) or always by comm (``"comm"``)."""
 
     _esm = pathlib.Path(__file__).with_name("display_widget.js")
     vm_name = traitlets.Unicode("").tag(sync=True)
     status = traitlets.Unicode("connecting").tag(sync=True)
     special_keys = traitlets.List(traitlets.List(traitlets.Unicode())).tag(sync=True)
+    frame_socket = traitlets.Unicode("").tag(sync=True)  # its URL, "" for the comm only
 
     def __init__(self, vm: Vm, channel: int = 0, *, fps: float = 30.0,
                  quality: int = JPEG_QUALITY, lossless: str = "auto",
-                 max_in_flight: int = 4) -> None:
+                 max_in_flight: int = 4, transport: str = "auto") -> None:
         if not 1 <= quality <= 100:
             raise InvalidArgument(f"DisplayWidget: quality {quality} is not 1..100")
+        if transport not in TRANSPORTS:
+            raise InvalidArgument(f"DisplayWidget: transport {transport!r} is not one of "
+                                  f"{', '.join(TRANSPORTS)}")
         lossless_format(Box(0, 0, 1, 1), lossless)  # a bad choice raises here, not later
         self._lossless = lossless
         super().__init__(vm_name=vm.name if channel == 0 else f"{vm.name}:{channel}",
@@ -130,6 +143,11 @@ class DisplayWidget(anywidget.AnyWidget):
         self._spice_listener = vm.spice_input.spice.add_listener(self._on_spice_event)
         self._counts = [0, 0, 0, 0]  # frames, lossless, tiles, bytes
         self._encode_seconds = 0.0
+        self._sockets_open = 0  # frame sockets of views connected now
+        self._comm_pages: set[str] = set()  # pages whose socket failed: frames by comm too
+        self._endpoint = self._open_endpoint() if transport == "auto" else None
+        if self._endpoint is not None:
+            self.frame_socket = self._endpoint.url
         self.on_msg(self._on_message)
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"atp-widget-{vm.name}-{channel}")
@@ -152,6 +170,17 @@ class DisplayWidget(anywidget.AnyWidget):
         return WidgetStats(frames, lossless, tiles, size, round(self._encode_seconds, 6))
 
     @property
+    def transport(self) -> str:
+        """How frames go now: "socket", "comm", or "socket+comm" (pages of both kinds)."""
+        with self._cond:
+            return self._transport()
+
+    def _transport(self) -> str:
+        if not self._sockets_open:
+            return "comm"
+        return "socket+comm" if self._comm_pages else "socket"
+
+    @property
     def views(self) -> int:
         """Views attached now (as they said: a closed browser tab says nothing)."""
         return self._pacer.views
@@ -169,6 +198,8 @@ class DisplayWidget(anywidget.AnyWidget):
             listener, self._listener = self._listener, None
         if listener is not None:
             listener.close()
+        if self._endpoint is not None:
+            self._endpoint.close()
         spice_listener = self.__dict__.get("_spice_listener")  # None: __init__ failed
         if spice_listener is not None:
             spice_listener.close()
@@ -266,8 +297,14 @@ class DisplayWidget(anywidget.AnyWidget):
                              else TileFormat.JPEG, quality=self._quality)
                  for box in boxes]
         content, buffers = frame_message(plan.number, (width, height), tiles)
+        with self._cond:
+            transport = self._transport()
+        if transport != "comm":
+            assert self._endpoint is not None
+            self._endpoint.send(pack_frame(content, buffers))
         self._encode_seconds += time.perf_counter() - started
-        self.send(content, buffers=buffers)
+        if transport != "socket":
+            self.send(content, buffers=buffers)
         self._counts[0] += 1
         self._counts[1] += plan.lossless
         self._counts[2] += len(tiles)
@@ -300,12 +337,50 @@ class DisplayWidget(anywidget.AnyWidget):
             for ready in self._order.push(view, seq, content):
                 assert isinstance(ready, dict)
                 self._input_message(ready)
+        elif kind == "frames" and content.get("via") == "comm":
+            # a page whose socket failed or closed: frames by comm for it, from a whole screen
+            with self._cond:
+                self._comm_pages.add(str(content.get("page", "")))
+                self._frames_moved(now)
         elif kind == "reconnect":
             with self._cond:
                 if self._link.ask_reconnect():
                     self._cond.notify_all()
         elif kind == "snapshot":
             self._take_snapshot(str(content.get("request", "")))
+
+    # --- the frame socket (frame_socket.py; its callbacks run on its server's thread) ----
+
+    def _open_endpoint(self) -> FrameEndpoint | None:
+        try:
+            return frame_server().endpoint(self)
+        except AtpError as exc:
+            self._log.warning("frames go by comm: %s", exc.message)
+            return None
+
+    def socket_opened(self) -> None:
+        with self._cond:
+            self._sockets_open += 1
+            self._frames_moved(time.monotonic())
+
+    def socket_closed(self) -> None:
+        with self._cond:
+            self._sockets_open -= 1
+            self._frames_moved(time.monotonic())
+
+    def socket_message(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "ack":
+            n = message.get("n")
+            if isinstance(n, int):
+                with self._cond:
+                    self._pacer.acknowledged(n, time.monotonic())
+                    self._cond.notify_all()
+
+    def _frames_moved(self, now: float) -> None:
+        """Under the lock: a reader came, went or changed its way in."""
+        self._pacer.direct_acks = self._transport() == "socket"
+        self._pacer.resync(now)
+        self._cond.notify_all()
 
     # --- input --------------------------------------------------------------------------
 

@@ -18,7 +18,9 @@ display of the widget counts as a view about to attach (:meth:`displayed`), and 
 ``stall_s`` without an acknowledgement frames go on "blind" at ``blind_fps`` for as long as
 a view spoke (or the widget was displayed) in the last ``blind_limit_s``: the picture keeps
 moving under a busy kernel, and a closed browser tab or a notebook run without a browser
-(which say nothing) stop the encoding within that limit.
+(which say nothing) stop the encoding within that limit. Frames on the widget's own socket
+(frame_socket.py) are acknowledged on it, past the shell: while every reader is there
+(``direct_acks``) nothing goes blind, the limit in flight holds.
 
 Example::
 
@@ -71,6 +73,7 @@ class FramePacer:
         self.stall_s = stall_s
         self.blind_fps = blind_fps
         self.blind_limit_s = blind_limit_s
+        self.direct_acks = False  # acknowledgements come on the frame socket, not the shell
         self.views = 0
         self.displays = 0  # displayed by the kernel, their view's hello not heard yet
         self.size: tuple[int, int] | None = None
@@ -100,6 +103,14 @@ class FramePacer:
         self.acked = self.sent  # a new view acknowledges nothing sent before it
         if size is not None:
             self.size = size
+        self._whole_screen()
+
+    def resync(self, now: float) -> None:
+        """A reader moved to another way in (a frame socket opened, a page fell back to the
+        comm): it needs the whole screen exactly, and frames in flight on the old way will
+        not be acknowledged."""
+        self._last_heard = now
+        self.acked = self.sent
         self._whole_screen()
 
     def detach(self, now: float) -> None:
@@ -139,7 +150,7 @@ class FramePacer:
             return self._last_damage + self.still_s - now  # waiting for the screen to settle
         interval = 1.0 / self.fps
         if self.in_flight >= self.max_in_flight:
-            if now - self._last_heard > self.blind_limit_s:
+            if self.direct_acks or now - self._last_heard > self.blind_limit_s:
                 return None  # nobody has spoken for long: the view is likely gone
             stalled_at = self._last_sent + self.stall_s
             interval = max(interval, 1.0 / self.blind_fps)
