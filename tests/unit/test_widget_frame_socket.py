@@ -29,8 +29,9 @@ WAIT_S = 10.0
 Client = tornado.websocket.WebSocketClientConnection
 
 
-def unpack(data: bytes) -> tuple[dict[str, Any], list[bytes]]:
+def unpack(data: bytes | str | None) -> tuple[dict[str, Any], list[bytes]]:
     """What the view's unpackFrame does (display_widget.js)."""
+    assert isinstance(data, bytes), data
     (length,) = struct.unpack_from("<I", data)
     header = json.loads(data[4:4 + length])
     buffers, offset = [], 4 + length
