@@ -178,6 +178,8 @@ def test_notebook_04_runs_and_its_canvases_show_the_vms_screen_exactly(
     painted = page.evaluate(f"""() => [...document.querySelectorAll("{CANVASES}")]
       .map((c) => ({{...c.dataset}}))""")
     print(f"widgets sent: {sent}; the views: {painted}")
+    # on loopback the frames came on each widget's own socket, not Jupyter's comm
+    assert [view.get("transport") for view in painted] == ["socket"] * len(VIEWS), painted
 
     # keys typed into the focused canvas reach the guest's shell, shifted ones included
     with explained(page, jupyter_lab, tmp_path):

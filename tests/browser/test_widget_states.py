@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -56,6 +57,7 @@ SETUP = f"""\
 import asyncio, json, pathlib, textwrap, threading, time, traceback
 from atp_notebook import connect
 from atp_notebook.notebook.widget import DisplayWidget
+from atp_notebook.notebook.widget.frame_socket import frame_server
 OUT = pathlib.Path("out")
 OUT.mkdir(exist_ok=True)
 vm = connect().vm({VM!r})
@@ -415,9 +417,11 @@ def test_a_widget_closed_mid_stream_leaves_no_thread_or_listener(notebook: LiveN
 return {"threads": sorted(t.name for t in threading.enumerate()
                           if t.name.startswith("atp-widget")),
         "spice": len(vm.spice_input.spice.listeners),
-        "frames": len(vm.spice_input.spice.displays.frame_listeners(0))}"""
+        "frames": len(vm.spice_input.spice.displays.frame_listeners(0)),
+        "sockets": frame_server().widgets}"""
     before = notebook.step(counts)
     assert before["spice"] >= 1 and before["frames"] >= 1 and before["threads"]
+    assert before["sockets"] >= 1
     # the console scrolls (frames in flight to the browser) while the widget closes; for a
     # few seconds only, and stopped at the end either way: a screen still moving would
     # fail the tests after this one
@@ -443,8 +447,9 @@ return [sent, screen.stats.frames, screen.status, screen._thread.is_alive(),
     assert sent >= 1 and after == sent  # not one frame after the close
     assert status == "closed" and not encoder_alive and not input_alive
     left = notebook.step(counts)
+    # the process's frame server (thread atp-frame-server) stays; the widget's token goes
     assert left == {"threads": [], "spice": before["spice"] - 1,
-                    "frames": before["frames"] - 1}
+                    "frames": before["frames"] - 1, "sockets": before["sockets"] - 1}
     # the kernel goes on: the display it let go of still draws for others
     assert notebook.step("await vm.display.wait_still_async(1.0, timeout=60)\n"
                          "return vm.screenshot().size[0]") == 720
@@ -508,3 +513,27 @@ return int(done.stdout)""")
             assert notebook.step("return screen.status") == "live"
         finally:
             notebook.step(f"await vm.exec_async(['kill', '{ticker}'])")
+
+
+def test_a_page_that_cannot_reach_the_frame_socket_gets_its_frames_by_comm(
+        jupyter_lab: JupyterLab, page: Page, tmp_path: Path, tester: Vm) -> None:
+    # as a browser on another machine, or a proxy that passes only Jupyter's own sockets:
+    # the widget's frame socket closes at once, the page says so and is fed by comm
+    page.route_web_socket(re.compile(r"/frames/"), lambda socket: socket.close())
+    with open_notebook(jupyter_lab, page, tmp_path, [SETUP, STEPS]) as notebook:
+        assert page.evaluate(f"document.querySelector('{CANVAS}').dataset.transport") == "comm"
+        assert notebook.step("return screen.transport") == "comm"
+        tester.exec(["/bin/sh", "-c", "echo frames-by-comm > /dev/tty1"])
+        notebook.wait_canvas_equals(notebook.screenshot("by-comm.png"))
+    page.unroute_all()
+
+
+def test_frames_come_on_the_widgets_socket_when_the_page_reaches_it(
+        notebook: LiveNotebook, tester: Vm) -> None:
+    page = notebook.page
+    assert page.evaluate(f"document.querySelector('{CANVAS}').dataset.transport") == "socket"
+    assert notebook.step("return screen.transport") == "socket"
+    sent = notebook.step("return screen.stats.frames")
+    tester.exec(["/bin/sh", "-c", "echo frames-by-socket > /dev/tty1"])
+    notebook.wait_canvas_equals(notebook.screenshot("by-socket.png"))
+    assert notebook.step("return screen.stats.frames") > sent

@@ -95,11 +95,18 @@ class Screen {
       });
     };
     model.on("msg:custom", this.onMessage);
-    const url = model.get("frame_socket");
-    if (url) this.openSocket(url);
+    // the kernel names the socket just after the widget's first state: either may come first
+    this.onSocketNamed = () => {
+      const url = model.get("frame_socket");
+      if (url && !this.socketTried) this.openSocket(url);
+    };
+    this.socketTried = false;
+    model.on("change:frame_socket", this.onSocketNamed);
+    this.onSocketNamed();
   }
 
   openSocket(url) {
+    this.socketTried = true;
     let ws;
     try {
       ws = new WebSocket(url);
@@ -187,6 +194,7 @@ class Screen {
     this.closed = true;
     if (this.socket) this.socket.close();
     this.model.off("msg:custom", this.onMessage);
+    this.model.off("change:frame_socket", this.onSocketNamed);
   }
 }
 
@@ -269,8 +277,10 @@ function render({ model, el }) {
     const state = model.get("status");
     const size = canvas.width ? ` ${canvas.width}x${canvas.height}` : "";
     const keys = focused ? " · keyboard captured" : "";
+    // frames by comm are several times dearer a frame: say so, it explains a low rate
+    const way = screen.transport === "comm" ? " (by comm)" : "";
     status.textContent = `${model.get("vm_name")}${size} · ${state} · ` +
-      `${fps.toFixed(0)} fps${keys}`;
+      `${fps.toFixed(0)} fps${way}${keys}`;
     const live = state === "live";
     overlay.style.display = live ? "none" : "flex";
     overlay.textContent = state;

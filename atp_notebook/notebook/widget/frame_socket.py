@@ -183,7 +183,7 @@ class FrameServer:
         self._failure: BaseException | None = None
         started = threading.Event()
         self._thread = threading.Thread(target=self._serve, args=(started,), daemon=True,
-                                        name="atp-widget-frames")
+                                        name="atp-frame-server")
         self._thread.start()
         if not started.wait(START_TIMEOUT_S):
             raise TransportError(f"the widget's frame socket on {host} did not start within "
@@ -194,6 +194,12 @@ class FrameServer:
 
     def __repr__(self) -> str:
         return f"<FrameServer ws://{self.host}:{self.port} {len(self._endpoints)} widgets>"
+
+    @property
+    def widgets(self) -> int:
+        """Widgets registered now (each closed widget forgets its own)."""
+        with self._lock:
+            return len(self._endpoints)
 
     def _serve(self, started: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
