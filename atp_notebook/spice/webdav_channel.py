@@ -93,6 +93,9 @@ class WebdavChannel:
         the webdav port raises InvalidArgument."""
         if self._open_channel() is not None:
             return self
+        stale = self._channel
+        if stale is not None:  # failing, its end event not routed yet: it is lost now
+            self._lost(str(stale.error) if stale.error is not None else "it failed")
         if self._hearing is None:
             self._hearing = self.connection.add_listener(self._on_event)
         if self._buffer.closed:  # a lost channel's unread bytes come first
@@ -173,7 +176,10 @@ class WebdavChannel:
                 event.channel_type is not ChannelType.WEBDAV:
             return
         if isinstance(event, ChannelEnded):
-            self._lost(event.error)
+            # an open channel is a newer link than the one that ended: a channel is marked
+            # failed before its end is routed here, and open_async may link in between
+            if self._open_channel() is None:
+                self._lost(event.error)
             return
         message = event.event
         if isinstance(message, PortData):
