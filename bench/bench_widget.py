@@ -85,6 +85,7 @@ TRACE_FLAG = "--trace"
 IN_FLIGHT_FLAG = "--in-flight="
 PIN_FLAG = "--pin"
 DD_FLAG = "--dd"
+GUEST_FPS_FLAG = "--guest-fps="
 TRACE_CATEGORIES = ["toplevel", "blink", "cc", "gpu", "viz", "devtools.timeline",
                     "disabled-by-default-devtools.timeline", "v8"]
 GL_FLAG = "--gl="  # --gl=swiftshader: chromium with SwiftShader (software GL) for --disable-gpu
@@ -136,6 +137,14 @@ def in_flight() -> int:
     given = [a.removeprefix(IN_FLIGHT_FLAG) for a in sys.argv[1:]
              if a.startswith(IN_FLIGHT_FLAG)]
     return int(given[-1]) if given else 4
+
+
+def guest_fps() -> int:
+    """The guest animation's frame rate: 0 (as fast as TCG lets it: the default), or
+    ``--guest-fps=N`` (atp-fb-play paced as a player would, at most N a second)."""
+    given = [a.removeprefix(GUEST_FPS_FLAG) for a in sys.argv[1:]
+             if a.startswith(GUEST_FPS_FLAG)]
+    return int(given[-1]) if given else 0
 
 
 def chromium_args() -> list[str]:
@@ -330,7 +339,8 @@ def run(lossy: bool, root: Path) -> dict[str, Any]:
             frames = marked_frames(FRAMES)
             out = root / "out"
             out.mkdir()
-            with guest.animate(frames, one_process=DD_FLAG not in sys.argv[1:]) as animation, \
+            with guest.animate(frames, one_process=DD_FLAG not in sys.argv[1:],
+                               fps=guest_fps()) as animation, \
                     jupyter_lab(root, {"ATP_CONFIG": str(paths.config_file)}) as lab, \
                     chromium(chromium_args()) as browser:
                 lab.write_notebook("bench.ipynb", [SETUP.format(
@@ -401,7 +411,8 @@ def report(result: dict[str, Any]) -> None:
     ours, anchor, widget = figures["widget"], figures["anchor"], phases["widget"]
     frames = max(widget.get("widget_frames", 0), 1)
     mode = "lossy (MJPEG streams)" if result["lossy"] else "lossless (the default)"
-    common = {"display": mode, "max_in_flight": in_flight(), "host_cpu_ms_per_s": HOST_CPU,
+    common = {"display": mode, "max_in_flight": in_flight(), "guest_fps": guest_fps() or None,
+              "host_cpu_ms_per_s": HOST_CPU,
               "pinned": PINNED or None,
               "chromium_args": chromium_args(),
               "clock_error_ms": round(result["clock_error_ms"], 3),

@@ -420,7 +420,8 @@ class DisplayGuest:
                         timeout=self.timeout).check()
 
     def start_animation(self, frames: Sequence[Image.Image], fb: int = 0, row: int = 0,
-                        max_frames: int = 0, *, one_process: bool = False) -> Animation:
+                        max_frames: int = 0, *, one_process: bool = False,
+                        fps: int = 0) -> Animation:
         """Start writing ``frames`` to ``/dev/fb<fb>`` from row ``row``, one after the other
         and over again, as fast as the guest can (``atp-fb-animate``: one write() each, so
         one dirty rectangle and one draw per frame); :meth:`Animation.stop` ends it. The
@@ -428,6 +429,8 @@ class DisplayGuest:
         rows), uploaded once; ``max_frames`` > 0 stops the guest by itself after that many.
         ``one_process``: the same from one C process (``atp-fb-play``, guest_src/), not a
         ``dd`` per frame (whose process start and read cost as much as the write, under TCG).
+        ``fps`` > 0 (``one_process`` only): at most that many frames a second, as a player
+        would show them, instead of as fast as the guest can.
         """
         if not frames:
             raise InvalidArgument("an animation needs at least one frame")
@@ -437,22 +440,27 @@ class DisplayGuest:
             raise InvalidArgument(
                 f"animation frames must all be {width} px wide (fb{fb}'s width) and of one "
                 f"height, not {sorted({f.size for f in frames})}")
+        if fps and (not one_process or not 0 < fps <= 1000):
+            raise InvalidArgument(f"animation fps {fps}: 1..1000, and only with one_process "
+                                  "(atp-fb-play)")
         if row < 0 or max_frames < 0:
             raise InvalidArgument(f"animation row {row} and max_frames {max_frames} must "
                                   "not be negative")
         command = "/usr/bin/atp-fb-play" if one_process else "/usr/bin/atp-fb-animate"
         argv = [command, self._frames_path(frames), str(len(frames)),
-                str(fb), str(row), str(max_frames)]
+                str(fb), str(row), str(max_frames), *([str(fps)] if fps else [])]
         pid = int(self.agent.command("guest-exec", path=argv[0], arg=argv[1:],
                                      capture_output=True)["pid"])
         return Animation(self, pid, tuple(frames), fb, row, tuple(argv))
 
     @contextmanager
     def animate(self, frames: Sequence[Image.Image], fb: int = 0, row: int = 0,
-                max_frames: int = 0, *, one_process: bool = False) -> Iterator[Animation]:
+                max_frames: int = 0, *, one_process: bool = False,
+                fps: int = 0) -> Iterator[Animation]:
         """:meth:`start_animation` for the ``with`` block, stopped at its end (after errors
         too); afterwards ``/dev/fb<fb>`` shows ``frames[-1]`` at ``row``."""
-        animation = self.start_animation(frames, fb, row, max_frames, one_process=one_process)
+        animation = self.start_animation(frames, fb, row, max_frames, one_process=one_process,
+                                         fps=fps)
         try:
             yield animation
         finally:

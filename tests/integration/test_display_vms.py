@@ -154,6 +154,10 @@ def check_animation(vm: Vm, guest: DisplayGuest, flat: Image.Image, one_process:
     limited = guest.start_animation(frames[:3], fb=1, row=0, max_frames=4,
                                     one_process=one_process)
     assert limited.wait() == 5 and limited.stop() == 5
+    if one_process:  # paced as a player would (the rate itself: bench/bench_widget.py)
+        paced = guest.start_animation(frames[:3], fb=1, row=0, max_frames=4, one_process=True,
+                                      fps=40)
+        assert paced.wait() == 5 and paced.stop() == 5
     # stopping an animation that had ended left no stop file behind
     assert guest.run(["/bin/sh", "-c", "ls /run | grep -c atp-fb-animate; true"]
                      ).split() == ["0"]

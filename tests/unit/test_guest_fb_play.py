@@ -36,7 +36,12 @@ def _run(binary: Path, *args: str) -> subprocess.CompletedProcess[str]:
     ("FILE", "1", "-1", "0", "0"),
     ("FILE", "1", "0", "0", "1y"),
     ("/no/such/file", "1", "0", "0", "0"),
-], ids=["none", "four", "zero-frames", "frames-text", "negative-fb", "max-junk", "no-file"])
+    ("FILE", "1", "0", "0", "0", "-5"),
+    ("FILE", "1", "0", "0", "0", "1001"),
+    ("FILE", "1", "0", "0", "0", "30fps"),
+    ("FILE", "1", "0", "0", "0", "30", "extra"),
+], ids=["none", "four", "zero-frames", "frames-text", "negative-fb", "max-junk", "no-file",
+        "negative-fps", "fps-over-1000", "fps-junk", "seven"])
 def test_bad_arguments_exit_2_with_the_usage(fb_play: Path, tmp_path: Path,
                                              args: tuple[str, ...]) -> None:
     frames = tmp_path / "frames"

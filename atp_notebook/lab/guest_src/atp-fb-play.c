@@ -1,9 +1,11 @@
-/* atp-fb-play FILE FRAMES FB ROW MAX: atp-fb-animate (templates/guest-init.sh) in one
+/* atp-fb-play FILE FRAMES FB ROW MAX [FPS]: atp-fb-animate (templates/guest-init.sh) in one
  * process.  FILE holds FRAMES frames one after the other, each whole rows of /dev/fbFB's
  * format; each is written at row ROW, frame after frame, one pwrite() apiece (so the qxl
  * driver sees one dirty rectangle and sends one image per frame), until
  * /run/atp-fb-animate.PID.stop exists (PID: this process's, which guest-exec reports) or MAX
- * frames are written (0: no limit).  The last frame of FILE is always the last one written,
+ * frames are written (0: no limit), at most FPS frames a second (absent or 0: as fast as
+ * the guest can; an animation that ran late starts its schedule again rather than burst
+ * to catch up, as a player dropping frames would).  The last frame of FILE is always the last one written,
  * so the screen ends known.  Prints the number of frames written.
  *
  * Why not the shell loop: it starts one dd per frame, and under TCG the process start and
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int fail(const char *what, const char *path)
@@ -31,7 +34,8 @@ static int fail(const char *what, const char *path)
 
 static int usage(void)
 {
-    fputs("usage: atp-fb-play FILE FRAMES FB ROW MAX (FILE a regular file)\n", stderr);
+    fputs("usage: atp-fb-play FILE FRAMES FB ROW MAX [FPS] (FILE a regular file, FPS at "
+          "most 1000)\n", stderr);
     return 2;
 }
 
@@ -104,6 +108,37 @@ static void quiet_fbcon(void)
     write_text("/sys/class/graphics/fbcon/cursor_blink", "0");
 }
 
+/* t plus ns nanoseconds */
+static struct timespec later(struct timespec t, long ns)
+{
+    t.tv_nsec += ns;
+    while (t.tv_nsec >= 1000000000L) {
+        t.tv_nsec -= 1000000000L;
+        t.tv_sec++;
+    }
+    return t;
+}
+
+static int before(struct timespec a, struct timespec b)
+{
+    return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
+}
+
+/* wait for frame time *due, then set it one period on; a frame more than a period late
+ * restarts the schedule from now */
+static void pace(struct timespec *due, long period)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (before(later(*due, period), now)) {
+        *due = later(now, period);
+        return;
+    }
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, due, NULL) == EINTR) {
+    }
+    *due = later(*due, period);
+}
+
 static int write_frame(int fb, const char *device, const unsigned char *frame, size_t bytes,
                        off_t at)
 {
@@ -121,13 +156,14 @@ static int write_frame(int fb, const char *device, const unsigned char *frame, s
 
 int main(int argc, char **argv)
 {
-    if (argc != 6)
+    if (argc != 6 && argc != 7)
         return usage();
     const char *file = argv[1];
     long frames = number(argv[2]), fbn = number(argv[3]), row = number(argv[4]);
-    long max = number(argv[5]);
+    long max = number(argv[5]), fps = argc == 7 ? number(argv[6]) : 0;
     struct stat st;
-    if (frames <= 0 || fbn < 0 || row < 0 || max < 0 || stat(file, &st) || !S_ISREG(st.st_mode))
+    if (frames <= 0 || fbn < 0 || row < 0 || max < 0 || fps < 0 || fps > 1000 || stat(file, &st)
+        || !S_ISREG(st.st_mode))
         return usage();
 
     char device[64], sys[96];
@@ -164,8 +200,12 @@ int main(int argc, char **argv)
     char stop[64];
     snprintf(stop, sizeof stop, "/run/atp-fb-animate.%ld.stop", (long)getpid());
     off_t at = (off_t)row * stride;
-    long n = 0, i = 0;
+    long n = 0, i = 0, period = fps ? 1000000000L / fps : 0;
+    struct timespec due;
+    clock_gettime(CLOCK_MONOTONIC, &due);
     while (access(stop, F_OK) && (max == 0 || n < max)) {
+        if (period)
+            pace(&due, period);
         if (write_frame(fb, device, all + i * bytes, (size_t)bytes, at))
             return 1;
         n++;
