@@ -294,7 +294,7 @@ def report(samples: dict[str, Samples], shots: tuple[list[int], list[int], bool]
            dropped: int) -> None:
     gtk = samples[GTK]
     version = gtk.version
-    for kind, (label, options) in {"ours": ("", "DisplayOptions.lossless(): LZ, no GLZ"),
+    for kind, (label, options) in {"ours": ("", "DisplayOptions.lossless(): LZ4, no GLZ"),
                                    "ours-glz": (".glz", "DisplayOptions.server_choice(glz_"
                                                 "window=spice-gtk's): GLZ/QUIC")}.items():
         ours = samples[kind]

@@ -14,9 +14,10 @@ from atp_notebook.spice.proto.display import DisplayOptions
 from atp_notebook.spice.proto.framing import MessageReader, MessageWriter
 
 
-def test_lossless_prefers_lz_and_refuses_streams() -> None:
+def test_lossless_prefers_lz4_and_refuses_streams() -> None:
     options = DisplayOptions.lossless()
-    assert options.preferred_compression is ImageCompression.LZ
+    assert options.preferred_compression is ImageCompression.LZ4
+    assert DisplayCap.LZ4_COMPRESSION in options.caps  # else the server sends LZ
     assert DisplayCap.MULTI_CODEC in options.caps and not options.streams
     assert options.glz_window == 0 and DisplayCap.MONITORS_CONFIG in options.caps
 

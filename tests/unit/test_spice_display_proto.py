@@ -169,9 +169,11 @@ def server_display(*caps: int) -> DisplayProtocol:
     # spice-gtk's choice of a shared dictionary: id 1, window in pixels, little-endian
     (DisplayOptions(glz_dictionary_id=1, glz_window=0x0080_0000, pixmap_cache_size=0x10203),
      [(101, bytes([1]) + bytes([3, 2, 1, 0, 0, 0, 0, 0]) + bytes([1]) + bytes([0, 0, 0x80, 0]))]),
-    # the preference follows DISPLAY_INIT at once, one byte (LZ4 = 7, OFF = 1)
+    # the preference follows DISPLAY_INIT at once, one byte (LZ4 = 7, OFF = 1); LZ4 after
+    # LZ (6), which a server built without LZ4 keeps
     (DisplayOptions(preferred_compression=ImageCompression.LZ4),
-     [(101, bytes([1]) + bytes(8) + bytes([0]) + bytes(4)), (103, bytes([7]))]),
+     [(101, bytes([1]) + bytes(8) + bytes([0]) + bytes(4)), (103, bytes([6])),
+      (103, bytes([7]))]),
     (DisplayOptions(glz_window=1 << 25, preferred_compression=ImageCompression.OFF),
      [(101, bytes([1]) + bytes(8) + bytes([0]) + bytes([0, 0, 0, 2])), (103, bytes([1]))]),
 ])
@@ -217,10 +219,10 @@ def test_a_vm_connection_announces_the_display_options_caps_on_display_channels_
         caps=(DisplayCap.LZ4_COMPRESSION,), glz_dictionary_id=1, glz_window=4096,
         preferred_compression=ImageCompression.LZ4))
     for channel_id in (0, 1):
-        # the default is DisplayOptions.lossless(): monitors, and MULTI_CODEC with no codec
+        # the default is DisplayOptions.lossless(): monitors, MULTI_CODEC with no codec, LZ4
         assert plain._new_channel(endpoint, ChannelType.DISPLAY, channel_id,
                                   DisplayProtocol).channel_caps == (
-            DisplayCap.MONITORS_CONFIG, DisplayCap.MULTI_CODEC)
+            DisplayCap.MONITORS_CONFIG, DisplayCap.MULTI_CODEC, DisplayCap.LZ4_COMPRESSION)
         assert asking._new_channel(endpoint, ChannelType.DISPLAY, channel_id,
                                    DisplayProtocol).channel_caps == (5,)
     assert asking._new_channel(endpoint, ChannelType.INPUTS, 0, InputsProtocol).channel_caps \
@@ -238,7 +240,7 @@ def test_a_vm_connection_announces_the_display_options_caps_on_display_channels_
     assert isinstance(made, DisplayProtocol) and made.manual_acks
     assert sent_messages(made) == [
         (101, bytes([1]) + bytes(8) + bytes([1]) + (4096).to_bytes(4, "little")),
-        (103, bytes([7]))]
+        (103, bytes([6])), (103, bytes([7]))]
 
 
 def test_a_whole_screen_as_a_raw_bitmap_fits_in_one_display_message() -> None:

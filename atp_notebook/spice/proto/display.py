@@ -131,14 +131,17 @@ class DisplayOptions:
 
     @classmethod
     def lossless(cls, *, pixmap_cache_size: int = DEFAULT_PIXMAP_CACHE) -> DisplayOptions:
-        """What ``vm.display`` asks by default: exact pixels. LZ is preferred (never turned
-        into JPEG, unlike the QUIC that AUTO_GLZ picks for photos when the server's
-        jpeg-wan-compression applies), and MULTI_CODEC without any codec keeps the server
+        """What ``vm.display`` asks by default: exact pixels. LZ4 is preferred, LZ where
+        the server lacks it (:meth:`DisplayProtocol.start`): neither is ever turned into
+        JPEG, unlike the QUIC that AUTO_GLZ picks for photos when the server's
+        jpeg-wan-compression applies, and LZ4 costs the server a fifth of LZ's time (a
+        1024x768 photo frame under TCG: 2.2 ms against 12.8; our decode is as fast). Images
+        that are not RGB (palettes) stay LZ. MULTI_CODEC without any codec keeps the server
         from streaming (frames come as ordinary lossless draws). No GLZ dictionary: the
         window would cost up to 3 windows of 4-byte pixels."""
-        return cls(caps=(*_BASE_CAPS, DisplayCap.MULTI_CODEC),
+        return cls(caps=(*_BASE_CAPS, DisplayCap.MULTI_CODEC, DisplayCap.LZ4_COMPRESSION),
                    pixmap_cache_size=pixmap_cache_size,
-                   preferred_compression=ImageCompression.LZ)
+                   preferred_compression=ImageCompression.LZ4)
 
     @classmethod
     def lossy(cls, *, pixmap_cache_size: int = DEFAULT_PIXMAP_CACHE, glz_window: int = 0
@@ -308,8 +311,12 @@ class DisplayProtocol(ChannelProtocol):
         return True
 
     def start(self, options: DisplayOptions) -> None:
-        """DISPLAY_INIT as ``options`` say, then their compression preference if any."""
+        """DISPLAY_INIT as ``options`` say, then their compression preference if any. LZ4
+        goes after LZ: a spice-server built without LZ4 (which its caps do not tell) warns
+        and keeps the setting it had, so it keeps LZ, never its own lossy choice."""
         self.init(options.pixmap_cache_size, options.glz_window, options.glz_dictionary_id)
+        if options.preferred_compression is ImageCompression.LZ4:
+            self.prefer_compression(ImageCompression.LZ)
         if options.preferred_compression is not None:
             self.prefer_compression(options.preferred_compression)
 
