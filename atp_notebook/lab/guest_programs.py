@@ -63,6 +63,7 @@ class GuestProgram:
 GUEST_PROGRAMS: tuple[GuestProgram, ...] = (
     GuestProgram("atp-cursor", "atp-cursor.c"),
     GuestProgram("atp-fb-play", "atp-fb-play.c"),  # display_vms.DisplayGuest's animator
+    GuestProgram("atp-echo-port", "atp-echo-port.c"),  # the echo service (guest-init.sh)
 )
 
 

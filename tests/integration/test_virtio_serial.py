@@ -315,3 +315,18 @@ def test_a_dead_host_connection_fails_waiters_and_the_port_reopens(session: Sess
     finally:
         port.close()
     assert session.manager.pool.stats()["tcp"].reconnects >= 1
+
+
+@pytest.mark.parametrize("vm_name", VM_NAMES)
+def test_the_echo_service_waits_idle_while_no_host_holds_its_port(session: Session,
+                                                                    vm_name: str) -> None:
+    # the shell loop it replaced started a cat and a sleep ten times a second while the port
+    # had no host side (~170 ms of host CPU a second per idle guest under TCG); now the
+    # guest forks only for this check: the sleep and the second grep
+    vm = session.vm(vm_name)
+    done = vm.exec(["/bin/sh", "-c", "grep processes /proc/stat; sleep 2; "
+                    "grep processes /proc/stat; pidof atp-echo-port"])
+    lines = done.stdout.decode().split("\n")
+    first, second = (int(line.split()[1]) for line in lines[:2])
+    assert second - first < 6, f"{second - first} processes started in 2 s: {lines}"
+    assert lines[2].strip().isdigit(), f"no atp-echo-port running: {lines}"

@@ -148,11 +148,9 @@ agent_off() {
 echo_service() {
     wait_port "$TEST_PORT"
     log "echo service on $TEST_PORT"
-    exec 3<>"/dev/virtio-ports/$TEST_PORT"
-    while :; do
-        cat <&3 >&3
-        sleep 0.1
-    done
+    # one C process (guest_src/atp-echo-port.c): a shell loop of cat restarted at every
+    # end-of-file spun while no host side held the port open
+    exec /usr/bin/atp-echo-port "/dev/virtio-ports/$TEST_PORT"
 }
 
 # Load the qxl DRM stack so that /dev/fb0 appears (fbdev emulation, XRGB8888), and one more
