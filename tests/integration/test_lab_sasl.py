@@ -7,6 +7,7 @@ the end kill or block the VM on purpose and let ``atp-lab up`` repair it.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import ssl
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -256,3 +258,41 @@ def test_a_taken_sasl_port_is_named_and_nothing_is_left_behind(
     assert result.returncode == 1
     assert f"{LOOPBACK}:{PORT} (Spice TLS of atp-sasl)" in result.stderr
     assert sasl_vm.process(lab_paths).pid() is None
+
+
+def _agent_exec(lab_paths: LabPaths, script: str) -> str:
+    """``/bin/sh -c script`` in the SASL VM through its agent socket; its stdout."""
+    files = sasl_vm.SaslVmFiles.at(lab_paths)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(30)
+        sock.connect(str(files.agent_socket))
+        reader = sock.makefile("rb")
+
+        def call(command: dict[str, Any]) -> Any:
+            sock.sendall(json.dumps(command).encode() + b"\n")
+            while True:
+                reply = json.loads(reader.readline().lstrip(b"\xff"))
+                if "return" in reply and reply["return"] != 7:  # not the sync's echo
+                    return reply["return"]
+
+        sock.sendall(b'\xff{"execute": "guest-sync-delimited", "arguments": {"id": 7}}\n')
+        pid = call({"execute": "guest-exec", "arguments": {
+            "path": "/bin/sh", "arg": ["-c", script], "capture-output": True}})["pid"]
+        for _ in range(300):
+            status = call({"execute": "guest-exec-status", "arguments": {"pid": pid}})
+            if status["exited"]:
+                return base64.b64decode(status.get("out-data", "")).decode()
+            time.sleep(0.1)
+    raise AssertionError(f"the SASL VM's agent did not finish {script!r} within 30 s")
+
+
+def test_the_sasl_vm_idles_without_starting_processes(lab: LabStatus,
+                                                      lab_paths: LabPaths) -> None:
+    # it has no test port: the echo service's wait for it looked every 0.2 s for ever
+    # (~160 ms of host CPU a second under TCG); now every 5 s once the boot is 10 s old
+    # (a test that reset the VM may have run just before: past those 10 s first)
+    lines = _agent_exec(lab_paths, "while [ $(cut -d. -f1 /proc/uptime) -lt 12 ]; do sleep 1; "
+                                   "done; grep processes /proc/stat; sleep 2; "
+                                   "grep processes /proc/stat").split("\n")
+    first, second = (int(line.split()[1]) for line in lines[:2])
+    assert second - first < 6, f"{second - first} processes started in 2 s: {lines}"
