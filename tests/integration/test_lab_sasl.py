@@ -289,9 +289,9 @@ def _agent_exec(lab_paths: LabPaths, script: str) -> str:
 def test_the_sasl_vm_idles_without_starting_processes(lab: LabStatus,
                                                       lab_paths: LabPaths) -> None:
     # it has no test port: the echo service's wait for it looked every 0.2 s for ever
-    # (~160 ms of host CPU a second under TCG); now every 5 s once the boot is 10 s old
-    # (a test that reset the VM may have run just before: past those 10 s first)
-    lines = _agent_exec(lab_paths, "while [ $(cut -d. -f1 /proc/uptime) -lt 12 ]; do sleep 1; "
+    # (~160 ms of host CPU a second under TCG); now every 5 s once the guest is 15 s up
+    # (a test that reset the VM may have run just before: past those 15 s first)
+    lines = _agent_exec(lab_paths, "while [ $(cut -d. -f1 /proc/uptime) -lt 17 ]; do sleep 1; "
                                    "done; grep processes /proc/stat; sleep 2; "
                                    "grep processes /proc/stat").split("\n")
     first, second = (int(line.split()[1]) for line in lines[:2])

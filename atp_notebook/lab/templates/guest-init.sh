@@ -50,14 +50,13 @@ link_ports() {
 # Wait (for as long as it takes) until the named port exists; services start from
 # busybox init in parallel with the virtio driver still probing.
 wait_port() {
-    tries=0
     while :; do
         link_ports
         [ -c "/dev/virtio-ports/$1" ] && return 0
         # the ports probe within seconds of boot; a VM without this one (atp-sasl has no
-        # test port) must not spin on it: after 10 s, look every 5 s
-        tries=$((tries + 1))
-        if [ $tries -lt 50 ]; then sleep 0.2; else sleep 5; fi
+        # test port) must not spin on it: once the guest is 15 s up, look every 5 s
+        read -r up _ </proc/uptime
+        if [ "${up%%.*}" -lt 15 ]; then sleep 0.2; else sleep 5; fi
     done
 }
 
