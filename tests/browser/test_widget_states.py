@@ -327,7 +327,12 @@ def test_clicks_drags_and_the_wheel_land_in_the_guests_evdev(notebook: LiveNoteb
             lambda ev: len([e for e in ev if (e.type, e.code) == (EV_REL, REL_WHEEL)]) >= 5,
             "five wheel notches")
     assert presses(events, BTN_RIGHT) == [1, 0]
-    assert last_abs(events) == expected(719, 399, size)
+    right = next(i for i, e in enumerate(events) if (e.type, e.code) == (EV_KEY, BTN_RIGHT))
+    assert last_abs(events[:right]) == expected(719, 399, size)  # the click: exact
+    # the wheel's own position comes last: Chromium gives wheel events whole-pixel client
+    # coordinates (pointer events fractional ones), so where the canvas sits at a
+    # fractional offset (seen: top 321.0625) the wheel lands a pixel up or left of the click
+    assert last_abs(events) in {expected(x, y, size) for x in (718, 719) for y in (398, 399)}
     wheel = [e.value for e in events if (e.type, e.code) == (EV_REL, REL_WHEEL)]
     assert wheel == [-1, -1, 1, 1, 1]
 

@@ -10,18 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from atp_notebook.lab.guest_programs import GUEST_PROGRAMS, compile_program
+from tests.unit.guest_binaries import guest_binary
 
-CURSOR = next(p for p in GUEST_PROGRAMS if p.name == "atp-cursor")
 USAGE = "usage: atp-cursor hold | set HX HY X Y | move X Y | hide"
 
 
 @pytest.fixture(scope="module")
 def atp_cursor(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("atp-cursor") / "atp-cursor"
-    path.write_bytes(compile_program(CURSOR))
-    path.chmod(0o755)
-    return path
+    return guest_binary("atp-cursor", tmp_path_factory)
 
 
 def _run(binary: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,8 +1,8 @@
 """atp-echo-port (guest_src/atp-echo-port.c), the guest's echo service on a virtio-serial
 port: it compiles with the guest programs' flags, refuses bad arguments (exit 2) and a
 device it cannot open (exit 1), and echoes what it reads, here on a pseudo-terminal in raw
-mode standing for the port. On a real port: tests/integration/test_virtio_serial.py, and
-tests/integration/test_guest_boot.py checks that an idle echo starts no processes."""
+mode standing for the port. On a real port: tests/integration/test_virtio_serial.py (the
+echoes, and that an idle echo starts no processes)."""
 
 from __future__ import annotations
 
@@ -16,18 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from atp_notebook.lab.guest_programs import GuestProgram, compile_program
+from tests.unit.guest_binaries import guest_binary
 
-ECHO = GuestProgram("atp-echo-port", "atp-echo-port.c")
 WAIT_S = 10.0
 
 
 @pytest.fixture(scope="module")
 def echo_port(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("echo-port") / "atp-echo-port"
-    path.write_bytes(compile_program(ECHO))
-    path.chmod(0o755)
-    return path
+    return guest_binary("atp-echo-port", tmp_path_factory)
 
 
 @pytest.mark.parametrize("args", [(), ("relative/path",), ("/dev/null", "extra")],

@@ -10,17 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from atp_notebook.lab.guest_programs import GuestProgram, compile_program
-
-FB_PLAY = GuestProgram("atp-fb-play", "atp-fb-play.c")
+from tests.unit.guest_binaries import guest_binary
 
 
 @pytest.fixture(scope="module")
 def fb_play(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("fb-play") / "atp-fb-play"
-    path.write_bytes(compile_program(FB_PLAY))
-    path.chmod(0o755)
-    return path
+    return guest_binary("atp-fb-play", tmp_path_factory)
 
 
 def _run(binary: Path, *args: str) -> subprocess.CompletedProcess[str]:

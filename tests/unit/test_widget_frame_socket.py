@@ -23,7 +23,13 @@ from atp_notebook.notebook.widget.frame_socket import (
 )
 from atp_notebook.spice.display.live import Frame
 from atp_notebook.spice.display.surfaces import Box
-from tests.unit.test_widget_display import FakeVm, Frames, say, wait_live
+from tests.unit.test_widget_display import (  # vm and widget: the fixtures
+    FakeVm,
+    say,
+    vm,  # noqa: F401
+    wait_live,
+    widget,  # noqa: F401
+)
 
 WAIT_S = 10.0
 Client = tornado.websocket.WebSocketClientConnection
@@ -189,28 +195,15 @@ def test_the_token_never_reaches_a_repr_or_a_log(endpoint: FrameEndpoint,
 # --- the widget choosing its way ----------------------------------------------------------
 
 
-@pytest.fixture
-def vm() -> FakeVm:
-    return FakeVm()
-
-
-@pytest.fixture
-def widget(vm: FakeVm) -> Any:
-    w = DisplayWidget(vm)  # type: ignore[arg-type]
-    w.send = Frames()
-    wait_live(w)
-    yield w
-    w.close()
-
-
-def damage(vm: FakeVm, value: int) -> None:
+def damage(vm: FakeVm, value: int) -> None:  # noqa: F811
     vm.display.screen[0:10, 0:10] = value
     assert vm.display.listener is not None
     vm.display.listener(Frame(1, (Box(0, 0, 10, 10),), 0.0, (720, 400)))
 
 
 def test_frames_move_to_the_socket_and_back_to_the_comm_when_it_closes(
-        widget: Any, vm: FakeVm) -> None:
+        widget: Any, vm: FakeVm) -> None:  # noqa: F811
+    wait_live(widget)
     say(widget, type="hello")
     first, _ = widget.send.wait_for(1)[0]  # by comm: no socket yet
     assert widget.transport == "comm"
@@ -239,7 +232,8 @@ def test_frames_move_to_the_socket_and_back_to_the_comm_when_it_closes(
 
 
 def test_a_page_without_the_socket_gets_frames_by_comm_beside_one_with_it(
-        widget: Any, vm: FakeVm) -> None:
+        widget: Any, vm: FakeVm) -> None:  # noqa: F811
+    wait_live(widget)
     say(widget, type="hello")
     widget.send.wait_for(1)
 
@@ -259,10 +253,10 @@ def test_a_page_without_the_socket_gets_frames_by_comm_beside_one_with_it(
     assert by_comm and by_comm[0]["tiles"] == [[0, 0, 720, 400, "png"]]  # same frame, both
 
 
-def test_a_comm_only_widget_names_no_socket(vm: FakeVm) -> None:
-    widget = DisplayWidget(vm, transport="comm")  # type: ignore[arg-type]
+def test_a_comm_only_widget_names_no_socket(vm: FakeVm) -> None:  # noqa: F811
+    comm_only = DisplayWidget(vm, transport="comm")  # type: ignore[arg-type]
     try:
-        assert widget.frame_socket == ""
-        assert widget.transport == "comm"
+        assert comm_only.frame_socket == ""
+        assert comm_only.transport == "comm"
     finally:
-        widget.close()
+        comm_only.close()
