@@ -11,6 +11,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from ipywidgets.widgets.widget import (  # type: ignore[import-untyped]
+    _instances as widget_instances,
+)
 
 from atp_notebook.errors import InvalidArgument
 from atp_notebook.listeners import ListenerHandle
@@ -229,3 +232,17 @@ def test_the_text_form_is_stable(widget: Any) -> None:
 def test_bad_options_are_refused(vm: FakeVm, options: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         DisplayWidget(vm, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"fps": 0}, "fps and blind_fps > 0"),
+    ({"max_in_flight": 0}, "max_in_flight >= 1"),
+])
+def test_bad_pacing_is_refused_before_any_widget_exists(vm: FakeVm, options: dict[str, Any],
+                                                        message: str) -> None:
+    # refused after ipywidgets had opened the widget's comm, a half-built widget stayed
+    # registered for the kernel's life (and its close() failed on what was never set)
+    before = len(widget_instances)
+    with pytest.raises(InvalidArgument, match=message):
+        DisplayWidget(vm, **options)  # type: ignore[arg-type]
+    assert len(widget_instances) == before

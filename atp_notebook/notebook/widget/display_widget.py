@@ -120,6 +120,8 @@ class DisplayWidget(anywidget.AnyWidget):
             raise InvalidArgument(f"DisplayWidget: transport {transport!r} is not one of "
                                   f"{', '.join(TRANSPORTS)}")
         lossless_format(Box(0, 0, 1, 1), lossless)  # a bad choice raises here, not later
+        # made before the widget's comm opens: a refusal leaves no half-built widget behind
+        pacer = FramePacer(fps=fps, max_in_flight=max_in_flight)
         self._lossless = lossless
         super().__init__(vm_name=vm.name if channel == 0 else f"{vm.name}:{channel}",
                          special_keys=[list(k) for k in SPECIAL_KEYS])
@@ -130,7 +132,7 @@ class DisplayWidget(anywidget.AnyWidget):
         self._quality = quality
         self._log = logging.getLogger(f"atp.widget.{vm.name}.display{channel or ''}")
         self._cond = threading.Condition()
-        self._pacer = FramePacer(fps=fps, max_in_flight=max_in_flight)
+        self._pacer = pacer
         self._keys = HeldKeys()
         self._buttons = HeldButtons()
         self._wheel = WheelNotches()
@@ -198,8 +200,9 @@ class DisplayWidget(anywidget.AnyWidget):
             listener, self._listener = self._listener, None
         if listener is not None:
             listener.close()
-        if self._endpoint is not None:
-            self._endpoint.close()
+        endpoint = self.__dict__.get("_endpoint")  # None: __init__ failed or comm only
+        if endpoint is not None:
+            endpoint.close()
         spice_listener = self.__dict__.get("_spice_listener")  # None: __init__ failed
         if spice_listener is not None:
             spice_listener.close()
