@@ -164,3 +164,32 @@ def test_a_gap_that_never_fills_is_given_up_on() -> None:
     assert out[:-1] == [[]] * MAX_HELD
     assert out[-1] == list(range(1, MAX_HELD + 2))
     assert order.push("v", MAX_HELD + 2, "next") == ["next"]
+
+
+def test_two_widgets_of_one_vm_send_in_the_order_typed_and_share_one_thread() -> None:
+    # keys typed into one widget, then into another of the same VM: with a thread each, the
+    # second widget's keys went out while the first one's still waited their turn
+    spice = SlowInput()
+    first, second = GuestInput(spice, "vm"), GuestInput(spice, "vm")
+    first.keys(b"\x1e")  # taken at once; its send waits for go
+    for _ in range(100):
+        if spice.calls:
+            break
+        threading.Event().wait(0.01)
+    first.keys(b"\x9e")
+    second.keys(b"\x30")
+    second.keys(b"\xb0")
+    spice.go.set()
+    assert second.flush(WAIT_S)
+    assert spice.calls == [("keys", b"\x1e"), ("keys", b"\x9e"), ("keys", b"\x30"),
+                           ("keys", b"\xb0")]
+    thread = first._sender.thread
+    assert second._sender.thread is thread  # one thread for the VM
+    first.close()
+    assert not first.alive and second.alive  # the other widget still sends
+    second.keys(b"\x2e")
+    assert second.flush(WAIT_S) and spice.calls[-1] == ("keys", b"\x2e")
+    second.close()
+    assert not second.alive
+    thread.join(WAIT_S)
+    assert not thread.is_alive()  # the last one to close ended it

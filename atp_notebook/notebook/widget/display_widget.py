@@ -10,9 +10,9 @@ while no view shows the widget.
 
 Keys (by ``KeyboardEvent.code``, keys.py), the row of special keys under the canvas and
 pointer events (buttons held across moves, the wheel: pointer.py) from a focused view go to
-the guest in order through an input thread of the widget's own (guest_input.py), so the
-kernel's shell thread that hears them never waits for the VM. The snapshot button asks the
-kernel for the exact screen (PNG of ``vm.display``'s pixels, as ``vm.screenshot()``).
+the guest in order through the VM's input thread (guest_input.py, shared by its widgets),
+so the kernel's shell thread that hears them never waits for the VM. The snapshot button
+asks the kernel for the exact screen (PNG of ``vm.display``'s pixels, as ``vm.screenshot()``).
 
 Frames travel on a loopback WebSocket of the widget's own when the browser reaches it
 (frame_socket.py: about four times cheaper a frame than Jupyter's comm path, and its

@@ -3,12 +3,13 @@
 The widget hears input on the kernel's shell thread and must not block it. Posting each key
 as its own coroutine (``send_scancodes_nowait``) lets two keys race: each opens or finds the
 Inputs channel on its own, and a Shift released before the key it shifts types the wrong
-character (seen in the browser test: a typed ``>`` lost). So one thread of the widget's own
-sends them, one at a time through the blocking API, and only the last of several queued
-pointer moves. Keys are never joined into one message: QEMU's PS/2 keyboard holds only a few
-bytes, and a burst (a fast typist, a paste, a browser test) lost keys in the guest
-("typed-iidget" for "typed-in-widget"); each key event goes alone, at most one every
-``KEY_INTERVAL_S``, the pace ``vm.type()`` keeps. Buttons go down and up as separate
+character (seen in the browser test: a typed ``>`` lost). So one thread per VM sends them
+(shared by its widgets: keys typed into one widget and then another keep their order), one
+at a time through the blocking API, and only the last of several queued pointer moves.
+Keys are never joined into one message: QEMU's PS/2 keyboard holds only a few bytes, and
+a burst (a fast typist, a paste, a browser test) lost keys in the guest ("typed-iidget" for
+"typed-in-widget"); each key event goes alone, at most one every ``KEY_INTERVAL_S``, the
+pace ``vm.type()`` keeps. Buttons go down and up as separate
 events (a drag is a press, moves, a release) and the wheel in notches; keys, buttons and
 wheel keep their order with the moves between them.
 
@@ -116,16 +117,90 @@ class _Send:
 _Item = _Send | threading.Event | _Stop
 
 
-class GuestInput:
-    """The input thread of one widget."""
+class _Sender:
+    """The input thread of one VM's Inputs, shared by the VM's widgets: keys typed into one
+    widget and then another go in the order typed (two threads raced: the second widget's
+    keys went out while the first one's still waited their turn)."""
 
     def __init__(self, spice_input: BlockingInput, name: str) -> None:
         self._input = spice_input
+        self.users = 0
+        self.stopping = False
         self._log = logging.getLogger(f"atp.widget.{name}.input")
-        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"atp-widget-input-{name}")
-        self._thread.start()
+        self.queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, daemon=True,
+                                       name=f"atp-widget-input-{name}")
+        self.thread.start()
+
+    def _run(self) -> None:
+        pending: _Item | None = None
+        last_key = 0.0
+        while True:
+            item = pending if pending is not None else self.queue.get()
+            pending = None
+            if isinstance(item, _Stop):
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            # take what queued up meanwhile: a move gives way to the newest; anything else
+            # waits for the next turn, in order
+            while item.kind == "move":
+                try:
+                    following = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if not isinstance(following, _Send) or following.kind != "move":
+                    pending = following
+                    break
+                item = following
+            try:
+                if item.kind == "keys":
+                    wait = last_key + KEY_INTERVAL_S - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                    last_key = time.monotonic()
+                self._send(item)
+            except AtpError as exc:  # the VM went away, a position off a resized screen...
+                self._log.warning("%s not sent: %s", item.kind, exc)
+
+    @property
+    def input(self) -> BlockingInput:
+        return self._input
+
+    def _send(self, item: _Send) -> None:
+        spice, x, y, timeout = self._input, item.x, item.y, SEND_TIMEOUT_S
+        if item.kind == "keys":
+            spice.send_scancodes(item.data, timeout=timeout)
+        elif item.kind == "move":
+            spice.move(x, y, timeout=timeout)
+        elif item.kind == "click":
+            spice.click(x, y, item.button, timeout=timeout)
+        elif item.kind == "down":
+            spice.button_down(x, y, item.button, timeout=timeout)
+        elif item.kind == "up":
+            spice.button_up(x, y, item.button, timeout=timeout)
+        else:
+            spice.scroll(x, y, item.clicks, timeout=timeout)
+
+
+_senders: dict[int, _Sender] = {}  # id of a VM's Inputs -> its sender (which holds it)
+_senders_lock = threading.Lock()
+
+
+class GuestInput:
+    """A widget's way to its VM's input thread (the thread is the VM's, shared by its
+    widgets; it ends when the last of them closes)."""
+
+    def __init__(self, spice_input: BlockingInput, name: str) -> None:
+        with _senders_lock:
+            sender = _senders.get(id(spice_input))
+            if sender is None or sender.stopping:
+                sender = _senders[id(spice_input)] = _Sender(spice_input, name)
+            sender.users += 1
+        self._sender = sender
+        self._queue = sender.queue
+        self._closed = False
 
     def keys(self, data: bytes) -> None:
         if data:
@@ -153,58 +228,25 @@ class GuestInput:
         return done.wait(timeout)
 
     def close(self, timeout: float = SEND_TIMEOUT_S) -> None:
-        """Send what is queued, then end the thread."""
-        self._queue.put(_Stop())
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+        """Let go of the VM's input thread; the last widget to close sends what is queued,
+        then ends it."""
+        sender = self._sender
+        with _senders_lock:
+            if self._closed:
+                return
+            self._closed = True
+            sender.users -= 1
+            last = sender.users == 0
+            if last:
+                sender.stopping = True
+                if _senders.get(id(sender.input)) is sender:
+                    del _senders[id(sender.input)]
+        if last:
+            self._queue.put(_Stop())
+            if threading.current_thread() is not sender.thread:
+                sender.thread.join(timeout)
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        pending: _Item | None = None
-        last_key = 0.0
-        while True:
-            item = pending if pending is not None else self._queue.get()
-            pending = None
-            if isinstance(item, _Stop):
-                return
-            if isinstance(item, threading.Event):
-                item.set()
-                continue
-            # take what queued up meanwhile: a move gives way to the newest; anything else
-            # waits for the next turn, in order
-            while item.kind == "move":
-                try:
-                    following = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if not isinstance(following, _Send) or following.kind != "move":
-                    pending = following
-                    break
-                item = following
-            try:
-                if item.kind == "keys":
-                    wait = last_key + KEY_INTERVAL_S - time.monotonic()
-                    if wait > 0:
-                        time.sleep(wait)
-                    last_key = time.monotonic()
-                self._send(item)
-            except AtpError as exc:  # the VM went away, a position off a resized screen...
-                self._log.warning("%s not sent: %s", item.kind, exc)
-
-    def _send(self, item: _Send) -> None:
-        spice, x, y, timeout = self._input, item.x, item.y, SEND_TIMEOUT_S
-        if item.kind == "keys":
-            spice.send_scancodes(item.data, timeout=timeout)
-        elif item.kind == "move":
-            spice.move(x, y, timeout=timeout)
-        elif item.kind == "click":
-            spice.click(x, y, item.button, timeout=timeout)
-        elif item.kind == "down":
-            spice.button_down(x, y, item.button, timeout=timeout)
-        elif item.kind == "up":
-            spice.button_up(x, y, item.button, timeout=timeout)
-        else:
-            spice.scroll(x, y, item.clicks, timeout=timeout)
+        """This widget may still send (not closed, the thread running)."""
+        return not self._closed and self._sender.thread.is_alive()
