@@ -39,6 +39,13 @@ class SlowInput:
             self.fail_next = False
             raise ChannelClosed("atp-vm1: inputs channel closed")
 
+    def wait_first_call(self) -> None:
+        """Until the input thread took the first item (its send now waits for ``go``)."""
+        for _ in range(100):
+            if self.calls:
+                return
+            threading.Event().wait(0.01)
+
     def send_scancodes(self, data: bytes, timeout: float) -> None:
         self._call("keys", data)
 
@@ -62,10 +69,7 @@ def test_what_queues_behind_a_slow_send_goes_in_order_keys_alone_moves_coalesced
     spice = SlowInput()
     guest = GuestInput(spice, "vm")
     guest.keys(b"\x2a")  # taken at once; its send waits for go
-    for _ in range(100):
-        if spice.calls:
-            break
-        threading.Event().wait(0.01)
+    spice.wait_first_call()
     guest.keys(b"\x1e")
     guest.keys(b"\x9e\xaa")
     guest.move(1, 1)
@@ -87,10 +91,7 @@ def test_a_drag_keeps_its_moves_between_press_and_release_and_the_wheel_its_plac
     spice = SlowInput()
     guest = GuestInput(spice, "vm")
     guest.keys(b"\x2a")  # the first call waits for go: the rest queue behind it
-    for _ in range(100):
-        if spice.calls:
-            break
-        threading.Event().wait(0.01)
+    spice.wait_first_call()
     guest.button(10, 10, "left", down=True)
     guest.move(20, 20)
     guest.move(30, 30)  # coalesced with the move before, never past the release
@@ -172,10 +173,7 @@ def test_two_widgets_of_one_vm_send_in_the_order_typed_and_share_one_thread() ->
     spice = SlowInput()
     first, second = GuestInput(spice, "vm"), GuestInput(spice, "vm")
     first.keys(b"\x1e")  # taken at once; its send waits for go
-    for _ in range(100):
-        if spice.calls:
-            break
-        threading.Event().wait(0.01)
+    spice.wait_first_call()
     first.keys(b"\x9e")
     second.keys(b"\x30")
     second.keys(b"\xb0")
