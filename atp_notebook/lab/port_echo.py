@@ -1,12 +1,13 @@
 """An echo in a lab guest on one virtio-serial port, started through the guest agent: the
 far end of a Spice port (a ``spiceport`` chardev) or of a libvirt virtio-serial channel.
 
-The guest is busybox (:mod:`.guest`): a shell opens ``/dev/virtio-ports/NAME`` once,
-read-write (a virtio port can be open only once in the guest), and runs ``cat`` from it to
-it; ``cat`` ends at EOF, which the guest reads while the host side is not connected, so the
-loop starts it again. The shell is the leader of its own process group (``setsid``): stopping
-the echo kills the group, the port's only descriptor closes, and QEMU tells the host side
-that the guest closed the port (a Spice PORT_EVENT CLOSED).
+The guest is busybox (:mod:`.guest`): a shell waits for ``/dev/virtio-ports/NAME``, then
+becomes ``atp-echo-port`` (guest_src/atp-echo-port.c, the lab's echo service too), which
+opens the port once, read-write (a virtio port can be open only once in the guest), and
+echoes it; at the EOF the guest reads while the host side is not connected it waits for the
+host to open the port. The shell is the leader of its own process group (``setsid``):
+stopping the echo kills the group, the port's only descriptor closes, and QEMU tells the
+host side that the guest closed the port (a Spice PORT_EVENT CLOSED).
 
 Example::
 
@@ -57,7 +58,7 @@ def echo_script(port: str) -> str:
     return (f"i=0; until /usr/bin/atp-link-ports; [ -c {dev} ]; do i=$((i + 1)); "
             f"[ $i -gt {PORT_WAIT_TRIES} ] && exit 1; sleep 0.1; done; "
             f"echo $$ >{pid_file(port)}; "  # the group's id: setsid made this shell its leader
-            f"exec 3<>{dev}; while :; do cat <&3 >&3; sleep 0.05; done")
+            f"exec /usr/bin/atp-echo-port {dev}")
 
 
 def start_echo(vm: DomainHandle, port: str, agent: GuestAgent | None = None) -> GuestEcho:
